@@ -1,0 +1,153 @@
+/*
+ * tr_convolve_s8_t2.c - 2-D convolution: int8 activations, "t2r16-v1" 2-bit ternary weights.
+ *
+ * Layouts (tr_nn.h): input [1, H, W, C_in], filter rows per output channel in order
+ * [KH][KW][C_in] (K = KH * KW * C_in weights per row), bias [C_out] (may be NULL = 0),
+ * output [1, OH, OW, C_out]. acc = bias + sum(w * x) with padded taps reading pad_value.
+ *
+ * Scratch (same size on every build so the arena plan does not depend on the path):
+ * 11 * Kp bytes, Kp = K rounded up to 16; an 8-byte aligned buffer is required. The DSP path
+ * keeps four interleaved int16 im2col columns (8 * Kp: output pixels go in fours so that one
+ * weight decode feeds four MAC chains), one natural-order int16 column (2 * Kp) and an int8
+ * staging row (Kp).
+ * Fast path: 1x1 kernel, stride 1, no padding reads the input pixel directly (no im2col).
+ */
+#include "tr_nn_support.h"
+
+#if TR_NN_USE_DSP
+/* int16 im2col column of output pixel (oy, ox): K values in [KH][KW][C_in] order, zero-filled to
+ * k_pad; the 1x1 fast path expands the input pixel directly, skipping the int8 staging copy. */
+static void tr_conv_t2_column(const tr_nn_conv_params *conv_params, const tr_nn_dims *input_dims,
+                               const int8_t *input_data, const tr_nn_dims *filter_dims, int32_t oy, int32_t ox,
+                               int32_t fast_1x1, int32_t k_pad, int8_t *stage, int16_t *col)
+{
+    const int32_t in_h = input_dims->h;
+    const int32_t in_w = input_dims->w;
+    const int32_t in_c = input_dims->c;
+    const int32_t k = filter_dims->h * filter_dims->w * in_c;
+    if (fast_1x1) {
+        tr_expand_s8_to_s16(input_data + (oy * in_w + ox) * in_c, col, k, k_pad, 0);
+        return;
+    }
+    int8_t *dst = stage;
+    for (int32_t ky = 0; ky < filter_dims->h; ++ky) {
+        const int32_t iy = oy * conv_params->stride.h - conv_params->padding.h + ky;
+        for (int32_t kx = 0; kx < filter_dims->w; ++kx) {
+            const int32_t ix = ox * conv_params->stride.w - conv_params->padding.w + kx;
+            if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
+                memcpy(dst, input_data + (iy * in_w + ix) * in_c, (size_t)in_c);
+            } else {
+                memset(dst, conv_params->pad_value, (size_t)in_c);
+            }
+            dst += in_c;
+        }
+    }
+    tr_expand_s8_to_s16(stage, col, k, k_pad, 0);
+}
+#endif
+
+int32_t tr_convolve_s8_t2_get_buffer_size(const tr_nn_dims *input_dims, const tr_nn_dims *filter_dims)
+{
+    const int32_t k = filter_dims->h * filter_dims->w * input_dims->c;
+    return 11 * (((k + 16 - 1) / 16) * 16);
+}
+
+tr_nn_status tr_convolve_s8_t2(const tr_nn_context *ctx, const tr_nn_conv_params *conv_params,
+                               const tr_nn_per_channel_quant_params *quant_params,
+                               const tr_nn_dims *input_dims, const int8_t *input_data,
+                               const tr_nn_dims *filter_dims, const uint8_t *filter_data,
+                               const tr_nn_dims *bias_dims, const int32_t *bias_data,
+                               const tr_nn_dims *output_dims, int8_t *output_data)
+{
+    const int32_t in_h = input_dims->h;
+    const int32_t in_w = input_dims->w;
+    const int32_t in_c = input_dims->c;
+    const int32_t k_h = filter_dims->h;
+    const int32_t k_w = filter_dims->w;
+    const int32_t out_c = filter_dims->n;
+    const int32_t out_h = output_dims->h;
+    const int32_t out_w = output_dims->w;
+    const int32_t stride_h = conv_params->stride.h;
+    const int32_t stride_w = conv_params->stride.w;
+    const int32_t pad_top = conv_params->padding.h;
+    const int32_t pad_left = conv_params->padding.w;
+    const int32_t k = k_h * k_w * in_c;
+    const int32_t row_bytes = tr_row_bytes_t2(k);
+    const int32_t *mult = quant_params->multiplier;
+    const int32_t *shift = quant_params->shift;
+    (void)bias_dims;
+
+    if (filter_dims->c != in_c || output_dims->c != out_c || k <= 0 || out_c <= 0 || stride_h < 1 ||
+        stride_w < 1 || pad_top < 0 || pad_left < 0) {
+        return TR_NN_ARG_ERROR;
+    }
+    if (ctx == NULL || ctx->buf == NULL || ctx->size < tr_convolve_s8_t2_get_buffer_size(input_dims, filter_dims)) {
+        return TR_NN_ARG_ERROR;
+    }
+    const int32_t fast_1x1 = k_h == 1 && k_w == 1 && stride_h == 1 && stride_w == 1 && pad_top == 0 &&
+                             pad_left == 0 && out_h <= in_h && out_w <= in_w;
+
+#if TR_NN_USE_DSP
+    /* Output pixels go in blocks of four so that one weight decode feeds four columns. */
+    const int32_t k_pad = ((k + 16 - 1) / 16) * 16;
+    int16_t *blocks = (int16_t *)ctx->buf;     /* 4 interleaved columns: 8 * k_pad bytes */
+    int16_t *col = blocks + 4 * k_pad;         /* one natural-order column: 2 * k_pad bytes */
+    int8_t *stage = (int8_t *)(col + k_pad);   /* int8 im2col staging: k_pad bytes */
+    const int32_t n_pix = out_h * out_w;
+    for (int32_t p = 0; p < n_pix; p += 4) {
+        const int32_t count = n_pix - p < 4 ? n_pix - p : 4;
+        for (int32_t j = 0; j < 4; ++j) {
+            if (j < count) {
+                tr_conv_t2_column(conv_params, input_dims, input_data, filter_dims, (p + j) / out_w,
+                                   (p + j) % out_w, fast_1x1, k_pad, stage, col);
+            } else {
+                memset(col, 0, (size_t)k_pad * sizeof(int16_t)); /* unused lane: defined, discarded */
+            }
+            tr_interleave_column(col, blocks, j, k_pad, 4);
+        }
+        int8_t *out = output_data + p * out_c;
+        for (int32_t o = 0; o < out_c; ++o) {
+            const int32_t b = bias_data != NULL ? bias_data[o] : 0;
+            int32_t acc[4] = {b, b, b, b};
+            tr_dot4_t2_dsp(blocks, filter_data + o * row_bytes, k_pad / 16, acc);
+            for (int32_t j = 0; j < count; ++j) {
+                out[j * out_c + o] = tr_output_stage(acc[j], mult[o], shift[o], conv_params->output_offset,
+                                                     &conv_params->activation);
+            }
+        }
+    }
+#else
+    for (int32_t oy = 0; oy < out_h; ++oy) {
+        for (int32_t ox = 0; ox < out_w; ++ox) {
+            int8_t *out = output_data + (oy * out_w + ox) * out_c;
+            for (int32_t o = 0; o < out_c; ++o) {
+                const uint8_t *row = filter_data + o * row_bytes;
+                int32_t acc = bias_data != NULL ? bias_data[o] : 0;
+                if (fast_1x1) {
+                    const int8_t *src = input_data + (oy * in_w + ox) * in_c;
+                    for (int32_t ci = 0; ci < in_c; ++ci) {
+                        acc += tr_t2_weight(row, ci) * src[ci];
+                    }
+                } else {
+                    for (int32_t ky = 0; ky < k_h; ++ky) {
+                        const int32_t iy = oy * stride_h - pad_top + ky;
+                        for (int32_t kx = 0; kx < k_w; ++kx) {
+                            const int32_t ix = ox * stride_w - pad_left + kx;
+                            const int32_t valid = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
+                            const int8_t *src = valid ? input_data + (iy * in_w + ix) * in_c : NULL;
+                            const int32_t base = (ky * k_w + kx) * in_c;
+                            for (int32_t ci = 0; ci < in_c; ++ci) {
+                                const int32_t x = valid ? src[ci] : conv_params->pad_value;
+                                acc += tr_t2_weight(row, base + ci) * x;
+                            }
+                        }
+                    }
+                }
+                out[o] = tr_output_stage(acc, mult[o], shift[o], conv_params->output_offset,
+                                         &conv_params->activation);
+            }
+        }
+    }
+#endif
+    return TR_NN_SUCCESS;
+}

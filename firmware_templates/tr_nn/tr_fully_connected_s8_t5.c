@@ -1,0 +1,64 @@
+/*
+ * tr_fully_connected_s8_t5.c - fully connected: int8 activations, "trit5r20-v1" 5-trits-per-byte ternary weights.
+ *
+ * Layouts (tr_nn.h): input {N, 1, 1, C_in} (N rows processed one after another; normally 1),
+ * filter dims {C_out, 1, 1, C_in}, one row of C_in weights per output channel, bias [C_out]
+ * (may be NULL = 0), output {N, 1, 1, C_out}.
+ * Scratch: 2 * Kp bytes, Kp = C_in rounded up to 20 (the DSP path's int16 copy of the input);
+ * a 4-byte aligned buffer is required. Same size on every build.
+ */
+#include "tr_nn_support.h"
+
+int32_t tr_fully_connected_s8_t5_get_buffer_size(const tr_nn_dims *filter_dims)
+{
+    return 2 * (((filter_dims->c + 20 - 1) / 20) * 20);
+}
+
+tr_nn_status tr_fully_connected_s8_t5(const tr_nn_context *ctx, const tr_nn_fc_params *fc_params,
+                                      const tr_nn_per_channel_quant_params *quant_params,
+                                      const tr_nn_dims *input_dims, const int8_t *input_data,
+                                      const tr_nn_dims *filter_dims, const uint8_t *filter_data,
+                                      const tr_nn_dims *bias_dims, const int32_t *bias_data,
+                                      const tr_nn_dims *output_dims, int8_t *output_data)
+{
+    const int32_t k = filter_dims->c;
+    const int32_t out_c = filter_dims->n;
+    const int32_t batches = input_dims->n;
+    const int32_t row_bytes = tr_row_bytes_t5(k);
+    const int32_t *mult = quant_params->multiplier;
+    const int32_t *shift = quant_params->shift;
+    (void)bias_dims;
+
+    if (k <= 0 || out_c <= 0 || batches < 1 || input_dims->h * input_dims->w * input_dims->c != k ||
+        output_dims->c != out_c) {
+        return TR_NN_ARG_ERROR;
+    }
+    if (ctx == NULL || ctx->buf == NULL || ctx->size < tr_fully_connected_s8_t5_get_buffer_size(filter_dims)) {
+        return TR_NN_ARG_ERROR;
+    }
+
+    for (int32_t b = 0; b < batches; ++b) {
+        const int8_t *in = input_data + b * k;
+        int8_t *out = output_data + b * out_c;
+#if TR_NN_USE_DSP
+        const int32_t k_pad = ((k + 20 - 1) / 20) * 20;
+        int16_t *col = (int16_t *)ctx->buf;
+        tr_expand_s8_to_s16(in, col, k, k_pad, 0);
+        for (int32_t o = 0; o < out_c; ++o) {
+            int32_t acc = bias_data != NULL ? bias_data[o] : 0;
+            acc = tr_dot_t5_dsp(col, filter_data + o * row_bytes, k_pad / 20, acc);
+            out[o] = tr_output_stage(acc, mult[o], shift[o], fc_params->output_offset, &fc_params->activation);
+        }
+#else
+        for (int32_t o = 0; o < out_c; ++o) {
+            const uint8_t *row = filter_data + o * row_bytes;
+            int32_t acc = bias_data != NULL ? bias_data[o] : 0;
+            for (int32_t i = 0; i < k; ++i) {
+                acc += tr_t5_weight(row, i) * in[i];
+            }
+            out[o] = tr_output_stage(acc, mult[o], shift[o], fc_params->output_offset, &fc_params->activation);
+        }
+#endif
+    }
+    return TR_NN_SUCCESS;
+}

@@ -1,0 +1,87 @@
+"""Host builds of the tr_nn kernel library (shared objects for ctypes, executables for tests)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+# Warnings are errors everywhere: the same sources must stay clean for the firmware build.
+HOST_CFLAGS = ("-std=c11", "-Wall", "-Wextra", "-Werror", "-fPIC")
+SANITIZE_FLAGS = ("-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
+                  "-fno-sanitize-recover=all")
+# Host CPUs have no Arm DSP extension, so this selects the plain-C path either way; stating it keeps
+# the build explicit.
+REFERENCE_FLAG = "-DTR_NN_FORCE_REFERENCE"
+
+
+def firmware_templates_dir() -> Path:
+    """The firmware_templates tree: the source checkout first, then the copy packaged in the wheel."""
+    here = Path(__file__).resolve()
+    candidates = (here.parents[2] / "firmware_templates", here.parent / "_data" / "firmware_templates")
+    for candidate in candidates:
+        if (candidate / "tr_nn" / "tr_nn.h").is_file():
+            return candidate
+    raise FileNotFoundError(f"firmware_templates not found (looked in {', '.join(map(str, candidates))})")
+
+
+def tr_nn_dir() -> Path:
+    return firmware_templates_dir() / "tr_nn"
+
+
+def tr_nn_sources() -> list[Path]:
+    """Every .c file of the kernel library, sorted for reproducible builds."""
+    return sorted(tr_nn_dir().glob("*.c"))
+
+
+def host_compiler() -> str:
+    compiler = shutil.which("gcc") or shutil.which("cc")
+    if compiler is None:
+        raise FileNotFoundError("no host C compiler (gcc/cc) on PATH")
+    return compiler
+
+
+def _run_compiler(cmd: list[str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"host C build failed ({' '.join(cmd)}):\n{proc.stdout}{proc.stderr}")
+
+
+def _common_flags(include_dirs: Sequence[Path], sanitize: bool, extra_flags: Sequence[str]) -> list[str]:
+    flags = list(HOST_CFLAGS)
+    flags += list(SANITIZE_FLAGS) if sanitize else ["-O2"]
+    flags += [f"-I{d}" for d in include_dirs]
+    flags += list(extra_flags)
+    return flags
+
+
+def build_host_shared_lib(sources: Sequence[Path], include_dirs: Sequence[Path], out: Path, *,
+                          sanitize: bool = False, extra_flags: Sequence[str] = ()) -> Path:
+    """Compile `sources` into the shared object `out` (for ctypes).
+
+    A sanitized .so needs libasan preloaded into the loading process (LD_PRELOAD); see
+    `sanitizer_preload()`. Test drivers that want sanitizers more simply use build_host_executable.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [host_compiler(), "-shared", *_common_flags(include_dirs, sanitize, extra_flags),
+           *map(str, sources), "-o", str(out)]
+    _run_compiler(cmd)
+    return out
+
+
+def build_host_executable(sources: Sequence[Path], include_dirs: Sequence[Path], out: Path, *,
+                          sanitize: bool = False, extra_flags: Sequence[str] = ()) -> Path:
+    """Compile `sources` (one of them with main) into the executable `out`."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [host_compiler(), *_common_flags(include_dirs, sanitize, extra_flags), *map(str, sources),
+           "-o", str(out)]
+    _run_compiler(cmd)
+    return out
+
+
+def sanitizer_preload() -> str:
+    """Path of the libasan the host gcc links against (for LD_PRELOAD when loading a sanitized .so)."""
+    proc = subprocess.run([host_compiler(), "-print-file-name=libasan.so"], capture_output=True, text=True,
+                          check=True)
+    return proc.stdout.strip()
