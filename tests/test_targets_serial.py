@@ -1,0 +1,102 @@
+"""Serial target: board discovery through mbed-tools, mass-storage flashing, and the shared
+ProtocolTarget batch logic (driven over pyserial's socket:// against the in-process device double)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mbed_tools.devices.device import ConnectedDevices, Device
+from mbed_tools.targets import Board
+from tinyrobust.targets import serial_target
+from tinyrobust.targets.base import as_batch, as_sample
+from tinyrobust.targets.serial_target import FlashError, SerialTarget, find_boards, flash
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_protocol import INPUT_BYTES, LAYER_SIZES, OUTPUT_BYTES, FakeDevice, _count, _layer_output  # noqa: E402
+
+
+def test_find_boards_maps_mbed_tools_devices(monkeypatch: pytest.MonkeyPatch) -> None:
+    board = Board.from_offline_board_entry({"board_type": "NUCLEO_H743ZI2", "board_name": "NUCLEO-H743ZI2",
+                                            "product_code": "0836"})
+    known = Device(board, "0836000012345", "/dev/ttyACM0", (Path("/media/NOD_H743ZI"),), mbed_enabled=True)
+    unknown = Device(Board.from_offline_board_entry({}), "9999", None, ())
+    connected = ConnectedDevices()
+    connected.add_device(unknown)
+    connected.add_device(known)
+    import mbed_tools.devices
+
+    monkeypatch.setattr(mbed_tools.devices, "get_connected_devices", lambda: connected)
+    boards = find_boards()
+    assert [b.board for b in boards] == ["NUCLEO_H743ZI2", ""]
+    assert boards[0].serial_port == "/dev/ttyACM0" and boards[0].mount_point == Path("/media/NOD_H743ZI")
+    assert boards[0].identified and not boards[1].identified and boards[1].mount_point is None
+
+
+def test_find_boards_runs_real_detection() -> None:
+    # No board on a CI machine; the call must still work (mbed-tools' Linux detector, no network).
+    assert isinstance(find_boards(), list)
+
+
+def test_flash_copies_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    image = tmp_path / "firmware.bin"
+    image.write_bytes(bytes(range(256)) * 40)
+    drive = tmp_path / "NOD_H743ZI"
+    drive.mkdir()
+    monkeypatch.setattr(serial_target.time, "sleep", lambda s: None)
+    flash(image, drive, timeout_s=1.0)
+    assert (drive / "firmware.bin").read_bytes() == image.read_bytes()
+    assert not list(drive.glob("*.tmp"))
+
+
+def test_flash_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(serial_target.time, "sleep", lambda s: None)
+    image = tmp_path / "firmware.bin"
+    image.write_bytes(b"\x00" * 64)
+    with pytest.raises(FlashError, match="not mounted"):
+        flash(image, tmp_path / "absent")
+    with pytest.raises(FlashError, match="not a .bin"):
+        flash(tmp_path / "firmware.elf", tmp_path)
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    (drive / "FAIL.TXT").write_text("The interface firmware FAILED to reset/halt the target MCU\n")
+    with pytest.raises(FlashError, match="rejected"):
+        flash(image, drive, timeout_s=1.0)
+    (drive / "FAIL.TXT").unlink()
+    with pytest.raises(FlashError, match="did not re-enumerate"):
+        flash(image, drive, serial_port=str(tmp_path / "ttyACM9"), timeout_s=0.2)
+
+
+def test_serial_target_batches_in_order() -> None:
+    dev = FakeDevice()
+    try:
+        x = np.random.default_rng(1).integers(-128, 128, size=(9, INPUT_BYTES), dtype=np.int8)
+        with SerialTarget(dev.url(), timeout_s=0.5) as t:
+            assert t.counter_unit == "emulated instructions"
+            seen: list[int] = []
+            y, counts = t.infer_batch(x, progress=seen.append)
+            assert sum(seen) == 9
+            for row, out, cnt in zip(x, y, counts, strict=True):
+                assert out.tobytes() == _layer_output(row.tobytes(), 2) and cnt == _count(row.tobytes())
+            assert y.dtype == np.int8 and y.shape == (9, OUTPUT_BYTES) and counts.dtype == np.int64
+            assert t.profile(x[0]) == [_count(x[0].tobytes()) + i for i in range(len(LAYER_SIZES))]
+            assert t.layer_output(x[0].tobytes(), 1) == _layer_output(x[0].tobytes(), 1)
+            assert t.batch_stats is not None and t.batch_stats.samples == 9
+            assert t.batch_stats.as_dict()["bytes_per_s"] > 0
+            assert t.link_stats.requests >= 12
+        assert not t._port.is_open
+    finally:
+        dev.close()
+
+
+def test_batch_input_checks() -> None:
+    with pytest.raises(TypeError, match="int8"):
+        as_batch(np.zeros((2, 4), dtype=np.float32), 4)
+    with pytest.raises(ValueError, match="takes 5"):
+        as_batch(np.zeros((2, 4), dtype=np.int8), 5)
+    assert as_batch(np.zeros((2, 2, 2), dtype=np.int8), 4).shape == (2, 4)
+    assert as_sample(np.arange(4, dtype=np.int8), 4) == bytes([0, 1, 2, 3])
+    with pytest.raises(ValueError):
+        as_sample(b"abc", 4)
