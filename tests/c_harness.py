@@ -210,21 +210,41 @@ def _activation(rng: np.random.Generator) -> tuple[int, int]:
     return lo, hi
 
 
-def _quant(rng: np.random.Generator, cout: int, k: int, w_scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel multipliers/shifts that map a typical accumulator into int8 range (some saturate)."""
+def _quant(rng: np.random.Generator, cout: int, k: int, w_scale: float,
+           bias_shift: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel multipliers/shifts that map a typical accumulator into int8 range (some saturate).
+
+    The accumulator carries the factor 2^bias_shift, so the shift takes it back out."""
     typical = max(1.0, np.sqrt(max(k, 1)) * 74.0 * w_scale)
-    base = -int(np.ceil(np.log2(typical))) + 6
+    base = -int(np.ceil(np.log2(typical))) + 6 - bias_shift
     mult = rng.integers(1 << 30, (1 << 31) - 1, size=cout, endpoint=True)
     mult[rng.random(cout) < 0.05] = 0
     shift = np.clip(base + rng.integers(-3, 3, size=cout), -31, 4)
     return mult.astype(np.int32), shift.astype(np.int32)
 
 
-def _bias(rng: np.random.Generator, cout: int, k: int) -> np.ndarray | None:
+INT32_MAX = 2**31 - 1
+MAX_TEST_BIAS_SHIFT = 8  # what the lowering emits (lower.MAX_BIAS_SHIFT); the C accepts up to 16
+
+
+def _bias(rng: np.random.Generator, cout: int, k: int, weights: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """(bias or None, bias_shift) for acc = Σ w·x · 2^bias_shift + bias, never overflowing int32.
+
+    sum_bound bounds |Σ w·x| for any int8 input (|x| <= 128); bias_shift in [0, 8] is capped so that
+    sum_bound · 2^bias_shift leaves half the int32 range, and |bias| <= INT32_MAX - that, so the C
+    accumulator provably fits. Mostly a bias of realistic size (scaled by 2^bias_shift, as the
+    lowering's finer units are), sometimes one using all the remaining headroom.
+    """
+    sum_bound = max(k, 1) * 128 * max(int(np.abs(weights.astype(np.int64)).max(initial=0)), 1)
+    s_cap = 0
+    while s_cap < MAX_TEST_BIAS_SHIFT and sum_bound << (s_cap + 1) <= 2**30:
+        s_cap += 1
+    bias_shift = int(rng.integers(0, s_cap, endpoint=True))
     if rng.random() < 0.15:
-        return None
-    bound = int(min(2**20, 128 * 128 * max(k, 1)))
-    return rng.integers(-bound, bound, size=cout).astype(np.int32)
+        return None, bias_shift
+    headroom = INT32_MAX - (sum_bound << bias_shift)
+    bound = headroom if rng.random() < 0.1 else min(min(2**20, 128 * 128 * max(k, 1)) << bias_shift, headroom)
+    return rng.integers(-bound, bound, size=cout, endpoint=True).astype(np.int32), bias_shift
 
 
 def _out_len(in_len: int, k: int, stride: int, pad_before: int, rng: np.random.Generator) -> int:
@@ -253,19 +273,19 @@ def conv_case(rng: np.random.Generator, fmt: str) -> Case:
         x = _i8(rng, (h, w, cin))
         wt = _weights(rng, fmt, (cout, kh, kw, cin))
         k = kh * kw * cin
-        bias = _bias(rng, cout, k)
-        mult, shift = _quant(rng, cout, k, 80.0 if fmt == packing.S8 else 1.0)
+        bias, bias_shift = _bias(rng, cout, k, wt)
+        mult, shift = _quant(rng, cout, k, 80.0 if fmt == packing.S8 else 1.0, bias_shift)
         pad_value, out_off = (int(v) for v in rng.integers(-128, 128, size=2))
         lo, hi = _activation(rng)
         try:
             ref = kernels.convolve(
                 x, wt, bias if bias is not None else np.zeros(cout, np.int32), mult, shift, stride=(sh, sw),
                 padding=(pt, pl), pad_value=pad_value, output_offset=out_off, act_min=lo, act_max=hi,
-                out_hw=(oh, ow))
+                out_hw=(oh, ow), bias_shift=bias_shift)
         except OverflowError:  # the lowering never emits an overflowing left shift; resample
             continue
         break
-    params = (h, w, cin, cout, kh, kw, oh, ow, sh, sw, pt, pl, pad_value, out_off, lo, hi)
+    params = (h, w, cin, cout, kh, kw, oh, ow, sh, sw, pt, pl, pad_value, out_off, lo, hi, bias_shift)
     packed = packing.pack_rows(wt.reshape(cout, k), fmt)
     return Case(OP_CONV[fmt], params, (_blob(x), _blob(packed), _blob(bias), _blob(mult), _blob(shift)),
                 ref.tobytes(), label=f"conv {fmt} {params}")
@@ -283,19 +303,19 @@ def dw_case(rng: np.random.Generator, fmt: str) -> Case:
         x = _i8(rng, (h, w, cin))
         wt = _weights(rng, fmt, (kh, kw, cout))
         k = kh * kw
-        bias = _bias(rng, cout, k)
-        mult, shift = _quant(rng, cout, k, 80.0 if fmt == packing.S8 else 1.0)
+        bias, bias_shift = _bias(rng, cout, k, wt)
+        mult, shift = _quant(rng, cout, k, 80.0 if fmt == packing.S8 else 1.0, bias_shift)
         pad_value, out_off = (int(v) for v in rng.integers(-128, 128, size=2))
         lo, hi = _activation(rng)
         try:
             ref = kernels.depthwise_conv(
                 x, wt, bias if bias is not None else np.zeros(cout, np.int32), mult, shift, ch_mult=ch_mult,
                 stride=(sh, sw), padding=(pt, pl), pad_value=pad_value, output_offset=out_off, act_min=lo,
-                act_max=hi, out_hw=(oh, ow))
+                act_max=hi, out_hw=(oh, ow), bias_shift=bias_shift)
         except OverflowError:  # the lowering never emits an overflowing left shift; resample
             continue
         break
-    params = (h, w, cin, ch_mult, kh, kw, oh, ow, sh, sw, pt, pl, pad_value, out_off, lo, hi)
+    params = (h, w, cin, ch_mult, kh, kw, oh, ow, sh, sw, pt, pl, pad_value, out_off, lo, hi, bias_shift)
     packed = packing.pack_rows(wt.reshape(kh * kw, cout), fmt)
     return Case(OP_DW[fmt], params, (_blob(x), _blob(packed), _blob(bias), _blob(mult), _blob(shift)),
                 ref.tobytes(), label=f"dw {fmt} {params}")
@@ -306,18 +326,18 @@ def fc_case(rng: np.random.Generator, fmt: str) -> Case:
         cin, cout = int(rng.integers(1, 120)), int(rng.integers(1, 24))
         x = _i8(rng, cin)
         wt = _weights(rng, fmt, (cout, cin))
-        bias = _bias(rng, cout, cin)
-        mult, shift = _quant(rng, cout, cin, 80.0 if fmt == packing.S8 else 1.0)
+        bias, bias_shift = _bias(rng, cout, cin, wt)
+        mult, shift = _quant(rng, cout, cin, 80.0 if fmt == packing.S8 else 1.0, bias_shift)
         out_off = int(rng.integers(-128, 128))
         lo, hi = _activation(rng)
         try:
             ref = kernels.fully_connected(
                 x, wt, bias if bias is not None else np.zeros(cout, np.int32), mult, shift,
-                output_offset=out_off, act_min=lo, act_max=hi)
+                output_offset=out_off, act_min=lo, act_max=hi, bias_shift=bias_shift)
         except OverflowError:  # the lowering never emits an overflowing left shift; resample
             continue
         break
-    params = (cin, cout, out_off, lo, hi)
+    params = (cin, cout, out_off, lo, hi, bias_shift)
     packed = packing.pack_rows(wt, fmt)
     return Case(OP_FC[fmt], params, (_blob(x), _blob(packed), _blob(bias), _blob(mult), _blob(shift)),
                 ref.tobytes(), label=f"fc {fmt} {params}")

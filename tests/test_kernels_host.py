@@ -46,24 +46,26 @@ def test_all_families_match_numpy_o2(o2_runner: Path, tmp_path: Path) -> None:
 
 
 def test_large_conv_matches(asan_runner: Path, tmp_path: Path) -> None:
-    """A realistic layer (16x16x24 -> 32, 3x3, stride 1 and 2) in every weight format."""
+    """A realistic layer (16x16x24 -> 32, 3x3, stride 1 and 2) in every weight format, with the
+    bias in units 2^bias_shift finer than the accumulator's (0 and 6, as the lowering emits)."""
     rng = np.random.default_rng(5)
     cases = []
     for fmt in packing.FORMATS:
-        for stride in (1, 2):
+        for stride, bias_shift in ((1, 0), (2, 6), (1, 6)):
             x = rng.integers(-128, 128, (16, 16, 24)).astype(np.int8)
             wt = rng.integers(-1, 2, (32, 3, 3, 24)).astype(np.int8)
-            bias = rng.integers(-5000, 5000, 32).astype(np.int32)
+            bias = rng.integers(-5000 << bias_shift, 5000 << bias_shift, 32).astype(np.int32)
             mult = rng.integers(1 << 30, 1 << 31, 32).astype(np.int32)
-            shift = np.full(32, -7 if fmt != packing.S8 else -12, np.int32)
+            shift = np.full(32, (-7 if fmt != packing.S8 else -12) - bias_shift, np.int32)
             oh = (16 + 2 - 3) // stride + 1
             ref = h.kernels.convolve(x, wt, bias, mult, shift, stride=(stride, stride), padding=(1, 1),
                                      pad_value=-5, output_offset=3, act_min=-128, act_max=127,
-                                     out_hw=(oh, oh))
-            params = (16, 16, 24, 32, 3, 3, oh, oh, stride, stride, 1, 1, -5, 3, -128, 127)
+                                     out_hw=(oh, oh), bias_shift=bias_shift)
+            params = (16, 16, 24, 32, 3, 3, oh, oh, stride, stride, 1, 1, -5, 3, -128, 127, bias_shift)
             blobs = (x.tobytes(), packing.pack_rows(wt.reshape(32, -1), fmt).tobytes(), bias.tobytes(),
                      mult.tobytes(), shift.tobytes())
-            cases.append(h.Case(h.OP_CONV[fmt], params, blobs, ref.tobytes(), label=f"big {fmt} s{stride}"))
+            cases.append(h.Case(h.OP_CONV[fmt], params, blobs, ref.tobytes(),
+                                label=f"big {fmt} s{stride} bias_shift {bias_shift}"))
     h.check_results(cases, h.run_host(asan_runner, cases, tmp_path))
 
 
@@ -131,3 +133,139 @@ def test_conv_rejects_small_scratch(shared_lib: ctypes.CDLL) -> None:
         status = fn(ctypes.byref(ctx), params, quant, ctypes.byref(inp), x, ctypes.byref(filt), w,
                     ctypes.byref(bias), None, ctypes.byref(out), y)
         assert status == want
+
+
+# ---------------------------------------------------------------- bias_shift, by hand
+
+_OUT_OFFSET = 10
+
+
+def _bias_shift_cases() -> list[tuple[h.Case, str, int]]:
+    """(case, kind, hand-computed accumulator) with acc = Σ w·x · 2^bias_shift + bias.
+
+    Each row: kind, taps (1 or 3x3), bias_shift, bias (None = NULL), requantize shift, acc.
+    With multiplier 2^30 (x0.5) and an even acc the requantized value is exactly acc · 2^(shift-1)
+    rounded half away from zero, so the expectation needs no model of the kernels.
+    """
+    rows = [
+        # x = 3, w = +1: Σ = 3
+        ("single", 3, 6, -2, 3 * 8 + 6),
+        # x = -3: Σ = -3
+        ("single_neg", 3, 6, -2, -3 * 8 + 6),
+        # x = 6, NULL bias
+        ("single_null", 0, None, -2, 6),
+        ("single_null", 5, None, -2, 6 * 32),
+        # x = -1, the largest accepted bias_shift
+        ("single_max", 16, 40000, -14, -(1 << 16) + 40000),
+        # 3x3 window around a 1x1 input, all weights +1, x = 2, pad_value = -1: Σ = 2 - 8 = -6;
+        # for fully connected x = [4, -2, 1], w = [1, -1, 1]: Σ = 7
+        ("window", 2, 10, -2, None),
+    ]
+    out: list[tuple[h.Case, str, int]] = []
+    x_of = {"single": 3, "single_neg": -3, "single_null": 6, "single_max": -1}
+    for fmt in packing.FORMATS:
+        for name, bias_shift, bias_val, shift_val, acc in rows:
+            bias = None if bias_val is None else np.array([bias_val], np.int32)
+            mult, shift = np.array([1 << 30], np.int32), np.array([shift_val], np.int32)
+            for kind in ("conv", "dw", "fc"):
+                if name == "window":
+                    if kind == "fc":
+                        x, wt = np.array([4, -2, 1], np.int8), np.array([[1, -1, 1]], np.int8)
+                        acc_k = 7 * 4 + 10
+                    else:
+                        x, acc_k = np.array([2], np.int8), -6 * 4 + 10
+                        wt = np.ones((1, 9) if kind == "conv" else (9, 1), np.int8)
+                    kk, pad = 3, 1
+                else:
+                    x, acc_k, kk, pad = np.array([x_of[name]], np.int8), acc, 1, 0
+                    wt = np.ones((1, 1), np.int8)
+                assert acc_k % 2 == 0
+                want = np.int8(np.clip(_round_half_away(acc_k, 1 - shift_val) + _OUT_OFFSET, -128, 127))
+                bias_blob = b"" if bias is None else bias.tobytes()
+                blobs = (x.tobytes(), packing.pack_rows(wt, fmt).tobytes(), bias_blob, mult.tobytes(),
+                         shift.tobytes())
+                if kind == "fc":
+                    params: tuple[int, ...] = (x.size, 1, _OUT_OFFSET, -128, 127, bias_shift)
+                    op = h.OP_FC[fmt]
+                else:
+                    # 1x1x1 input, one output pixel, pad_value -1
+                    params = (1, 1, 1, 1, kk, kk, 1, 1, 1, 1, pad, pad, -1, _OUT_OFFSET, -128, 127,
+                              bias_shift)
+                    op = h.OP_CONV[fmt] if kind == "conv" else h.OP_DW[fmt]
+                label = f"{kind} {fmt} {name} bias_shift={bias_shift}"
+                out.append((h.Case(op, params, blobs, want.tobytes(), label=label), kind, acc_k))
+    return out
+
+
+def _round_half_away(num: int, log2_den: int) -> int:
+    den = 1 << log2_den
+    assert (2 * abs(num)) % den != 0 or abs(num) % den == 0, "tie: pick another value"
+    q = (abs(num) + den // 2) // den
+    return q if num >= 0 else -q
+
+
+def _numpy_output(case: h.Case, kind: str) -> bytes:
+    """The numpy reference on the same case (weights unpacked from the blob)."""
+    p, fmt = case.params, {**{v: k for k, v in h.OP_CONV.items()}, **{v: k for k, v in h.OP_DW.items()},
+                           **{v: k for k, v in h.OP_FC.items()}}[case.op]
+    x = np.frombuffer(case.blobs[0], np.int8)
+    bias = np.frombuffer(case.blobs[2], np.int32) if case.blobs[2] else np.zeros(1, np.int32)
+    mult, shift = np.frombuffer(case.blobs[3], np.int32), np.frombuffer(case.blobs[4], np.int32)
+    common = dict(output_offset=_OUT_OFFSET, act_min=-128, act_max=127, bias_shift=p[-1])
+    packed = np.frombuffer(case.blobs[1], np.uint8)
+
+    def unpack(rows: int, k: int) -> np.ndarray:
+        return packing.unpack_rows(packed.reshape(rows, -1), fmt, rows, k)
+
+    if kind == "fc":
+        wt = unpack(1, x.size)
+        return h.kernels.fully_connected(x, wt, bias, mult, shift, **common).tobytes()
+    kk = p[4]
+    conv = dict(stride=(1, 1), padding=(p[10], p[11]), pad_value=p[12], out_hw=(1, 1), **common)
+    if kind == "conv":
+        wt = unpack(1, kk * kk).reshape(1, kk, kk, 1)
+        return h.kernels.convolve(x.reshape(1, 1, 1), wt, bias, mult, shift, **conv).tobytes()
+    wt = unpack(kk * kk, 1).reshape(kk, kk, 1)
+    return h.kernels.depthwise_conv(x.reshape(1, 1, 1), wt, bias, mult, shift, ch_mult=1, **conv).tobytes()
+
+
+def test_bias_shift_hand_computed(asan_runner: Path, tmp_path: Path) -> None:
+    """acc = Σ w·x · 2^bias_shift + bias on hand-worked cases (incl. padded taps, NULL bias and
+    bias_shift 16) for all nine weighted kernels: C and numpy each match the hand value."""
+    triples = _bias_shift_cases()
+    cases = [c for c, _, _ in triples]
+    for case, kind, _ in triples:
+        assert _numpy_output(case, kind) == case.expected, case.label
+    assert h.check_results(cases, h.run_host(asan_runner, cases, tmp_path)) == 6 * 3 * 3
+
+
+def test_bias_shift_out_of_range_rejected(asan_runner: Path, tmp_path: Path) -> None:
+    """bias_shift outside [0, 16] is TR_NN_ARG_ERROR (the 1 << bias_shift would be undefined),
+    and the output is left untouched."""
+    cases = []
+    for case, _, _ in _bias_shift_cases():
+        if case.label.split()[2] != "single":  # one row per kernel and format is enough
+            continue
+        for bad in (-1, 17, 31):
+            cases.append(h.Case(case.op, (*case.params[:-1], bad), case.blobs, case.expected,
+                                label=f"{case.label} -> {bad}"))
+    results = h.run_host(asan_runner, cases, tmp_path)
+    for case, (status, out) in zip(cases, results, strict=True):
+        assert status == -1, case.label
+        assert out == bytes([h.SENTINEL]) * len(out), case.label
+    assert {c.op for c in cases} == set(range(1, 10))
+
+
+def test_numpy_bias_shift_guards() -> None:
+    """The reference refuses what the C cannot do: bias_shift outside [0, 16] and an int32 overflow."""
+    x, wt = np.array([127], np.int8), np.array([[1]], np.int8)
+    common = dict(output_offset=0, act_min=-128, act_max=127)
+    for bad in (-1, 17):
+        with pytest.raises(ValueError):
+            h.kernels.fully_connected(x, wt, np.zeros(1, np.int32), [1 << 30], [0], bias_shift=bad, **common)
+    with pytest.raises(OverflowError):
+        h.kernels.fully_connected(x, wt, np.array([2**31 - 200], np.int32), [1 << 30], [0], bias_shift=1,
+                                  **common)
+    # just inside the range is fine: 127 * 2 + (2^31 - 257) = 2^31 - 3
+    h.kernels.fully_connected(x, wt, np.array([2**31 - 257], np.int32), [1 << 30], [0], bias_shift=1,
+                              **common)

@@ -3,7 +3,9 @@
  *
  * Layouts (tr_nn.h): input [1, H, W, C_in], filter rows per output channel in order
  * [KH][KW][C_in] (K = KH * KW * C_in weights per row), bias [C_out] (may be NULL = 0),
- * output [1, OH, OW, C_out]. acc = bias + sum(w * x) with padded taps reading pad_value.
+ * output [1, OH, OW, C_out]. acc = sum(w * x) * 2^bias_shift + bias[o] (bias_shift from
+ * conv_params, in [0, 16]; the scaling is per output, after the MACs), padded taps reading
+ * pad_value; out = clamp(requantize(acc) + output_offset, activation).
  *
  * Scratch (same size on every build so the arena plan does not depend on the path):
  * 11 * Kp bytes, Kp = K rounded up to 20; an 8-byte aligned buffer is required. The DSP path
@@ -71,6 +73,7 @@ tr_nn_status tr_convolve_s8_t5(const tr_nn_context *ctx, const tr_nn_conv_params
     const int32_t stride_w = conv_params->stride.w;
     const int32_t pad_top = conv_params->padding.h;
     const int32_t pad_left = conv_params->padding.w;
+    const int32_t bias_shift = conv_params->bias_shift;
     const int32_t k = k_h * k_w * in_c;
     const int32_t row_bytes = tr_row_bytes_t5(k);
     const int32_t *mult = quant_params->multiplier;
@@ -78,12 +81,13 @@ tr_nn_status tr_convolve_s8_t5(const tr_nn_context *ctx, const tr_nn_conv_params
     (void)bias_dims;
 
     if (filter_dims->c != in_c || output_dims->c != out_c || k <= 0 || out_c <= 0 || stride_h < 1 ||
-        stride_w < 1 || pad_top < 0 || pad_left < 0) {
+        stride_w < 1 || pad_top < 0 || pad_left < 0 || bias_shift < 0 || bias_shift > TR_NN_MAX_BIAS_SHIFT) {
         return TR_NN_ARG_ERROR;
     }
     if (ctx == NULL || ctx->buf == NULL || ctx->size < tr_convolve_s8_t5_get_buffer_size(input_dims, filter_dims)) {
         return TR_NN_ARG_ERROR;
     }
+    const int32_t bias_scale = (int32_t)1 << bias_shift;
     const int32_t fast_1x1 = k_h == 1 && k_w == 1 && stride_h == 1 && stride_w == 1 && pad_top == 0 &&
                              pad_left == 0 && out_h <= in_h && out_w <= in_w;
 
@@ -107,12 +111,11 @@ tr_nn_status tr_convolve_s8_t5(const tr_nn_context *ctx, const tr_nn_conv_params
         }
         int8_t *out = output_data + p * out_c;
         for (int32_t o = 0; o < out_c; ++o) {
-            const int32_t b = bias_data != NULL ? bias_data[o] : 0;
-            int32_t acc[4] = {b, b, b, b};
+            int32_t acc[4] = {0, 0, 0, 0};
             tr_dot4_t5_dsp(blocks, filter_data + o * row_bytes, k_pad / 20, acc);
             for (int32_t j = 0; j < count; ++j) {
-                out[j * out_c + o] = tr_output_stage(acc[j], mult[o], shift[o], conv_params->output_offset,
-                                                     &conv_params->activation);
+                out[j * out_c + o] = tr_output_stage(tr_add_bias(acc[j], bias_scale, bias_data, o), mult[o], shift[o],
+                                                     conv_params->output_offset, &conv_params->activation);
             }
         }
     }
@@ -122,7 +125,7 @@ tr_nn_status tr_convolve_s8_t5(const tr_nn_context *ctx, const tr_nn_conv_params
             int8_t *out = output_data + (oy * out_w + ox) * out_c;
             for (int32_t o = 0; o < out_c; ++o) {
                 const uint8_t *row = filter_data + o * row_bytes;
-                int32_t acc = bias_data != NULL ? bias_data[o] : 0;
+                int32_t acc = 0;
                 if (fast_1x1) {
                     const int8_t *src = input_data + (oy * in_w + ox) * in_c;
                     for (int32_t ci = 0; ci < in_c; ++ci) {
@@ -143,8 +146,8 @@ tr_nn_status tr_convolve_s8_t5(const tr_nn_context *ctx, const tr_nn_conv_params
                         }
                     }
                 }
-                out[o] = tr_output_stage(acc, mult[o], shift[o], conv_params->output_offset,
-                                         &conv_params->activation);
+                out[o] = tr_output_stage(tr_add_bias(acc, bias_scale, bias_data, o), mult[o], shift[o],
+                                         conv_params->output_offset, &conv_params->activation);
             }
         }
     }

@@ -4,7 +4,9 @@
  * Layouts (tr_nn.h): input [1, H, W, C_in], filter dims {1, KH, KW, C_out} with
  * C_out = C_in * ch_mult, packed as KH * KW rows (one per tap, order [KH][KW]) of C_out weights,
  * bias [C_out] (may be NULL = 0), output [1, OH, OW, C_out]. Output channel o reads input
- * channel o / ch_mult; padded taps read pad_value. No scratch (buffer size 0).
+ * channel o / ch_mult; padded taps read pad_value. acc = sum(w * x) * 2^bias_shift + bias[o]
+ * (bias_shift from dw_conv_params, in [0, 16]; applied per output, after the MACs);
+ * out = clamp(requantize(acc) + output_offset, activation). No scratch (buffer size 0).
  * DSP path: two taps per __smlad (activation pair x pair of decoded weights).
  */
 #include "tr_nn_support.h"
@@ -37,6 +39,7 @@ tr_nn_status tr_depthwise_conv_s8_s8(const tr_nn_context *ctx, const tr_nn_dw_co
     const int32_t pad_top = dw_conv_params->padding.h;
     const int32_t pad_left = dw_conv_params->padding.w;
     const int32_t pad_value = dw_conv_params->pad_value;
+    const int32_t bias_shift = dw_conv_params->bias_shift;
     const int32_t row_bytes = tr_row_bytes_s8(out_c);
     const int32_t *mult = quant_params->multiplier;
     const int32_t *shift = quant_params->shift;
@@ -44,9 +47,11 @@ tr_nn_status tr_depthwise_conv_s8_s8(const tr_nn_context *ctx, const tr_nn_dw_co
     (void)bias_dims;
 
     if (ch_mult < 1 || out_c != in_c * ch_mult || output_dims->c != out_c || k_h < 1 || k_w < 1 ||
-        stride_h < 1 || stride_w < 1 || pad_top < 0 || pad_left < 0) {
+        stride_h < 1 || stride_w < 1 || pad_top < 0 || pad_left < 0 || bias_shift < 0 ||
+        bias_shift > TR_NN_MAX_BIAS_SHIFT) {
         return TR_NN_ARG_ERROR;
     }
+    const int32_t bias_scale = (int32_t)1 << bias_shift;
 
     for (int32_t oy = 0; oy < out_h; ++oy) {
         const int32_t y0 = oy * stride_h - pad_top;
@@ -55,7 +60,7 @@ tr_nn_status tr_depthwise_conv_s8_s8(const tr_nn_context *ctx, const tr_nn_dw_co
             int8_t *out = output_data + (oy * out_w + ox) * out_c;
             for (int32_t o = 0; o < out_c; ++o) {
                 const int32_t ci = o / ch_mult;
-                int32_t acc = bias_data != NULL ? bias_data[o] : 0;
+                int32_t acc = 0;
 #if TR_NN_USE_DSP
                 /* Pair consecutive taps (row-major over the window) into one __smlad. */
                 int32_t pending = 0;
@@ -91,7 +96,8 @@ tr_nn_status tr_depthwise_conv_s8_s8(const tr_nn_context *ctx, const tr_nn_dw_co
                     acc = __smlad((int32_t)x_pair, (int32_t)w_pair, acc); /* high halves are 0 */
                 }
 #endif
-                out[o] = tr_output_stage(acc, mult[o], shift[o], dw_conv_params->output_offset,
+                out[o] = tr_output_stage(tr_add_bias(acc, bias_scale, bias_data, o), mult[o], shift[o],
+                                         dw_conv_params->output_offset,
                                          &dw_conv_params->activation);
             }
         }

@@ -9,6 +9,8 @@
  *
  * Weight suffixes: _t2 = "t2r16-v1" 2-bit ternary, _t5 = "trit5r20-v1" 1.6-bit ternary,
  * _s8 = "s8r4-v1" int8 (see tr_nn_types.h).
+ * Weighted kernels (conv, depthwise, fully connected) accumulate
+ * acc = sum(w * x) * 2^bias_shift + bias[o] (bias_shift in their params, in [0, 16]).
  */
 #ifndef TR_NN_H
 #define TR_NN_H

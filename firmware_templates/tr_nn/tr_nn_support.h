@@ -66,6 +66,18 @@ static inline int8_t tr_output_stage(int32_t acc, int32_t mult, int32_t shift, i
     return (int8_t)tr_clamp(tr_requantize_inline(acc, mult, shift) + offset, act->min, act->max);
 }
 
+/* Largest bias_shift the weighted kernels accept (see tr_nn_conv_params in tr_nn_types.h). */
+#define TR_NN_MAX_BIAS_SHIFT 16
+
+/* The accumulator of output channel o: sum * 2^bias_shift + bias[o] (a NULL bias reads 0), with
+ * bias_scale = 1 << bias_shift. A multiply, not a left shift: shifting a negative int left is
+ * undefined in C. The caller guarantees the int32 result cannot overflow. Applied once per output,
+ * never per MAC, so the inner loops are unchanged. */
+static inline int32_t tr_add_bias(int32_t sum, int32_t bias_scale, const int32_t *bias, int32_t o)
+{
+    return sum * bias_scale + (bias != NULL ? bias[o] : 0);
+}
+
 /* ---------------- packed row sizes (bytes; every row is whole 32-bit words) ---------------- */
 
 static inline int32_t tr_row_bytes_t2(int32_t k) { return ((k + 15) / 16) * 4; }

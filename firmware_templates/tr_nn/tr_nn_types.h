@@ -3,9 +3,14 @@
  *
  * Numerics contract (see DESIGN.md "Numerics contract"):
  *  - activations are int8, real = scale * (q - zero_point), tensors laid out NHWC (batch N = 1);
- *  - accumulators are int32: acc = sum(w * q_in) + bias_eff, where bias_eff already holds
- *    -z_in * sum(w) (the input zero point is folded offline), so padded taps must read the
- *    value `pad_value` (= the input zero point) for the fold to cancel;
+ *  - accumulators are int32: acc = sum(w * q_in) * 2^bias_shift + bias_eff, where bias_shift
+ *    (in [0, 16], a field of the conv / depthwise / fully connected params) lets the bias live in
+ *    units 2^bias_shift times finer than one w * q_in step (with ternary weights that step can be
+ *    a large fraction of an output step), and bias_eff already holds -z_in * sum(w) * 2^bias_shift
+ *    (the input zero point is folded offline), so padded taps must read the value `pad_value`
+ *    (= the input zero point) for the fold to cancel. The scaling is a multiply (no shift of a
+ *    negative int), once per output; the caller guarantees acc fits int32
+ *    (|sum| * 2^bias_shift + |bias_eff| < 2^31). requantize's shift absorbs the 2^bias_shift;
  *  - requantisation is tr_requantize(), identical to CMSIS-NN's arm_nn_requantize
  *    (doubling high multiply with rounding, then rounding right shift);
  *    multiplier in [2^30, 2^31) or 0, shift in [-31, 30]; shift > 0 is a left shift.
@@ -62,6 +67,7 @@ typedef struct {
     tr_nn_tile stride;
     tr_nn_tile padding;
     tr_nn_activation activation;
+    int32_t bias_shift; /* acc = sum(w * x) * 2^bias_shift + bias, in [0, 16] (else TR_NN_ARG_ERROR) */
 } tr_nn_conv_params;
 
 /* Depthwise convolution: output channel o reads input channel o / ch_mult. */
@@ -72,11 +78,13 @@ typedef struct {
     tr_nn_tile stride;
     tr_nn_tile padding;
     tr_nn_activation activation;
+    int32_t bias_shift; /* as in tr_nn_conv_params, in [0, 16] */
 } tr_nn_dw_conv_params;
 
 typedef struct {
     int32_t output_offset;
     tr_nn_activation activation;
+    int32_t bias_shift; /* as in tr_nn_conv_params, in [0, 16] */
 } tr_nn_fc_params;
 
 /* Per-output-channel requantisation; arrays of length C_out. */

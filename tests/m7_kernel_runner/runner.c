@@ -4,7 +4,8 @@
  *
  * Case stream (all little-endian int32 words; see tests/c_harness.py, which writes it):
  *   op, n_params, params[n_params], n_blobs, { byte_len, bytes padded to 4 } * n_blobs, out_len
- * terminated by op == 0. For every case the runner writes: status (int32), elapsed ticks of
+ * terminated by op == 0. Params: conv / depthwise 17 words, fully connected 6, the last being
+ * bias_shift (a count mismatch returns status -102). For every case the runner writes: status (int32), elapsed ticks of
  * the kernel call (uint32, rt_ticks; 0 on the host), then out_len output bytes padded to 4. Output bytes the kernel does not write keep the sentinel 0x5A (concat
  * starts from blob 1 instead, so untouched channels can be checked).
  */
@@ -48,7 +49,10 @@ static int32_t run_conv(const tr_case *c, int8_t *out, uint8_t *scratch, uint32_
     const tr_nn_dims filt = {p[3], p[4], p[5], p[2]};
     const tr_nn_dims bias = {1, 1, 1, p[3]};
     const tr_nn_dims outd = {1, p[6], p[7], p[3]};
-    const tr_nn_conv_params cp = {p[12], p[13], {p[9], p[8]}, {p[11], p[10]}, {p[14], p[15]}};
+    if (c->n_params != 17) {
+        return -102;
+    }
+    const tr_nn_conv_params cp = {p[12], p[13], {p[9], p[8]}, {p[11], p[10]}, {p[14], p[15]}, p[16]};
     const tr_nn_per_channel_quant_params q = {blob_i32(c, 3), blob_i32(c, 4)};
     int32_t size;
     if (c->op == OP_CONV_T2) {
@@ -81,7 +85,10 @@ static int32_t run_dw(const tr_case *c, int8_t *out, uint8_t *scratch, uint32_t 
     const tr_nn_dims filt = {1, p[4], p[5], out_c};
     const tr_nn_dims bias = {1, 1, 1, out_c};
     const tr_nn_dims outd = {1, p[6], p[7], out_c};
-    const tr_nn_dw_conv_params dp = {p[3], p[12], p[13], {p[9], p[8]}, {p[11], p[10]}, {p[14], p[15]}};
+    if (c->n_params != 17) {
+        return -102;
+    }
+    const tr_nn_dw_conv_params dp = {p[3], p[12], p[13], {p[9], p[8]}, {p[11], p[10]}, {p[14], p[15]}, p[16]};
     const tr_nn_per_channel_quant_params q = {blob_i32(c, 3), blob_i32(c, 4)};
     int32_t size;
     if (c->op == OP_DW_T2) {
@@ -113,7 +120,10 @@ static int32_t run_fc(const tr_case *c, int8_t *out, uint8_t *scratch, uint32_t 
     const tr_nn_dims filt = {p[1], 1, 1, p[0]};
     const tr_nn_dims bias = {1, 1, 1, p[1]};
     const tr_nn_dims outd = {1, 1, 1, p[1]};
-    const tr_nn_fc_params fp = {p[2], {p[3], p[4]}};
+    if (c->n_params != 6) {
+        return -102;
+    }
+    const tr_nn_fc_params fp = {p[2], {p[3], p[4]}, p[5]};
     const tr_nn_per_channel_quant_params q = {blob_i32(c, 3), blob_i32(c, 4)};
     int32_t size;
     if (c->op == OP_FC_T2) {

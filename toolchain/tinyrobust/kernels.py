@@ -13,6 +13,7 @@ import numpy as np
 from .quantmath import requantize
 
 _EXACT_FLOAT_LIMIT = 2**52
+MAX_BIAS_SHIFT = 16  # TR_NN_MAX_BIAS_SHIFT: the C kernels reject larger values
 
 
 def _output_stage(acc: np.ndarray, multiplier, shift, output_offset: int, act_min: int,
@@ -39,6 +40,20 @@ def _patches(x: np.ndarray, kh: int, kw: int, stride, padding, out_hw,
     return np.where(mask[..., None], win, np.int64(fill)), mask
 
 
+def _with_bias(sums: np.ndarray, bias, bias_shift: int) -> np.ndarray:
+    """acc = Σ w·x · 2^bias_shift + bias: the bias lives in 2^bias_shift finer units (tr_nn_types.h).
+
+    int64 math. The lowering guarantees the result fits int32 (the C kernels assume it: overflow
+    there is undefined), so a value outside int32 is reported rather than silently modelled.
+    """
+    if not 0 <= bias_shift <= MAX_BIAS_SHIFT:
+        raise ValueError(f"bias_shift {bias_shift} outside [0, {MAX_BIAS_SHIFT}]")
+    acc = sums * np.int64(1 << bias_shift) + np.asarray(bias, dtype=np.int64)
+    if acc.size and (acc.min() < -2**31 or acc.max() > 2**31 - 1):
+        raise OverflowError("accumulator Σ w·x · 2^bias_shift + bias overflows int32")
+    return acc
+
+
 def _exact_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if a.shape[-1] * 128 * 128 >= _EXACT_FLOAT_LIMIT:
         return a.astype(np.int64) @ b.astype(np.int64)
@@ -46,34 +61,35 @@ def _exact_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def convolve(x, weights, bias, multiplier, shift, *, stride, padding, pad_value, output_offset,
-             act_min, act_max, out_hw) -> np.ndarray:
+             act_min, act_max, out_hw, bias_shift: int = 0) -> np.ndarray:
     """tr_convolve_s8_*: x [H, W, Cin], weights [Cout, KH, KW, Cin] -> [OH, OW, Cout]."""
     cout, kh, kw, cin = weights.shape
     if x.shape[2] != cin:
         raise ValueError(f"input channels {x.shape[2]} != filter channels {cin}")
     win, _ = _patches(x, kh, kw, stride, padding, out_hw, pad_value)
     cols = win.reshape(out_hw[0] * out_hw[1], kh * kw * cin)
-    acc = _exact_dot(cols, weights.reshape(cout, -1).T) + np.asarray(bias, dtype=np.int64)[None, :]
+    acc = _with_bias(_exact_dot(cols, weights.reshape(cout, -1).T), np.asarray(bias)[None, :], bias_shift)
     out = _output_stage(acc, np.asarray(multiplier)[None, :], np.asarray(shift)[None, :], output_offset,
                         act_min, act_max)
     return out.reshape(out_hw[0], out_hw[1], cout)
 
 
 def depthwise_conv(x, weights, bias, multiplier, shift, *, ch_mult, stride, padding, pad_value,
-                   output_offset, act_min, act_max, out_hw) -> np.ndarray:
+                   output_offset, act_min, act_max, out_hw, bias_shift: int = 0) -> np.ndarray:
     """tr_depthwise_conv_s8_*: weights [KH, KW, Cout], Cout = Cin·ch_mult; channel o reads o // ch_mult."""
     kh, kw, cout = weights.shape
     if cout != x.shape[2] * ch_mult:
         raise ValueError(f"depthwise: Cout {cout} != Cin {x.shape[2]} * ch_mult {ch_mult}")
     win, _ = _patches(x, kh, kw, stride, padding, out_hw, pad_value)
     win = win[..., np.arange(cout) // ch_mult]  # (OH, OW, KH, KW, Cout)
-    acc = np.einsum("yxhwc,hwc->yxc", win, weights.astype(np.int64)) + np.asarray(bias, dtype=np.int64)
+    acc = _with_bias(np.einsum("yxhwc,hwc->yxc", win, weights.astype(np.int64)), bias, bias_shift)
     return _output_stage(acc, multiplier, shift, output_offset, act_min, act_max)
 
 
-def fully_connected(x, weights, bias, multiplier, shift, *, output_offset, act_min, act_max) -> np.ndarray:
+def fully_connected(x, weights, bias, multiplier, shift, *, output_offset, act_min, act_max,
+                    bias_shift: int = 0) -> np.ndarray:
     """tr_fully_connected_s8_*: x [Cin], weights [Cout, Cin] -> [Cout]."""
-    acc = _exact_dot(weights, np.asarray(x)[:, None])[:, 0] + np.asarray(bias, dtype=np.int64)
+    acc = _with_bias(_exact_dot(weights, np.asarray(x)[:, None])[:, 0], bias, bias_shift)
     return _output_stage(acc, multiplier, shift, output_offset, act_min, act_max)
 
 
