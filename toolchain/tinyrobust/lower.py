@@ -34,6 +34,7 @@ PACKINGS = {"t2": packing.T2, "trit5": packing.TRIT5}
 WEIGHT_SUFFIX = {packing.T2: "t2", packing.TRIT5: "t5", packing.S8: "s8"}
 ADD_LEFT_SHIFT = 20  # int8 inputs << 20 keep 11 bits of headroom in int32 (TFLite's choice)
 INT8_ABS_MAX = 128
+MAX_BIAS_SHIFT = 8
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,22 @@ def _multipliers(real: np.ndarray, bound: np.ndarray, where: str) -> tuple[np.nd
         mults.append(m)
         shifts.append(s)
     return np.array(mults, dtype=np.int32), np.array(shifts, dtype=np.int32)
+
+
+def _fine_bias(bias_units: np.ndarray, zero_point_fold: np.ndarray, sum_bound: np.ndarray,
+               where: str) -> tuple[int, np.ndarray]:
+    """(bias_shift, int32 bias) with acc = Σ w·x · 2^bias_shift + bias.
+
+    With ternary weights one accumulator step (α·s_in) can be a large fraction of an output step,
+    so a bias rounded to whole steps would shift entire channels; 2^bias_shift finer units make
+    that error negligible. The largest shift (up to MAX_BIAS_SHIFT) whose int32 accumulator
+    cannot overflow is used.
+    """
+    for bias_shift in range(MAX_BIAS_SHIFT, -1, -1):
+        bias = round_half_away(bias_units * (1 << bias_shift)).astype(np.int64) - (zero_point_fold << bias_shift)
+        if np.all((sum_bound << bias_shift) + np.abs(bias) <= INT32_MAX):
+            return bias_shift, bias
+    raise UnsupportedModelError(f"{where}: the int32 accumulator could overflow (bias too large for the scales)")
 
 
 def _filter_rows(node_kind: str, codes: np.ndarray) -> np.ndarray:
@@ -89,11 +106,10 @@ def _lower_conv(node: ConvNode, g: Graph, opts: LowerOptions) -> Op:
     codes = flat.reshape(w.codes.shape)
     unit = np.where(dead, go.scale, magnitude * gi.scale)  # real value of one accumulator step
     code_sum = flat.astype(np.int64).sum(axis=0)
-    bias = round_half_away(node.post_bias / unit).astype(np.int64) - gi.zero_point * code_sum
-    bound = np.abs(flat).astype(np.int64).sum(axis=0) * INT8_ABS_MAX + np.abs(bias)
-    if np.any(bound > INT32_MAX):
-        raise UnsupportedModelError(f"{where}: the int32 accumulator could overflow (bias too large for the scales)")
-    mult, shift = _multipliers(unit / go.scale, bound, where)
+    sum_bound = np.abs(flat).astype(np.int64).sum(axis=0) * INT8_ABS_MAX  # max |Σ w·x|
+    bias_shift, bias = _fine_bias(node.post_bias / unit, gi.zero_point * code_sum, sum_bound, where)
+    bound = (sum_bound << bias_shift) + np.abs(bias)
+    mult, shift = _multipliers(unit / (go.scale * (1 << bias_shift)), bound, where)
 
     fmt = packing.S8 if w.kind == "int8" else PACKINGS[opts.packing]
     rows = _filter_rows(node.kind, codes)
@@ -108,8 +124,8 @@ def _lower_conv(node: ConvNode, g: Graph, opts: LowerOptions) -> Op:
         "multiplier": mult,
         "shift": shift,
     }
-    common = {"output_offset": go.zero_point, "act_min": act_min, "act_max": act_max, "rows": rows.shape[0],
-              "row_length": rows.shape[1]}
+    common = {"output_offset": go.zero_point, "act_min": act_min, "act_max": act_max, "bias_shift": bias_shift,
+              "rows": rows.shape[0], "row_length": rows.shape[1]}
     if node.kind == "dense":
         cin, cout = w.codes.shape
         kernel = f"tr_fully_connected_s8_{suffix}"
@@ -119,7 +135,7 @@ def _lower_conv(node: ConvNode, g: Graph, opts: LowerOptions) -> Op:
         in_dims = (1, 1, 1, cin)
     else:
         kh, kw = w.codes.shape[:2]
-        oh, ow, cout = out_shape
+        oh, ow, cout = out_shape if len(out_shape) == 3 else (1, 1, out_shape[0])  # global pool → (C,)
         h, wd, cin = in_shape
         params = {
             **common,
@@ -231,9 +247,12 @@ def _lower_add(node: AddNode, g: Graph) -> Op:
               macs=int(np.prod(g.tensors[node.output].shape)))
 
 
-def _lower_pool(node: PoolNode, g: Graph) -> Op:
+def _lower_pool(node: PoolNode, g: Graph, opts: LowerOptions) -> Op:
     go = g.tensors[node.output].grid
-    assert go is not None
+    gi = g.tensors[node.inputs[0]].grid
+    assert go is not None and gi is not None
+    if node.kind == "avg" and go != gi:
+        return _lower_conv(_average_as_depthwise(node, g), g, opts)
     h, w, c = g.tensors[node.inputs[0]].shape
     out = g.tensors[node.output].shape
     out_hw = (1, 1) if node.global_pool else (out[0], out[1])
@@ -244,6 +263,18 @@ def _lower_pool(node: PoolNode, g: Graph) -> Op:
     kernel = "tr_max_pool_s8" if node.kind == "max" else "tr_avg_pool_s8"
     return Op(kernel, node.name, node.inputs, node.output, params,
               macs=int(out_hw[0] * out_hw[1] * c * node.pool[0] * node.pool[1]))
+
+
+def _average_as_depthwise(node: PoolNode, g: Graph) -> ConvNode:
+    """An unpadded average pool onto a finer output grid is a depthwise conv whose codes are all +1
+    and whose channel scale is 1/(kh·kw): the sum stays exact and one requantisation rounds it."""
+    c = g.tensors[node.inputs[0]].shape[-1]
+    kh, kw = node.pool
+    codes = np.ones((kh, kw, c, 1), dtype=np.int8)
+    weights = WeightTensor(values=codes / (kh * kw), quantizer="average", kind="ternary", codes=codes,
+                           channel_scale=np.full(c, 1.0 / (kh * kw)))
+    return ConvNode(name=node.name, inputs=node.inputs, output=node.output, kind="depthwise", weights=weights,
+                    post_scale=np.ones(c), post_bias=np.zeros(c), strides=node.strides)
 
 
 def _lower_pad(node: PadNode, g: Graph) -> Op:
@@ -282,7 +313,7 @@ def lower(graph: Graph, opts: LowerOptions) -> Program:
         elif isinstance(node, AddNode):
             ops.append(_lower_add(node, graph))
         elif isinstance(node, PoolNode):
-            ops.append(_lower_pool(node, graph))
+            ops.append(_lower_pool(node, graph, opts))
         elif isinstance(node, PadNode):
             ops.append(_lower_pad(node, graph))
         elif isinstance(node, ConcatNode):

@@ -11,7 +11,13 @@ import numpy as np
 from .dataset import Dataset
 from .ir import Graph
 from .lower import LowerOptions, lower
-from .passes import GridOptions, run_quantize, run_structural, tensors_needing_calibration
+from .passes import (
+    GridOptions,
+    run_quantize,
+    run_structural,
+    tensors_improved_by_calibration,
+    tensors_needing_calibration,
+)
 from .program import Program
 from .reference import Reference
 
@@ -66,9 +72,10 @@ def convert(model_path: str | Path, options: ConvertOptions | None = None, **kwa
     keras_model = frontend.load_model(path)
     graph = run_structural(frontend.build_graph(keras_model, path.stem))
     grid_options = GridOptions(input_range=options.input_range)
-    needed = tensors_needing_calibration(graph, grid_options)
-    if needed and options.calibration is not None:
-        ranges = frontend.tensor_ranges(keras_model, [t for t, _ in needed], options.calibration.x)
+    wanted = tensors_needing_calibration(graph, grid_options) + tensors_improved_by_calibration(graph)
+    if wanted and options.calibration is not None:
+        options.calibration.check_shape(graph.tensors[graph.input].shape, "--calibration")
+        ranges = frontend.tensor_ranges(keras_model, sorted({t for t, _ in wanted}), options.calibration.x)
         graph = replace(graph, calibration=dict(ranges))
     graph = run_quantize(graph, grid_options)  # raises CalibrationNeededError naming what is missing
     program = lower(graph, LowerOptions(packing=options.packing))

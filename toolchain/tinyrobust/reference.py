@@ -39,6 +39,7 @@ def _conv_common(op: Op) -> dict:
         "act_min": int(p["act_min"]),
         "act_max": int(p["act_max"]),
         "out_hw": tuple(p["output_shape"][:2]),
+        "bias_shift": int(p["bias_shift"]),
     }
 
 
@@ -66,6 +67,7 @@ def _bind(op: Op) -> OpFn:
         return lambda xs: kernels.fully_connected(
             xs[0].reshape(-1), w, a["bias"], a["multiplier"], a["shift"],
             output_offset=int(p["output_offset"]), act_min=int(p["act_min"]), act_max=int(p["act_max"]),
+            bias_shift=int(p["bias_shift"]),
         )
     if k == "tr_add_s8":
         names = ("input_1_offset", "input_1_mult", "input_1_shift", "input_2_offset", "input_2_mult",
@@ -107,6 +109,11 @@ class Reference:
     def _tensor_view(self, values: Mapping[str, np.ndarray], name: str) -> np.ndarray:
         storage = self.program.storage_of(name)
         return values[storage].reshape(self.program.tensor(name).shape)
+
+    def run_op(self, index: int, inputs: list[np.ndarray]) -> np.ndarray:
+        """One op on given int8 input tensors (shaped as the Program's tensors)."""
+        op, fn = self._ops[index]
+        return fn(inputs).reshape(self.program.tensor(op.output).shape).astype(np.int8)
 
     def _execute(self, x_int8: np.ndarray) -> dict[str, np.ndarray]:
         prog = self.program

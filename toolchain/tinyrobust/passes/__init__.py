@@ -18,6 +18,7 @@ from .grids import (
     GridOptions,
     absorb_input_quantizer,
     assign_grids,
+    tensors_improved_by_calibration,
     tensors_needing_calibration,
 )
 from .invariants import check_graph
@@ -58,4 +59,5 @@ __all__ = [
     "run_structural",
     "run_quantize",
     "tensors_needing_calibration",
+    "tensors_improved_by_calibration",
 ]

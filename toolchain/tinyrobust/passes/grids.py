@@ -34,6 +34,7 @@ TANH_OUTPUT = Grid(1.0 / 128.0, 0, -128, 127, "tanh output range [-1, 1)")
 SIGMOID_INPUT = Grid(16.0 / 256.0, 0, -128, 127, "sigmoid input range [-8, 8)")
 TANH_INPUT = Grid(8.0 / 256.0, 0, -128, 127, "tanh input range [-4, 4)")
 LUT_INPUT = {"sigmoid": SIGMOID_INPUT, "tanh": TANH_INPUT}
+LUT_SATURATION = {"sigmoid": 8.0, "tanh": 4.0}
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,17 @@ def _calibrated(graph: Graph, tensor: str) -> Grid | None:
     return None if rng is None else Grid.from_range(rng[0], rng[1], f"calibration range [{rng[0]:.4g}, {rng[1]:.4g}]")
 
 
+def _lut_input_grid(graph: Graph, tensor: str, lut: str) -> Grid:
+    """Calibrated range clipped to where the function saturates (finer steps, smaller table error);
+    without calibration, the whole useful range."""
+    rng = graph.calibration.get(tensor)
+    if rng is None:
+        return LUT_INPUT[lut]
+    limit = LUT_SATURATION[lut]
+    lo, hi = max(rng[0], -limit), min(rng[1], limit)
+    return Grid.from_range(lo, hi, f"{lut} input: calibration range [{lo:.4g}, {hi:.4g}] within ±{limit:g}")
+
+
 def _grid_for(graph: Graph, node, grids: dict[str, Grid], options: GridOptions) -> Grid | None:
     if isinstance(node, InputNode):
         if node.grid is not None:
@@ -98,6 +110,13 @@ def _grid_for(graph: Graph, node, grids: dict[str, Grid], options: GridOptions) 
             return TANH_OUTPUT
         if act.kind == "relu":
             return grids.get(node.inputs[0])  # same grid, clamped at its zero point
+    if isinstance(node, PoolNode) and node.kind == "avg" and node.padding == (0, 0, 0, 0):
+        gi = grids.get(node.inputs[0])
+        if gi is not None and gi.qmax - gi.qmin + 1 < 256:
+            # The mean of a coarse grid has finer resolution than the grid: keep it (256 levels over
+            # the same range) instead of rounding it back onto the input grid.
+            return Grid.from_range(gi.real_min, gi.real_max, f"average pool: 256 levels over {gi.origin}")
+        return gi
     if isinstance(node, PoolNode | PadNode | ReshapeNode):
         return grids.get(node.inputs[0])
     if isinstance(node, ConcatNode):
@@ -111,8 +130,8 @@ def _grid_for(graph: Graph, node, grids: dict[str, Grid], options: GridOptions) 
         return Grid.from_range(lo, hi, "union of the concatenated inputs' ranges")
     if isinstance(node, ConvNode | AddNode | BatchNormNode):
         lut = _lut_consumers_only(graph, node.output)
-        if lut is not None and graph.calibration.get(node.output) is None:
-            return LUT_INPUT[lut]
+        if lut is not None:
+            return _lut_input_grid(graph, node.output, lut)
         return _calibrated(graph, node.output)
     raise UnsupportedModelError(f"layer '{node.name}': no grid rule for {type(node).__name__}")
 
@@ -134,6 +153,15 @@ def _walk(graph: Graph, options: GridOptions) -> tuple[dict[str, Grid], list[tup
 def tensors_needing_calibration(graph: Graph, options: GridOptions) -> list[tuple[str, str]]:
     """(tensor, source layer) pairs whose grid must come from calibration data."""
     return _walk(graph, options)[1]
+
+
+def tensors_improved_by_calibration(graph: Graph) -> list[tuple[str, str]]:
+    """Table inputs: they have a default grid, but a calibrated one is finer."""
+    return [
+        (n.output, graph.tensors[n.output].source)
+        for n in graph.nodes
+        if isinstance(n, ConvNode | AddNode | BatchNormNode) and _lut_consumers_only(graph, n.output)
+    ]
 
 
 def assign_grids(graph: Graph, options: GridOptions) -> Graph:

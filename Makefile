@@ -1,0 +1,48 @@
+# tinyrobust: `make demo` and `make test` do all set-up on a fresh Debian machine:
+# the apt packages below (sudo only when not root), a .venv, and the package in it.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := gcc make python3 python3-venv python3-dev gcc-arm-none-eabi libnewlib-arm-none-eabi \
+	qemu-system-arm clang libclang-rt-14-dev
+PYTEST_ARGS ?=
+
+.PHONY: setup apt venv demo test lint fuzz bench clean
+
+setup: apt venv
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(VENV)/bin/tinyrobust demo
+
+test: setup
+	$(VENV)/bin/ruff check toolchain tests
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check toolchain tests
+
+fuzz: setup
+	$(VENV)/bin/pytest -m fuzz -k fuzz tests/test_firmware_proto.py
+
+bench: setup
+	$(VENV)/bin/tinyrobust bench
+
+clean:
+	rm -rf build out .pytest_cache

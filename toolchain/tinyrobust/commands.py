@@ -1,0 +1,113 @@
+"""What each CLI command does; cli.py only parses arguments and maps errors to exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from .dataset import Dataset
+from .export import ExportResult, LoadedExport, export_program, load_export
+from .pipeline import ConvertOptions, DeployedModel, convert
+
+
+def parse_range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise ValueError(f"--input-range takes 'lo,hi', got {text!r}") from exc
+    if not hi > lo:
+        raise ValueError(f"--input-range needs lo < hi, got {text!r}")
+    return lo, hi
+
+
+def convert_model(model: Path, *, calibration: Path | None, input_range: str, packing: str) -> DeployedModel:
+    cal = Dataset.load(calibration, need_labels=False) if calibration else None
+    return convert(model, ConvertOptions(input_range=parse_range(input_range), packing=packing, calibration=cal))
+
+
+def run_export(args: Any) -> int:
+    deployed = convert_model(Path(args.model), calibration=args.calibration, input_range=args.input_range,
+                             packing=args.packing)
+    out = Path(args.output) if args.output else Path(f"{Path(args.model).stem}_{args.board}")
+    result: ExportResult = export_program(deployed.program, args.board, out, model_path=Path(args.model),
+                                          build=args.build)
+    t = result.report["totals"]
+    arena = result.report["arena"]
+    print(f"exported {Path(args.model).name} → {result.out_dir}")
+    print(f"  {len(deployed.program.ops)} ops, {t['params']:,} weights, {t['macs']:,} MACs")
+    print(f"  packed weights {t['packed_weight_bytes']:,} B ({deployed.program.packing}), flash tables "
+          f"{t['flash_bytes']:,} B; arena {arena['bytes']:,} B in {arena['region']}")
+    if args.build:
+        print(f"  firmware: {result.out_dir / 'firmware' / 'firmware.elf'}")
+    return 0
+
+
+def _export_for_validation(args: Any, stack: ExitStack) -> tuple[LoadedExport, DeployedModel | None]:
+    path = Path(args.model)
+    if path.is_dir():
+        return load_export(path), None
+    deployed = convert_model(path, calibration=args.calibration, input_range=args.input_range,
+                             packing=args.packing)
+    out = Path(args.out) if args.out else Path(stack.enter_context(tempfile.TemporaryDirectory())) / "export"
+    export_program(deployed.program, args.board, out, model_path=path)
+    return load_export(out), deployed
+
+
+def run_validate(args: Any) -> int:
+    from .validate import summary_lines, validate
+
+    data = Dataset.load(args.data).limit(args.limit)
+    with ExitStack() as stack:
+        export, deployed = _export_for_validation(args, stack)
+        keras_outputs = deployed.keras_predict(data.x) if deployed is not None else None
+        result = validate(export, data, args.target, keras_outputs=keras_outputs, progress=not args.no_progress,
+                          host_sanitize=args.host_sanitize)
+    for line in summary_lines(result.report):
+        print(line)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.report, indent=1, sort_keys=True) + "\n")
+    if not result.bit_exact:
+        print("error: target output differs from the reference", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_demo(args: Any) -> int:
+    from .demo import run_demo as demo
+
+    return demo(Path(args.work_dir) if args.work_dir else None, target=args.target, limit=args.limit)
+
+
+def run_devices(args: Any) -> int:
+    from .targets.serial_target import find_boards
+
+    boards = find_boards()
+    if not boards:
+        print("no boards found (is the NUCLEO connected over its ST-LINK USB port?)")
+        return 0
+    for b in boards:
+        print(f"{b.board or 'unknown board'}\tport {b.serial_port or '-'}\tdrive {b.mount_point or '-'}")
+    return 0
+
+
+def run_flash(args: Any) -> int:
+    from .targets.serial_target import find_boards, flash
+
+    binary = Path(args.export_dir) / "firmware" / "firmware.bin"
+    if not binary.is_file():
+        raise FileNotFoundError(f"{binary} not found: export with --build first")
+    port = None
+    if args.mount:
+        mount = Path(args.mount)
+    else:
+        boards = [b for b in find_boards() if b.mount_point]
+        if len(boards) != 1:
+            raise ValueError(f"found {len(boards)} board drives; name one with --mount")
+        mount, port = boards[0].mount_point, boards[0].serial_port
+    flash(binary, mount, serial_port=port)
+    print(f"flashed {binary} to {mount}")
+    return 0

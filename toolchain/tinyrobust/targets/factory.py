@@ -1,0 +1,75 @@
+"""Open the target named on the command line for an export directory, building what it needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..boards import load_board
+from ..budget import estimate
+from ..export import LoadedExport
+from .base import Target
+
+TARGET_KINDS = ("reference", "host", "qemu", "renode", "serial")
+QEMU_BOARD = "qemu_mps2_an500"
+
+
+class TargetSpecError(ValueError):
+    pass
+
+
+def parse_target(spec: str) -> tuple[str, str | None]:
+    """"serial:/dev/ttyACM0" → ("serial", "/dev/ttyACM0"); other kinds take no argument."""
+    kind, _, arg = spec.partition(":")
+    if kind not in TARGET_KINDS:
+        raise TargetSpecError(f"unknown target '{spec}'; choose one of {', '.join(TARGET_KINDS)} (serial[:PORT])")
+    if arg and kind != "serial":
+        raise TargetSpecError(f"target '{kind}' takes no ':' argument")
+    return kind, arg or None
+
+
+def firmware_for(export: LoadedExport, board_name: str) -> Path:
+    """The export's firmware ELF for `board_name`, cross-built on first use."""
+    from ..build import build_firmware
+
+    board = load_board(board_name)
+    out = export.directory / ("firmware" if board_name == export.manifest["board"] else f"firmware-{board_name}")
+    elf = out / "firmware.elf"
+    stamp = out / "program.sha256"
+    if elf.is_file() and stamp.is_file() and stamp.read_text() == export.manifest["program_sha256"]:
+        return elf
+    region = estimate(export.program, board).arena_region
+    if region is None:
+        raise TargetSpecError(f"the arena fits no RAM region of board {board_name}")
+    build_firmware(export.model_dir, board, out, arena_region=region)
+    stamp.write_text(export.manifest["program_sha256"])
+    return elf
+
+
+def open_target(spec: str, export: LoadedExport, *, host_sanitize: bool = False) -> Target:
+    kind, arg = parse_target(spec)
+    if kind == "reference":
+        raise TargetSpecError("the reference is not a device target")
+    if kind == "host":
+        from .host import HostTarget
+
+        return HostTarget(export.model_dir, export.directory / "host", sanitize=host_sanitize)
+    if kind == "qemu":
+        from .qemu import QemuTarget
+
+        return QemuTarget(firmware_for(export, QEMU_BOARD))
+    if kind == "renode":
+        from .renode import RenodeTarget
+
+        return RenodeTarget(firmware_for(export, export.manifest["board"]))
+    from .serial_target import SerialTarget, find_boards
+
+    port = arg
+    if port is None:
+        ports = [b.serial_port for b in find_boards() if b.serial_port]
+        if len(ports) != 1:
+            raise TargetSpecError(
+                f"found {len(ports)} connected boards with a serial port ({', '.join(ports) or 'none'}); "
+                "name one with --target serial:PORT"
+            )
+        port = ports[0]
+    return SerialTarget(port)
