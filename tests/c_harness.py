@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from tinyrobust import cbuild, kernels, packing
 
 RUNNER_DIR = Path(__file__).resolve().parent / "m7_kernel_runner"

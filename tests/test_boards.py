@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tinyrobust.boards import BoardError, available_boards, load_board
 
 KB = 1024

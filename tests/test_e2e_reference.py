@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import zoo
 
+import zoo
 from tinyrobust.dataset import Dataset
 from tinyrobust.pipeline import convert
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import zoo
 
+import zoo
 from tinyrobust.cbuild import sanitizer_preload
 from tinyrobust.cli import main
 from tinyrobust.commands import convert_model

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import zoo
 
+import zoo
 from tinyrobust.cli import main
 
 pytestmark = pytest.mark.slow

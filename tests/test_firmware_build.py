@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from tinyrobust.boards import load_board
 from tinyrobust.build import (
     FirmwareArtifacts,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from tinyrobust import cbuild, kernel_abi
 
 SUFFIXES = ("t2", "t5", "s8")

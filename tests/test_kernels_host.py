@@ -5,9 +5,10 @@ from __future__ import annotations
 import ctypes
 from pathlib import Path
 
-import c_harness as h
 import numpy as np
 import pytest
+
+import c_harness as h
 from tinyrobust import cbuild, packing
 
 # rounds per family: conv / depthwise / fully_connected draw one case per weight format per round

@@ -7,9 +7,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import c_harness as h
 import numpy as np
 import pytest
+
+import c_harness as h
 from tinyrobust import kernels, packing
 
 pytestmark = pytest.mark.skipif(not h.have_arm_toolchain(), reason="arm-none-eabi-gcc not installed")

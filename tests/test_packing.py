@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from tinyrobust import packing
 
 TERNARY = (packing.T2, packing.TRIT5)

@@ -18,6 +18,7 @@ from collections import deque
 
 import pytest
 import serial
+
 from tinyrobust.targets.faultproxy import FaultProxy
 from tinyrobust.targets.protocol import (
     MAX_PAYLOAD,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from tinyrobust import cbuild, quantmath
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from tinyrobust.targets import renode as renode_mod
 from tinyrobust.targets.protocol import ModelHashMismatch
 

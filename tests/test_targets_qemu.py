@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from tinyrobust.targets.faultproxy import FaultProxy
 from tinyrobust.targets.protocol import ModelHashMismatch, ProtocolError
 from tinyrobust.targets.qemu import QemuTarget

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from mbed_tools.devices.device import ConnectedDevices, Device
 from mbed_tools.targets import Board
+
 from tinyrobust.targets import serial_target
 from tinyrobust.targets.base import as_batch, as_sample
 from tinyrobust.targets.serial_target import FlashError, SerialTarget, find_boards, flash

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from .resources import resource_dir
+
 RegionKind = Literal["flash", "ram"]
 
 
@@ -117,11 +119,8 @@ class Board:
 
 
 def boards_dir() -> Path:
-    """The boards/ directory: the repository checkout first, then the copy shipped in the wheel."""
-    repo = Path(__file__).resolve().parents[2] / "boards"
-    if repo.is_dir():
-        return repo
-    return Path(__file__).resolve().parent / "_data" / "boards"
+    """The boards/ directory (checkout or wheel, see resources.py)."""
+    return resource_dir("boards")
 
 
 def available_boards() -> list[str]:

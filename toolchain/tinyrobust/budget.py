@@ -133,7 +133,8 @@ def check(program: Program, board: Board, budget: Budget) -> None:
         if not use.fits:
             msg = f"{use.region}: needs {use.used} bytes, has {use.size} (over by {use.used - use.size} bytes)"
             if regions[use.region].kind == "flash" and program.packing == packing.T2:
-                saved = sum(op.arrays["weights"].nbytes for op in program.ops if "weights" in op.arrays) - _trit5_flash(program)
+                packed = sum(op.arrays["weights"].nbytes for op in program.ops if "weights" in op.arrays)
+                saved = packed - _trit5_flash(program)
                 verdict = "would fit" if use.used - saved <= use.size else "would still not fit"
                 msg += f"; trit5 packing saves {saved} bytes and {verdict} (--packing trit5)"
             problems.append(msg)

@@ -21,6 +21,7 @@ from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
 from .boards import Board, BoardError
+from .resources import resource_dir
 
 FIRMWARE_VERSION = "tinyrobust-fw 0.1.0"
 COMMON_CFLAGS: tuple[str, ...] = (
@@ -65,10 +66,7 @@ class FirmwareArtifacts:
 
 
 def firmware_templates_dir() -> Path:
-    repo = Path(__file__).resolve().parents[2] / "firmware_templates"
-    if repo.is_dir():
-        return repo
-    return Path(__file__).resolve().parent / "_data" / "firmware_templates"
+    return resource_dir("firmware_templates")
 
 
 def find_tool(name: str, env_var: str | None = None) -> str:

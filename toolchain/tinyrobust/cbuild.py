@@ -7,6 +7,8 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from .resources import resource_dir
+
 # Warnings are errors everywhere: the same sources must stay clean for the firmware build.
 HOST_CFLAGS = ("-std=c11", "-Wall", "-Wextra", "-Werror", "-fPIC")
 SANITIZE_FLAGS = ("-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
@@ -17,13 +19,8 @@ REFERENCE_FLAG = "-DTR_NN_FORCE_REFERENCE"
 
 
 def firmware_templates_dir() -> Path:
-    """The firmware_templates tree: the source checkout first, then the copy packaged in the wheel."""
-    here = Path(__file__).resolve()
-    candidates = (here.parents[2] / "firmware_templates", here.parent / "_data" / "firmware_templates")
-    for candidate in candidates:
-        if (candidate / "tr_nn" / "tr_nn.h").is_file():
-            return candidate
-    raise FileNotFoundError(f"firmware_templates not found (looked in {', '.join(map(str, candidates))})")
+    """The firmware_templates tree (checkout or wheel, see resources.py)."""
+    return resource_dir("firmware_templates")
 
 
 def tr_nn_dir() -> Path:

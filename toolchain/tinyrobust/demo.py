@@ -40,11 +40,11 @@ def digits_split(seed: int = 0) -> DigitsSplit:
 
 def train_digits_model(path: Path, epochs: int = 30, seed: int = 1) -> Path:
     """A small stochastic-ternary CNN in the seed paper's style, trained with QKeras."""
-    from . import frontend  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
     import qkeras as q
     import tensorflow as tf
     import tf_keras as keras
+
+    from . import frontend  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
     tf.keras.utils.set_random_seed(seed)
     st = q.stochastic_ternary

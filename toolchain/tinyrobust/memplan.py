@@ -90,7 +90,8 @@ def check_no_overlap(program: Program) -> None:
     """Raise if two time-overlapping buffers share bytes (used by tests and after planning)."""
     assert program.placement is not None
     bufs = buffers(program)
-    offs = {**program.placement.tensor_offsets, **{f"scratch:{k}": v for k, v in program.placement.scratch_offsets.items()}}
+    scratch = {f"scratch:{k}": v for k, v in program.placement.scratch_offsets.items()}
+    offs = {**program.placement.tensor_offsets, **scratch}
     for i, a in enumerate(bufs):
         for b in bufs[i + 1 :]:
             if a.overlaps_in_time(b):

@@ -443,6 +443,8 @@ def evaluate_robustness(
     from . import frontend  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
     budget = budget or AttackBudget()
+    if isinstance(attacks, str):  # "fgsm,pgd" from a script, like --attacks
+        attacks = attacks.split(",")
     attacks = tuple(dict.fromkeys(a.strip().lower() for a in attacks))
     if limit is not None and limit <= 0:
         raise RobustnessError(f"--limit must be positive, got {limit}")

@@ -93,7 +93,8 @@ def validate(export: LoadedExport, data: Dataset, target_spec: str, *, keras_out
             exact = np.all(target_out == ref_out, axis=1)
             if not exact.all():
                 bad = int(np.argmin(exact))
-                report["first_divergence"] = {"sample": bad, **(first_divergent_layer(export, target, x_int8[bad]) or {})}
+                layer = first_divergent_layer(export, target, x_int8[bad]) or {}
+                report["first_divergence"] = {"sample": bad, **layer}
             stats = target.batch_stats
             if stats is not None:
                 report["link"] = stats.as_dict()

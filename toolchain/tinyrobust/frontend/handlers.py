@@ -110,7 +110,10 @@ def _with_activation(layer: Any, conv: ConvNode, out_shape: tuple[int, ...]) -> 
     node = ActivationNode(layer.name, (pre,), layer.name, act)
     return HandlerResult(
         (conv, node),
-        (TensorInfo(pre, out_shape, f"{layer.name} (before activation)"), TensorInfo(layer.name, out_shape, layer.name)),
+        (
+            TensorInfo(pre, out_shape, f"{layer.name} (before activation)"),
+            TensorInfo(layer.name, out_shape, layer.name),
+        ),
     )
 
 

@@ -99,7 +99,7 @@ def classify_activation(obj: Any, where: str) -> Activation:
             obj = q.get_quantizer(obj)
     if type(obj) in (q.quantized_relu, q.quantized_bits):
         return Activation("quantized", activation_grid(obj, where), str(obj))
-    if isinstance(obj, q.BaseQuantizer) if hasattr(q, "BaseQuantizer") else False:
+    if isinstance(obj, q.BaseQuantizer):
         raise UnsupportedModelError(f"{where}: activation quantizer {obj} is not supported")
     try:
         key = tf_keras.activations.serialize(obj)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import serial
 
+from ..resources import resource_dir
 from .base import ProtocolTarget
 from .protocol import ProtocolClient, ProtocolError
 
@@ -34,12 +35,8 @@ class RenodeNotFound(RuntimeError):
 
 
 def renode_dir() -> Path:
-    """The renode/ scripts: the source checkout first, then the copy packaged in the wheel."""
-    here = Path(__file__).resolve()
-    for candidate in (here.parents[3] / "renode", here.parents[1] / "_data" / "renode"):
-        if (candidate / "nucleo_h743zi.resc").is_file():
-            return candidate
-    raise FileNotFoundError("renode/nucleo_h743zi.resc not found in the checkout or the installed package")
+    """The renode/ scripts (checkout or wheel, see resources.py)."""
+    return resource_dir("renode")
 
 
 def find_renode() -> Path:
