@@ -50,7 +50,8 @@ def test_reference_matches_keras(name, trained_model, digits_files, record_prope
 
     # Each layer whose output grid the model states, run on Keras's own inputs: within one step.
     checked = _quantized_layers_within_one_step(deployed, test.x[:200])
-    assert checked, f"{name}: no quantized layer could be compared in isolation"
+    if name not in APPROXIMATED_AGREEMENT:  # the float model has no layer on a model-stated input grid
+        assert checked, f"{name}: no quantized layer could be compared in isolation"
 
 
 def _stated(deployed, tensor: str) -> bool:

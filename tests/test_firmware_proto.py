@@ -152,7 +152,7 @@ def _clang_fuzzer() -> str | None:
 
 
 @pytest.mark.slow
-@pytest.mark.fuzz  # `make fuzz` selects it; register the marker in pyproject.toml
+@pytest.mark.fuzz  # `make fuzz` selects it
 def test_fuzz_parser_20s(tmp_path: Path) -> None:
     clang = _clang_fuzzer()
     if clang is None:
@@ -171,7 +171,8 @@ def test_fuzz_parser_20s(tmp_path: Path) -> None:
     # Seeds: a valid frame in each mode, so the fuzzer starts from the interesting paths.
     for mode in range(8):
         (corpus / f"seed{mode}").write_bytes(bytes([mode]) + frame(2, 1, b"seed") + b"\xa5\x5a\xff")
-    run = subprocess.run([str(exe), "-max_total_time=20", "-timeout=5", "-rss_limit_mb=1024", str(corpus)],
+    # ASan's shadow memory and quarantine count towards RSS (the live heap stays ~25 MB): allow 4 GB.
+    run = subprocess.run([str(exe), "-max_total_time=20", "-timeout=5", "-rss_limit_mb=4096", str(corpus)],
                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Done" in run.stderr

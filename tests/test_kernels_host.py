@@ -79,23 +79,22 @@ def _t2_lut_expected() -> np.ndarray:
     return out
 
 
-def _t5_luts_expected() -> tuple[np.ndarray, np.ndarray]:
-    even, odd = np.zeros((243, 3), np.uint32), np.zeros((243, 3), np.uint32)
+def _t5_luts_expected() -> np.ndarray:
+    """tr_t5_lut[2][243][4]: [0] = byte at an even position, [1] = at an odd one; 4th word 0."""
+    out = np.zeros((2, 243, 4), np.uint32)
     for b in range(243):
         w = [((b // 3**k) % 3 - 1) & 0xFFFF for k in range(5)]
-        even[b] = (w[0] | w[1] << 16, w[2] | w[3] << 16, w[4])
-        odd[b] = (w[0] << 16, w[1] | w[2] << 16, w[3] | w[4] << 16)
-    return even, odd
+        out[0, b, :3] = (w[0] | w[1] << 16, w[2] | w[3] << 16, w[4])
+        out[1, b, :3] = (w[0] << 16, w[1] | w[2] << 16, w[3] | w[4] << 16)
+    return out
 
 
 def test_dsp_decode_tables(shared_lib: ctypes.CDLL) -> None:
     """The preprocessor-built tables the DSP path uses hold exactly the decoded weights."""
     t2 = np.ctypeslib.as_array((ctypes.c_uint32 * 512).in_dll(shared_lib, "tr_t2_pair_lut")).reshape(256, 2)
     np.testing.assert_array_equal(t2, _t2_lut_expected())
-    even, odd = _t5_luts_expected()
-    for name, want in (("tr_t5_even_lut", even), ("tr_t5_odd_lut", odd)):
-        got = np.ctypeslib.as_array((ctypes.c_uint32 * 729).in_dll(shared_lib, name)).reshape(243, 3)
-        np.testing.assert_array_equal(got, want)
+    t5 = np.ctypeslib.as_array((ctypes.c_uint32 * (2 * 243 * 4)).in_dll(shared_lib, "tr_t5_lut"))
+    np.testing.assert_array_equal(t5.reshape(2, 243, 4), _t5_luts_expected())
 
 
 class Dims(ctypes.Structure):

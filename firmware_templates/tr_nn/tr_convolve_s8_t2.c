@@ -46,6 +46,52 @@ static void tr_conv_t2_column(const tr_nn_conv_params *conv_params, const tr_nn_
     }
     tr_expand_s8_to_s16(stage, col, k, k_pad, 0);
 }
+
+/* Four int8 values -> their slot in the blocked layout: (x0, x1), (x2, x3) as int16 pairs. */
+static inline void tr_put4(int16_t *dst, uint32_t w)
+{
+    const uint32_t even = (uint32_t)__sxtb16(w); /* (x0, x2) */
+    const uint32_t odd = tr_sxtb16_ror8(w);      /* (x1, x3) */
+    tr_store_u32(dst, tr_pack_lo(even, odd));
+    tr_store_u32(dst + 2, tr_pack_hi(even, odd));
+}
+
+/* C_in % 4 == 0: pixel j's column goes straight into slot j of the blocked layout (no staging or
+ * interleave copies); each group of four channels lands in one block (blocks hold 4 pixels x 4 values). */
+static void tr_conv_t2_fill_slot(const tr_nn_conv_params *conv_params, const tr_nn_dims *input_dims,
+                                 const int8_t *input_data, const tr_nn_dims *filter_dims, int32_t oy, int32_t ox,
+                                 int32_t k_pad, int16_t *blocks, int32_t j)
+{
+    const int32_t in_h = input_dims->h;
+    const int32_t in_w = input_dims->w;
+    const int32_t in_c = input_dims->c;
+    const uint32_t pad4 = (uint32_t)(uint8_t)conv_params->pad_value * 0x01010101u;
+    int16_t *dst = blocks + 4 * j;
+    for (int32_t ky = 0; ky < filter_dims->h; ++ky) {
+        const int32_t iy = oy * conv_params->stride.h - conv_params->padding.h + ky;
+        for (int32_t kx = 0; kx < filter_dims->w; ++kx) {
+            const int32_t ix = ox * conv_params->stride.w - conv_params->padding.w + kx;
+            if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
+                const int8_t *src = input_data + (iy * in_w + ix) * in_c;
+                for (int32_t c = 0; c < in_c; c += 4) {
+                    tr_put4(dst, tr_load_u32(src + c));
+                    dst += 16;
+                }
+            } else {
+                for (int32_t c = 0; c < in_c; c += 4) {
+                    tr_put4(dst, pad4);
+                    dst += 16;
+                }
+            }
+        }
+    }
+    const int32_t k = filter_dims->h * filter_dims->w * in_c;
+    for (int32_t i = k; i < k_pad; i += 4) {
+        tr_store_u32(dst, 0u);
+        tr_store_u32(dst + 2, 0u);
+        dst += 16;
+    }
+}
 #endif
 
 int32_t tr_convolve_s8_t2_get_buffer_size(const tr_nn_dims *input_dims, const tr_nn_dims *filter_dims)
@@ -101,6 +147,11 @@ tr_nn_status tr_convolve_s8_t2(const tr_nn_context *ctx, const tr_nn_conv_params
     for (int32_t p = 0; p < n_pix; p += 4) {
         const int32_t count = n_pix - p < 4 ? n_pix - p : 4;
         for (int32_t j = 0; j < 4; ++j) {
+            if (j < count && in_c % 4 == 0) {
+                tr_conv_t2_fill_slot(conv_params, input_dims, input_data, filter_dims, (p + j) / out_w,
+                                     (p + j) % out_w, k_pad, blocks, j);
+                continue;
+            }
             if (j < count) {
                 tr_conv_t2_column(conv_params, input_dims, input_data, filter_dims, (p + j) / out_w,
                                    (p + j) % out_w, fast_1x1, k_pad, stage, col);
@@ -110,12 +161,15 @@ tr_nn_status tr_convolve_s8_t2(const tr_nn_context *ctx, const tr_nn_conv_params
             tr_interleave_column(col, blocks, j, k_pad, 4);
         }
         int8_t *out = output_data + p * out_c;
+        const int32_t offset = conv_params->output_offset;
+        const int32_t lo = conv_params->activation.min;
+        const int32_t hi = conv_params->activation.max;
         for (int32_t o = 0; o < out_c; ++o) {
             int32_t acc[4] = {0, 0, 0, 0};
             tr_dot4_t2_dsp(blocks, filter_data + o * row_bytes, k_pad / 16, acc);
+            const tr_rq rq = tr_rq_prepare(mult[o], shift[o], bias_data, o);
             for (int32_t j = 0; j < count; ++j) {
-                out[j * out_c + o] = tr_output_stage(tr_add_bias(acc[j], bias_scale, bias_data, o), mult[o], shift[o],
-                                                     conv_params->output_offset, &conv_params->activation);
+                out[j * out_c + o] = tr_rq_apply(&rq, acc[j], bias_scale, offset, lo, hi);
             }
         }
     }

@@ -7,7 +7,9 @@
  * channel o / ch_mult; padded taps read pad_value. acc = sum(w * x) * 2^bias_shift + bias[o]
  * (bias_shift from dw_conv_params, in [0, 16]; applied per output, after the MACs);
  * out = clamp(requantize(acc) + output_offset, activation). No scratch (buffer size 0).
- * DSP path: two taps per __smlad (activation pair x pair of decoded weights).
+ * DSP path: ch_mult == 1 with at most 16 taps goes through tr_dw_dsp_block (tr_nn_support.h: weights
+ * decoded once per block of 16 channels, two taps per __smlad); other shapes and the last C_out % 4
+ * channels pair consecutive taps into one __smlad per channel.
  */
 #include "tr_nn_support.h"
 
@@ -52,13 +54,24 @@ tr_nn_status tr_depthwise_conv_s8_t5(const tr_nn_context *ctx, const tr_nn_dw_co
         return TR_NN_ARG_ERROR;
     }
     const int32_t bias_scale = (int32_t)1 << bias_shift;
+    int32_t o_begin = 0; /* channels below o_begin are done by the DSP fast path */
+#if TR_NN_USE_DSP
+    if (ch_mult == 1 && k_h * k_w <= TR_DW_MAX_TAPS) {
+        o_begin = out_c & ~3;
+        for (int32_t c0 = 0; c0 < o_begin; c0 += TR_DW_BLOCK) {
+            const int32_t nc = o_begin - c0 < TR_DW_BLOCK ? o_begin - c0 : TR_DW_BLOCK;
+            tr_dw_dsp_block(TR_FMT_T5, dw_conv_params, quant_params, input_dims, input_data, filter_dims, filter_data,
+                            row_bytes, bias_data, output_dims, output_data, c0, nc);
+        }
+    }
+#endif
 
     for (int32_t oy = 0; oy < out_h; ++oy) {
         const int32_t y0 = oy * stride_h - pad_top;
         for (int32_t ox = 0; ox < out_w; ++ox) {
             const int32_t x0 = ox * stride_w - pad_left;
             int8_t *out = output_data + (oy * out_w + ox) * out_c;
-            for (int32_t o = 0; o < out_c; ++o) {
+            for (int32_t o = o_begin; o < out_c; ++o) {
                 const int32_t ci = o / ch_mult;
                 int32_t acc = 0;
 #if TR_NN_USE_DSP

@@ -48,7 +48,17 @@ tr_nn_status tr_fully_connected_s8_t2(const tr_nn_context *ctx, const tr_nn_fc_p
         const int32_t k_pad = ((k + 16 - 1) / 16) * 16;
         int16_t *col = (int16_t *)ctx->buf;
         tr_expand_s8_to_s16(in, col, k, k_pad, 0);
-        for (int32_t o = 0; o < out_c; ++o) {
+        int32_t o = 0;
+        for (; o + 2 <= out_c; o += 2) { /* two rows share every activation load */
+            int32_t acc0 = 0;
+            int32_t acc1 = 0;
+            tr_dot2_t2_dsp(col, filter_data + o * row_bytes, row_bytes, k_pad / 16, &acc0, &acc1);
+            out[o] = tr_output_stage(tr_add_bias(acc0, bias_scale, bias_data, o), mult[o], shift[o],
+                                     fc_params->output_offset, &fc_params->activation);
+            out[o + 1] = tr_output_stage(tr_add_bias(acc1, bias_scale, bias_data, o + 1), mult[o + 1],
+                                         shift[o + 1], fc_params->output_offset, &fc_params->activation);
+        }
+        for (; o < out_c; ++o) {
             const int32_t acc = tr_dot_t2_dsp(col, filter_data + o * row_bytes, k_pad / 16, 0);
             out[o] = tr_output_stage(tr_add_bias(acc, bias_scale, bias_data, o), mult[o], shift[o],
                                      fc_params->output_offset, &fc_params->activation);

@@ -66,6 +66,40 @@ static inline int8_t tr_output_stage(int32_t acc, int32_t mult, int32_t shift, i
     return (int8_t)tr_clamp(tr_requantize_inline(acc, mult, shift) + offset, act->min, act->max);
 }
 
+/* tr_output_stage(tr_add_bias(...)) split in two for kernels that requantise many outputs of one
+ * channel: tr_rq_prepare does the per-channel part (bias, shift split, rounding mask) once, and
+ * tr_rq_apply the per-output part; the arithmetic is exactly tr_requantize_inline's. */
+typedef struct {
+    int32_t mult;
+    int32_t left;  /* left shift before the multiply (shift > 0) */
+    int32_t right; /* rounding right shift after it (shift < 0) */
+    int32_t mask;  /* (1 << right) - 1 */
+    int32_t half;  /* mask >> 1: the rounding threshold of a non-negative result */
+    int32_t bias;
+} tr_rq;
+
+static inline tr_rq tr_rq_prepare(int32_t mult, int32_t shift, const int32_t *bias, int32_t o)
+{
+    tr_rq rq;
+    rq.mult = mult;
+    rq.left = shift > 0 ? shift : 0;
+    rq.right = shift > 0 ? 0 : -shift;
+    rq.mask = (int32_t)((1u << (uint32_t)rq.right) - 1u);
+    rq.half = rq.mask >> 1;
+    rq.bias = bias != NULL ? bias[o] : 0;
+    return rq;
+}
+
+static inline int8_t tr_rq_apply(const tr_rq *rq, int32_t sum, int32_t bias_scale, int32_t offset, int32_t lo,
+                                 int32_t hi)
+{
+    const int32_t acc = sum * bias_scale + rq->bias;
+    const int32_t x = tr_doubling_high_mult((int32_t)((uint32_t)acc << (uint32_t)rq->left), rq->mult);
+    const int32_t res = x >> rq->right;
+    const int32_t threshold = rq->half + (int32_t)((uint32_t)res >> 31); /* +1 when res < 0 */
+    return (int8_t)tr_clamp(res + ((x & rq->mask) > threshold ? 1 : 0) + offset, lo, hi);
+}
+
 /* Largest bias_shift the weighted kernels accept (see tr_nn_conv_params in tr_nn_types.h). */
 #define TR_NN_MAX_BIAS_SHIFT 16
 
@@ -109,12 +143,20 @@ static inline int32_t tr_s8_weight(const uint8_t *row, int32_t k)
 
 /* ---------------- DSP decode tables (tr_nn_luts.c) ---------------- */
 
+/* Hot tables go to .tr_fast_data: the linker scripts place it in fast RAM (DTCM on the NUCLEO). */
+#if defined(__arm__) || defined(__ELF__)
+#define TR_NN_FAST_DATA __attribute__((section(".tr_fast_data")))
+#else
+#define TR_NN_FAST_DATA
+#endif
+
 /* t2: byte -> {(w0, w1), (w2, w3)} as int16 pairs; 8-byte aligned so one LDRD fetches an entry. */
 extern const uint32_t tr_t2_pair_lut[256][2] __attribute__((aligned(8)));
-/* trit5 byte at an even position in its word -> {(w0, w1), (w2, w3), (w4, 0)}. */
-extern const uint32_t tr_t5_even_lut[243][3];
-/* trit5 byte at an odd position in its word -> {(0, w0), (w1, w2), (w3, w4)}. */
-extern const uint32_t tr_t5_odd_lut[243][3];
+/* trit5, 16-byte entries (one shift indexes them), [0] = even, [1] = odd:
+ * [0][b]: byte at an even position in its word -> {(w0, w1), (w2, w3), (w4, 0), 0};
+ * [1][b]: byte at an odd position in its word -> {(0, w0), (w1, w2), (w3, w4), 0}. */
+extern const uint32_t tr_t5_lut[2][243][4] __attribute__((aligned(16)));
+#define TR_T5_ODD_OFFSET (243 * 16) /* bytes from tr_t5_lut[0][b] to tr_t5_lut[1][b] */
 
 static inline uint32_t tr_load_u32(const void *p)
 {
@@ -140,6 +182,29 @@ static inline void tr_store_u32(void *p, uint32_t v)
 static inline uint32_t tr_ror(uint32_t x, uint32_t n)
 {
     return (x >> n) | (x << (32u - n));
+}
+
+/* Single instructions GCC does not form from the C idioms (it emits MOV ROR + SXTB16, and
+ * UXTH + ORR or LSR + LSL + ORR instead of PKHBT / PKHTB). */
+static inline uint32_t tr_sxtb16_ror8(uint32_t x) /* (x1, x3) sign-extended to int16 */
+{
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+
+static inline uint32_t tr_pack_lo(uint32_t a, uint32_t b) /* (a.lo, b.lo) */
+{
+    uint32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
+static inline uint32_t tr_pack_hi(uint32_t a, uint32_t b) /* (a.hi, b.hi) */
+{
+    uint32_t r;
+    __asm__("pkhtb %0, %2, %1, asr #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
 }
 
 /* Sign-extend n int8 values to int16 and zero-fill up to n_padded (a multiple of 4).
@@ -193,13 +258,58 @@ static inline int32_t tr_dot_t2_dsp(const int16_t *col, const uint8_t *row, int3
     return acc;
 }
 
+/* Two t2 rows (row and row + row_bytes) against one int16 column (nwords >= 1 code words): the
+ * activations are loaded once for both rows. Hand-scheduled Thumb-2, per code byte (4 weights x 2
+ * rows = 8 MACs): one LDRD of four activations, then per row LDRB + ADD + LDRD (decode) and two
+ * SMLAD: 11 instructions per 8 MACs. */
+static inline void tr_dot2_t2_dsp(const int16_t *col, const uint8_t *row, int32_t row_bytes, int32_t nwords,
+                                  int32_t *acc_a, int32_t *acc_b)
+{
+    const uint8_t *const row_end = row + 4 * nwords;
+    const uint32_t *const lut = &tr_t2_pair_lut[0][0];
+    int32_t a = *acc_a;
+    int32_t b = *acc_b;
+    uint32_t e;
+    uint32_t w01;
+    uint32_t w23;
+    uint32_t x01;
+    uint32_t x23;
+#define TR_T2_ASM_ROW2                                 \
+    "ldrd   %[x01], %[x23], [%[col]], #8\n\t"          \
+    "ldrb   %[e], [%[row], %[rb]]\n\t"                 \
+    "add    %[e], %[lut], %[e], lsl #3\n\t"            \
+    "ldrd   %[w01], %[w23], [%[e]]\n\t"                \
+    "smlad  %[b], %[x01], %[w01], %[b]\n\t"            \
+    "smlad  %[b], %[x23], %[w23], %[b]\n\t"            \
+    "ldrb   %[e], [%[row]], #1\n\t"                    \
+    "add    %[e], %[lut], %[e], lsl #3\n\t"            \
+    "ldrd   %[w01], %[w23], [%[e]]\n\t"                \
+    "smlad  %[a], %[x01], %[w01], %[a]\n\t"            \
+    "smlad  %[a], %[x23], %[w23], %[a]\n\t"
+    __asm__ volatile(
+        "1:\n\t"
+        TR_T2_ASM_ROW2
+        TR_T2_ASM_ROW2
+        TR_T2_ASM_ROW2
+        TR_T2_ASM_ROW2
+        "cmp    %[row], %[row_end]\n\t"
+        "bne    1b\n\t"
+        : [a] "+r"(a), [b] "+r"(b), [col] "+r"(col), [row] "+r"(row), [e] "=&r"(e), [w01] "=&r"(w01),
+          [w23] "=&r"(w23), [x01] "=&r"(x01), [x23] "=&r"(x23)
+        : [row_end] "r"(row_end), [lut] "r"(lut), [rb] "r"(row_bytes)
+        : "cc", "memory");
+#undef TR_T2_ASM_ROW2
+    *acc_a = a;
+    *acc_b = b;
+}
+
 /* Dot product of an int16 column (length nwords * 20) with one trit5 row. */
 static inline int32_t tr_dot_t5_dsp(const int16_t *col, const uint8_t *row, int32_t nwords, int32_t acc)
 {
     for (int32_t w = 0; w < nwords; ++w) {
         for (int32_t half = 0; half < 2; ++half) {
-            const uint32_t *a = tr_t5_even_lut[row[0]];
-            const uint32_t *b = tr_t5_odd_lut[row[1]];
+            const uint32_t *a = tr_t5_lut[0][row[0]];
+            const uint32_t *b = tr_t5_lut[1][row[1]];
             row += 2;
             acc = __smlad((int32_t)tr_load_u32(col), (int32_t)a[0], acc);
             acc = __smlad((int32_t)tr_load_u32(col + 2), (int32_t)a[1], acc);
@@ -242,72 +352,150 @@ static inline void tr_interleave_column(const int16_t *col, int16_t *blocks, int
     }
 }
 
+/* Four-pixel t2 dot products over nwords (>= 1) code words. Hand-scheduled Thumb-2: per code byte
+ * (4 weights x 4 pixels = 16 MACs) one LDRB, one ADD and one LDRD decode the weights into two int16
+ * pairs, and each pixel costs one LDRD of its four activations plus two SMLAD: 15 instructions per
+ * 16 MACs, with all 13 live values in registers (GCC's own schedule split the LDRDs and spilled).
+ * C semantics, for reading: acc[p] += sum_k w[k] * blk[block(k) * 16 + p * 4 + k % 4]. */
 static inline void tr_dot4_t2_dsp(const int16_t *blk_in, const uint8_t *row, int32_t nwords, int32_t acc[4])
 {
-    const int16_t *blk = (const int16_t *)__builtin_assume_aligned(blk_in, 8); /* lets loads pair into LDRD */
+    const int16_t *blk = blk_in;
+    const uint8_t *const row_end = row + 4 * nwords;
+    const uint32_t *const lut = &tr_t2_pair_lut[0][0];
     int32_t a0 = acc[0];
     int32_t a1 = acc[1];
     int32_t a2 = acc[2];
     int32_t a3 = acc[3];
-#define TR_T2_BYTE4(n)                                                                  \
-    do {                                                                                \
-        const uint64_t e = tr_load_u64(tr_t2_pair_lut[(codes >> (8u * (n))) & 0xFFu]); \
-        const int32_t w01 = (int32_t)(uint32_t)e;                                       \
-        const int32_t w23 = (int32_t)(uint32_t)(e >> 32);                               \
-        const int16_t *x = blk + 16 * (n);                                              \
-        const uint64_t x0 = tr_load_u64(x + 0);                                         \
-        const uint64_t x1 = tr_load_u64(x + 4);                                         \
-        const uint64_t x2 = tr_load_u64(x + 8);                                         \
-        const uint64_t x3 = tr_load_u64(x + 12);                                        \
-        a0 = __smlad((int32_t)(uint32_t)x0, w01, a0);                                   \
-        a0 = __smlad((int32_t)(uint32_t)(x0 >> 32), w23, a0);                           \
-        a1 = __smlad((int32_t)(uint32_t)x1, w01, a1);                                   \
-        a1 = __smlad((int32_t)(uint32_t)(x1 >> 32), w23, a1);                           \
-        a2 = __smlad((int32_t)(uint32_t)x2, w01, a2);                                   \
-        a2 = __smlad((int32_t)(uint32_t)(x2 >> 32), w23, a2);                           \
-        a3 = __smlad((int32_t)(uint32_t)x3, w01, a3);                                   \
-        a3 = __smlad((int32_t)(uint32_t)(x3 >> 32), w23, a3);                           \
-    } while (0)
-    for (int32_t w = 0; w < nwords; ++w) {
-        const uint32_t codes = tr_load_u32(row);
-        row += 4;
-        TR_T2_BYTE4(0);
-        TR_T2_BYTE4(1);
-        TR_T2_BYTE4(2);
-        TR_T2_BYTE4(3);
-        blk += 64;
-    }
-#undef TR_T2_BYTE4
+    uint32_t e;
+    uint32_t w01;
+    uint32_t w23;
+    uint32_t xa;
+    uint32_t xb;
+#define TR_T2_ASM_BYTE(off0, off1, off2, off3)                 \
+    "ldrb   %[e], [%[row]], #1\n\t"                            \
+    "add    %[e], %[lut], %[e], lsl #3\n\t"                    \
+    "ldrd   %[w01], %[w23], [%[e]]\n\t"                        \
+    "ldrd   %[xa], %[xb], [%[blk], #" #off0 "]\n\t"            \
+    "smlad  %[a0], %[xa], %[w01], %[a0]\n\t"                   \
+    "smlad  %[a0], %[xb], %[w23], %[a0]\n\t"                   \
+    "ldrd   %[xa], %[xb], [%[blk], #" #off1 "]\n\t"            \
+    "smlad  %[a1], %[xa], %[w01], %[a1]\n\t"                   \
+    "smlad  %[a1], %[xb], %[w23], %[a1]\n\t"                   \
+    "ldrd   %[xa], %[xb], [%[blk], #" #off2 "]\n\t"            \
+    "smlad  %[a2], %[xa], %[w01], %[a2]\n\t"                   \
+    "smlad  %[a2], %[xb], %[w23], %[a2]\n\t"                   \
+    "ldrd   %[xa], %[xb], [%[blk], #" #off3 "]\n\t"            \
+    "smlad  %[a3], %[xa], %[w01], %[a3]\n\t"                   \
+    "smlad  %[a3], %[xb], %[w23], %[a3]\n\t"
+    __asm__ volatile(
+        "1:\n\t"
+        TR_T2_ASM_BYTE(0, 8, 16, 24)
+        TR_T2_ASM_BYTE(32, 40, 48, 56)
+        TR_T2_ASM_BYTE(64, 72, 80, 88)
+        TR_T2_ASM_BYTE(96, 104, 112, 120)
+        "adds   %[blk], %[blk], #128\n\t"
+        "cmp    %[row], %[row_end]\n\t"
+        "bne    1b\n\t"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [blk] "+r"(blk), [row] "+r"(row),
+          [e] "=&r"(e), [w01] "=&r"(w01), [w23] "=&r"(w23), [xa] "=&r"(xa), [xb] "=&r"(xb)
+        : [row_end] "r"(row_end), [lut] "r"(lut)
+        : "cc", "memory");
+#undef TR_T2_ASM_BYTE
     acc[0] = a0;
     acc[1] = a1;
     acc[2] = a2;
     acc[3] = a3;
 }
 
-static inline void tr_dot4_t5_dsp(const int16_t *blk_in, const uint8_t *row, int32_t nwords, int32_t acc[4])
+/* Decode of one trit5 byte pair (10 weights) into five int16 pairs w0..w4, shared by the asm kernels
+ * below: LDRB + ADD + LDRD + LDR for the even byte, LDRB + ADD + three LDR + ORR for the odd one (its
+ * entries sit TR_T5_ODD_OFFSET = 3888 bytes further in tr_t5_lut; the even entry's third pair holds
+ * w4 low, the odd entry's first pair w5 high, so one ORR joins them). */
+#define TR_T5_ASM_DECODE                               \
+    "ldrb   %[e], [%[row]], #1\n\t"                    \
+    "add    %[e], %[lut], %[e], lsl #4\n\t"            \
+    "ldrd   %[w0], %[w1], [%[e]]\n\t"                  \
+    "ldr    %[w2], [%[e], #8]\n\t"                     \
+    "ldrb   %[e], [%[row]], #1\n\t"                    \
+    "add    %[e], %[lut], %[e], lsl #4\n\t"            \
+    "ldr    %[w4], [%[e], #3888]\n\t"                  \
+    "orr    %[w2], %[w2], %[w4]\n\t"                   \
+    "ldr    %[w3], [%[e], #3892]\n\t"                  \
+    "ldr    %[w4], [%[e], #3896]\n\t"
+
+/* Two pixels of the trit5 blocked layout (blocks of 40 int16: 4 pixels x 10 values; the pixels are
+ * at blk and blk + 10) against one trit5 row of nwords >= 1 words: per byte pair 10 decode
+ * instructions and, per pixel, two LDRD + one LDR + five SMLAD: 28 instructions per 20 MACs. */
+static inline void tr_dot2_t5_asm(const int16_t *blk, const uint8_t *row, int32_t nwords, int32_t *acc0,
+                                  int32_t *acc1)
 {
-    const int16_t *blk = (const int16_t *)__builtin_assume_aligned(blk_in, 8);
-    for (int32_t h = 0; h < 2 * nwords; ++h) {
-        const uint32_t *ev = tr_t5_even_lut[row[0]];
-        const uint32_t *od = tr_t5_odd_lut[row[1]];
-        row += 2;
-        const int32_t w0 = (int32_t)ev[0];
-        const int32_t w1 = (int32_t)ev[1];
-        const int32_t w2 = (int32_t)(ev[2] | od[0]);
-        const int32_t w3 = (int32_t)od[1];
-        const int32_t w4 = (int32_t)od[2];
-        for (int32_t p = 0; p < 4; ++p) {
-            const int16_t *x = blk + 10 * p;
-            int32_t a = acc[p];
-            a = __smlad((int32_t)tr_load_u32(x + 0), w0, a);
-            a = __smlad((int32_t)tr_load_u32(x + 2), w1, a);
-            a = __smlad((int32_t)tr_load_u32(x + 4), w2, a);
-            a = __smlad((int32_t)tr_load_u32(x + 6), w3, a);
-            a = __smlad((int32_t)tr_load_u32(x + 8), w4, a);
-            acc[p] = a;
-        }
-        blk += 40;
-    }
+    const uint8_t *const row_end = row + 4 * nwords;
+    const uint32_t *const lut = &tr_t5_lut[0][0][0];
+    int32_t a0 = *acc0;
+    int32_t a1 = *acc1;
+    uint32_t e, w0, w1, w2, w3, w4, xa, xb;
+    __asm__ volatile(
+        "1:\n\t"
+        TR_T5_ASM_DECODE
+        "ldrd   %[xa], %[xb], [%[blk], #0]\n\t"
+        "smlad  %[a0], %[xa], %[w0], %[a0]\n\t"
+        "smlad  %[a0], %[xb], %[w1], %[a0]\n\t"
+        "ldrd   %[xa], %[xb], [%[blk], #8]\n\t"
+        "smlad  %[a0], %[xa], %[w2], %[a0]\n\t"
+        "smlad  %[a0], %[xb], %[w3], %[a0]\n\t"
+        "ldr    %[xa], [%[blk], #16]\n\t"
+        "smlad  %[a0], %[xa], %[w4], %[a0]\n\t"
+        "ldrd   %[xa], %[xb], [%[blk], #20]\n\t"
+        "smlad  %[a1], %[xa], %[w0], %[a1]\n\t"
+        "smlad  %[a1], %[xb], %[w1], %[a1]\n\t"
+        "ldrd   %[xa], %[xb], [%[blk], #28]\n\t"
+        "smlad  %[a1], %[xa], %[w2], %[a1]\n\t"
+        "smlad  %[a1], %[xb], %[w3], %[a1]\n\t"
+        "ldr    %[xa], [%[blk], #36]\n\t"
+        "smlad  %[a1], %[xa], %[w4], %[a1]\n\t"
+        "adds   %[blk], %[blk], #80\n\t"
+        "cmp    %[row], %[row_end]\n\t"
+        "bne    1b\n\t"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [blk] "+r"(blk), [row] "+r"(row), [e] "=&r"(e), [w0] "=&r"(w0),
+          [w1] "=&r"(w1), [w2] "=&r"(w2), [w3] "=&r"(w3), [w4] "=&r"(w4), [xa] "=&r"(xa), [xb] "=&r"(xb)
+        : [row_end] "r"(row_end), [lut] "r"(lut)
+        : "cc", "memory");
+    *acc0 = a0;
+    *acc1 = a1;
+}
+
+/* One trit5 row against a natural-order int16 column (nwords >= 1 words): 20 instructions per
+ * 10 MACs (10 decode, two LDRD + one LDR, five SMLAD, loop). */
+static inline int32_t tr_dot_t5_asm(const int16_t *col, const uint8_t *row, int32_t nwords, int32_t acc)
+{
+    const uint8_t *const row_end = row + 4 * nwords;
+    const uint32_t *const lut = &tr_t5_lut[0][0][0];
+    uint32_t e, w0, w1, w2, w3, w4, xa, xb;
+    __asm__ volatile(
+        "1:\n\t"
+        TR_T5_ASM_DECODE
+        "ldrd   %[xa], %[xb], [%[col]], #8\n\t"
+        "smlad  %[acc], %[xa], %[w0], %[acc]\n\t"
+        "smlad  %[acc], %[xb], %[w1], %[acc]\n\t"
+        "ldrd   %[xa], %[xb], [%[col]], #8\n\t"
+        "smlad  %[acc], %[xa], %[w2], %[acc]\n\t"
+        "smlad  %[acc], %[xb], %[w3], %[acc]\n\t"
+        "ldr    %[xa], [%[col]], #4\n\t"
+        "smlad  %[acc], %[xa], %[w4], %[acc]\n\t"
+        "cmp    %[row], %[row_end]\n\t"
+        "bne    1b\n\t"
+        : [acc] "+r"(acc), [col] "+r"(col), [row] "+r"(row), [e] "=&r"(e), [w0] "=&r"(w0), [w1] "=&r"(w1),
+          [w2] "=&r"(w2), [w3] "=&r"(w3), [w4] "=&r"(w4), [xa] "=&r"(xa), [xb] "=&r"(xb)
+        : [row_end] "r"(row_end), [lut] "r"(lut)
+        : "cc", "memory");
+    return acc;
+}
+
+/* Four pixels of the trit5 blocked layout: two passes of tr_dot2_t5_asm (pixels 0-1, then 2-3). */
+static inline void tr_dot4_t5_dsp(const int16_t *blk, const uint8_t *row, int32_t nwords, int32_t acc[4])
+{
+    tr_dot2_t5_asm(blk, row, nwords, &acc[0], &acc[1]);
+    tr_dot2_t5_asm(blk + 20, row, nwords, &acc[2], &acc[3]);
 }
 
 static inline void tr_dot4_s8_dsp(const int16_t *blk_in, const uint8_t *row, int32_t nwords, int32_t acc[4])
@@ -336,6 +524,112 @@ static inline void tr_dot4_s8_dsp(const int16_t *blk_in, const uint8_t *row, int
     acc[1] = a1;
     acc[2] = a2;
     acc[3] = a3;
+}
+
+/* ---- depthwise fast path (ch_mult == 1, at most TR_DW_MAX_TAPS taps) ----
+ * A block of up to TR_DW_BLOCK channels has its weights decoded once (on the stack) into int16 pairs
+ * of consecutive taps, tap pairs (2t, 2t + 1), the last pair zero-padded when the tap count is odd.
+ * Every output pixel then reads four channels of two taps (two LDRs), widens and transposes them into
+ * per-channel tap pairs (SXTB16, PKHBT/PKHTB) and does two taps per __smlad per channel. The weights
+ * are reused by every pixel, so decoding costs nothing per MAC. */
+#define TR_DW_BLOCK 16
+#define TR_DW_MAX_TAPS 16
+
+enum { TR_FMT_T2 = 0, TR_FMT_T5 = 1, TR_FMT_S8 = 2 };
+
+static inline int32_t tr_weight_of(int32_t fmt, const uint8_t *row, int32_t k)
+{
+    return fmt == TR_FMT_T2 ? tr_t2_weight(row, k) : (fmt == TR_FMT_T5 ? tr_t5_weight(row, k) : tr_s8_weight(row, k));
+}
+
+/* Output channels [c0, c0 + nc) of a ch_mult == 1 depthwise convolution; nc a multiple of 4, <= 16. */
+static inline void tr_dw_dsp_block(int32_t fmt, const tr_nn_dw_conv_params *p,
+                                   const tr_nn_per_channel_quant_params *q, const tr_nn_dims *input_dims,
+                                   const int8_t *input, const tr_nn_dims *filter_dims, const uint8_t *filter,
+                                   int32_t row_bytes, const int32_t *bias, const tr_nn_dims *output_dims,
+                                   int8_t *output, int32_t c0, int32_t nc)
+{
+    const int32_t in_h = input_dims->h;
+    const int32_t in_w = input_dims->w;
+    const int32_t ch = input_dims->c;
+    const int32_t k_h = filter_dims->h;
+    const int32_t k_w = filter_dims->w;
+    const int32_t taps = k_h * k_w;
+    const int32_t pairs = (taps + 1) / 2;
+    const int32_t bias_scale = (int32_t)1 << p->bias_shift;
+    uint32_t wp[TR_DW_MAX_TAPS / 2][TR_DW_BLOCK];
+    int8_t pad[TR_DW_BLOCK];
+    const int8_t *tap[TR_DW_MAX_TAPS];
+    tr_rq rq[TR_DW_BLOCK];
+    const int32_t offset = p->output_offset;
+    const int32_t lo = p->activation.min;
+    const int32_t hi = p->activation.max;
+    memset(pad, p->pad_value, sizeof pad);
+    int32_t tap_y[TR_DW_MAX_TAPS];
+    int32_t tap_x[TR_DW_MAX_TAPS];
+    int32_t tap_off[TR_DW_MAX_TAPS];
+    for (int32_t t = 0; t < taps; ++t) {
+        tap_y[t] = t / k_w;
+        tap_x[t] = t % k_w;
+        tap_off[t] = (tap_y[t] * in_w + tap_x[t]) * ch;
+    }
+    /* The odd tap out (t == taps) meets a zero weight: any readable 16 bytes do. */
+    if (taps & 1) {
+        tap[taps] = pad;
+    }
+    for (int32_t c = 0; c < nc; ++c) {
+        rq[c] = tr_rq_prepare(q->multiplier[c0 + c], q->shift[c0 + c], bias, c0 + c);
+    }
+    for (int32_t t = 0; t < pairs; ++t) {
+        for (int32_t c = 0; c < nc; ++c) {
+            const int32_t lo = tr_weight_of(fmt, filter + (2 * t) * row_bytes, c0 + c);
+            const int32_t hi = 2 * t + 1 < taps ? tr_weight_of(fmt, filter + (2 * t + 1) * row_bytes, c0 + c) : 0;
+            wp[t][c] = (uint32_t)(uint16_t)(int16_t)lo | ((uint32_t)(uint16_t)(int16_t)hi << 16);
+        }
+    }
+    for (int32_t oy = 0; oy < output_dims->h; ++oy) {
+        const int32_t y0 = oy * p->stride.h - p->padding.h;
+        for (int32_t ox = 0; ox < output_dims->w; ++ox) {
+            const int32_t x0 = ox * p->stride.w - p->padding.w;
+            if (y0 >= 0 && y0 + k_h <= in_h && x0 >= 0 && x0 + k_w <= in_w) {
+                const int8_t *base = input + (y0 * in_w + x0) * ch + c0;
+                for (int32_t t = 0; t < taps; ++t) {
+                    tap[t] = base + tap_off[t];
+                }
+            } else {
+                for (int32_t t = 0; t < taps; ++t) {
+                    const int32_t iy = y0 + tap_y[t];
+                    const int32_t ix = x0 + tap_x[t];
+                    tap[t] = (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) ? input + (iy * in_w + ix) * ch + c0
+                                                                           : pad;
+                }
+            }
+            int8_t *out = output + (oy * output_dims->w + ox) * ch + c0;
+            for (int32_t g = 0; g < nc; g += 4) {
+                int32_t a0 = 0;
+                int32_t a1 = 0;
+                int32_t a2 = 0;
+                int32_t a3 = 0;
+                for (int32_t t = 0; t < pairs; ++t) {
+                    const uint32_t xa = tr_load_u32(tap[2 * t] + g);
+                    const uint32_t xb = tr_load_u32(tap[2 * t + 1] + g);
+                    const uint32_t ea = (uint32_t)__sxtb16(xa); /* (c0, c2) of tap 2t */
+                    const uint32_t oa = tr_sxtb16_ror8(xa);     /* (c1, c3) */
+                    const uint32_t eb = (uint32_t)__sxtb16(xb);
+                    const uint32_t ob = tr_sxtb16_ror8(xb);
+                    const uint32_t *w = &wp[t][g];
+                    a0 = __smlad((int32_t)tr_pack_lo(ea, eb), (int32_t)w[0], a0);
+                    a1 = __smlad((int32_t)tr_pack_lo(oa, ob), (int32_t)w[1], a1);
+                    a2 = __smlad((int32_t)tr_pack_hi(ea, eb), (int32_t)w[2], a2);
+                    a3 = __smlad((int32_t)tr_pack_hi(oa, ob), (int32_t)w[3], a3);
+                }
+                out[g + 0] = tr_rq_apply(&rq[g + 0], a0, bias_scale, offset, lo, hi);
+                out[g + 1] = tr_rq_apply(&rq[g + 1], a1, bias_scale, offset, lo, hi);
+                out[g + 2] = tr_rq_apply(&rq[g + 2], a2, bias_scale, offset, lo, hi);
+                out[g + 3] = tr_rq_apply(&rq[g + 3], a3, bias_scale, offset, lo, hi);
+            }
+        }
+    }
 }
 #endif /* TR_NN_USE_DSP */
 

@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="qemu", help="where to validate (default: qemu)")
     p.add_argument("--limit", type=int, default=None, help="validate on the first N held-out samples")
 
+    p = sub.add_parser("bench", help="instructions per MAC of the tr_nn kernels and a paper-size model (QEMU)")
+    p.add_argument("--json", help="write the results as JSON here")
+    p.add_argument("--quick", action="store_true", help="smaller spatial sizes (same kernels), for tests")
+    p.add_argument("--no-model", action="store_true", help="kernels only: skip the paper-size model")
+    p.add_argument("--work-dir", help="keep the bench's builds and runs here (default: a temporary directory)")
+
     sub.add_parser("devices", help="list connected boards (mbed-tools detection)")
 
     p = sub.add_parser("flash", help="copy an export's firmware.bin to a connected board's ST-LINK drive")
@@ -73,13 +79,17 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from .targets.serial_target import FlashError
 
     errors += [ProtocolError, FlashError]
+    from .bench import BenchError
+
+    errors.append(BenchError)
     return tuple(errors)
 
 
 def _handlers() -> dict[str, Callable[[Any], int]]:
-    from . import commands
+    from . import bench, commands
 
     return {
+        "bench": bench.run_bench,
         "export": commands.run_export,
         "validate": commands.run_validate,
         "demo": commands.run_demo,

@@ -7,7 +7,7 @@ grids; `lower` turns the legal Graph into an integer Program.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -223,14 +223,6 @@ class Graph:
             if n.output == tensor:
                 return n
         raise KeyError(tensor)
-
-    def with_tensor_grid(self, tensor: str, grid: Grid) -> Graph:
-        tensors = dict(self.tensors)
-        tensors[tensor] = replace(tensors[tensor], grid=grid)
-        return replace(self, tensors=tensors)
-
-    def iter_nodes(self) -> Iterator[Node]:
-        return iter(self.nodes)
 
     def with_note(self, note: str) -> Graph:
         return replace(self, notes=(*self.notes, note))

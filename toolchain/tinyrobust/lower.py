@@ -185,8 +185,7 @@ def _lower_batchnorm(node: BatchNormNode, g: Graph, opts: LowerOptions) -> Op:
     )
     if len(g.tensors[node.inputs[0]].shape) != 3:
         raise UnsupportedModelError(f"layer '{node.name}': standalone BatchNorm on a non-image tensor")
-    op = _lower_conv(conv, g, opts)
-    return op
+    return _lower_conv(conv, g, opts)
 
 
 def _requantize_op(name: str, src: str, dst: str, gi: Grid, go: Grid, relu: bool, shape: tuple[int, ...]) -> Op:

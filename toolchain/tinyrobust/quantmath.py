@@ -88,10 +88,6 @@ def check_left_shift_headroom(max_abs_acc: int, shift: int) -> None:
         )
 
 
-def clamp_int8(x: np.ndarray, lo: int = -128, hi: int = 127) -> np.ndarray:
-    return np.clip(x, lo, hi).astype(np.int8)
-
-
 def round_half_away(x: np.ndarray) -> np.ndarray:
     """Round to nearest, ties away from zero (what C's lround and the kernels do)."""
     x = np.asarray(x, dtype=np.float64)

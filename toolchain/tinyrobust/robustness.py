@@ -206,9 +206,7 @@ class RobustnessResult:
         return None
 
     def sweep(self, attack: str) -> list[AttackPoint]:
-        return sorted(
-            (p for p in self.points if p.attack == attack and p.eps is not None), key=lambda p: p.eps
-        )
+        return sorted((p for p in self.points if p.attack == attack and p.eps is not None), key=lambda p: p.eps)
 
     @property
     def all_confirmed(self) -> bool:
@@ -330,14 +328,10 @@ def _logits_callable(keras_model: Any) -> tuple[Callable[..., Any], str]:
     act = getattr(last, "activation", None)
     is_softmax = act is tf_keras.activations.softmax or getattr(act, "__name__", "") == "softmax"
     if not is_softmax:
-        return (
-            lambda x, training=False: keras_model(x, training=training)
-        ), "model output (no softmax found)"
+        return (lambda x, training=False: keras_model(x, training=training)), "model output (no softmax found)"
     if isinstance(last, tf_keras.layers.Activation):
         inner = tf_keras.Model(keras_model.inputs, last.input)
-        return (
-            lambda x, training=False: inner(x, training=training)
-        ), f"input of softmax layer '{last.name}'"
+        return (lambda x, training=False: inner(x, training=training)), f"input of softmax layer '{last.name}'"
     inner = tf_keras.Model(keras_model.inputs, last.input)
 
     def pre_activation(x: Any, training: bool = False) -> Any:
@@ -384,9 +378,7 @@ class _Crafted:
 
 def _check_inputs(model: DeployedModel, data: Dataset, attacks: Sequence[str], eps: Sequence[float]) -> int:
     if model.keras_model is None and any(a in WHITE_BOX for a in attacks):
-        raise RobustnessError(
-            "white-box attacks need the Keras model: give MODEL.h5, not an export directory"
-        )
+        raise RobustnessError("white-box attacks need the Keras model: give MODEL.h5, not an export directory")
     unknown = [a for a in attacks if a not in ATTACKS]
     if unknown:
         raise RobustnessError(f"unknown attack(s) {', '.join(unknown)}; choose from {', '.join(ATTACKS)}")
@@ -403,9 +395,7 @@ def _check_inputs(model: DeployedModel, data: Dataset, attacks: Sequence[str], e
     if "square" in attacks:
         view = _image_view(shape)
         if view is None or min(view[:2]) < 2:
-            raise RobustnessError(
-                f"the Square attack needs image inputs (H, W[, C]) with H, W ≥ 2; got {shape}"
-            )
+            raise RobustnessError(f"the Square attack needs image inputs (H, W[, C]) with H, W ≥ 2; got {shape}")
     if any((not np.isfinite(e)) or e < 0 for e in eps):
         raise RobustnessError(f"ε values must be finite and ≥ 0, got {list(eps)}")
     if len(data) == 0:
@@ -467,9 +457,7 @@ def evaluate_robustness(
 
     def ref_logits(xf: np.ndarray) -> np.ndarray:
         q = model.quantize_input(np.asarray(xf, dtype=np.float32))
-        return (out_spec.scale * (model.reference.run(q).astype(np.float64) - out_spec.zero_point)).astype(
-            np.float32
-        )
+        return (out_spec.scale * (model.reference.run(q).astype(np.float64) - out_spec.zero_point)).astype(np.float32)
 
     q_clean = model.quantize_input(x)
     ref_clean_pred = model.reference.run(q_clean).argmax(axis=1)
@@ -480,11 +468,7 @@ def evaluate_robustness(
     gradient_source = "not used (black-box attacks only)"
     white = [a for a in attacks if a in WHITE_BOX]
     black = [a for a in attacks if a in BLACK_BOX]
-    steps = (
-        sum(len([e for e in eps_list if e > 0]) for a in white if a in SWEPT)
-        + int("cw" in white)
-        + len(black)
-    )
+    steps = sum(len([e for e in eps_list if e > 0]) for a in white if a in SWEPT) + int("cw" in white) + len(black)
     bar = tqdm(total=steps, desc="robustness: crafting", disable=not progress, unit="attack")
 
     if white:
@@ -511,9 +495,7 @@ def evaluate_robustness(
                 if e == 0:
                     continue
                 bar.set_postfix_str(f"{attack} ε={e:g}")
-                crafted.append(
-                    _Crafted(attack, e, _craft_gradient(attack, classifier, x, y, e, budget, seed))
-                )
+                crafted.append(_Crafted(attack, e, _craft_gradient(attack, classifier, x, y, e, budget, seed)))
                 bar.update(1)
 
     if black:
@@ -549,9 +531,7 @@ def evaluate_robustness(
     # One target session for everything: clean inputs first, then each crafted set in order.
     q_sets = [q_clean] + [model.quantize_input(c.x_adv.astype(np.float32)) for c in crafted]
     q_all = np.concatenate(q_sets, axis=0)
-    with tqdm(
-        total=len(q_all), desc=f"robustness: {target_name}", disable=not progress, unit="sample"
-    ) as tbar:
+    with tqdm(total=len(q_all), desc=f"robustness: {target_name}", disable=not progress, unit="sample") as tbar:
         t_all = _run_target_checked(run_target, q_all, out_bytes)
         tbar.update(len(q_all))
     r_all = model.reference.run(q_all)
@@ -862,9 +842,7 @@ def _check_fgsm_vs_pgd(res: RobustnessResult, tol: float) -> MaskingCheck:
                 hits.append(f"ε={e:g} {on}: FGSM {a_f:.3f} < PGD {a_p:.3f}")
     if hits:
         return MaskingCheck(name, True, True, "; ".join(hits) + ". " + WHY_FGSM_BEATS_PGD)
-    return MaskingCheck(
-        name, False, True, f"PGD is at least as strong as FGSM at every ε (tolerance {tol:.3f})."
-    )
+    return MaskingCheck(name, False, True, f"PGD is at least as strong as FGSM at every ε (tolerance {tol:.3f}).")
 
 
 def _with_masking_checks(res: RobustnessResult) -> RobustnessResult:
@@ -946,7 +924,11 @@ def add_robustness_arguments(parser: argparse.ArgumentParser) -> None:
 def run_robustness_command(
     args: argparse.Namespace, run_target_factory: Callable[[DeployedModel, Any], TargetRunner]
 ) -> int:
-    """`tinyrobust robustness`: 0 all good, 1 a target output differed from the reference, 2 bad input."""
+    """`tinyrobust robustness`: 0 all good, 1 a target output differed from the reference, 2 bad input.
+
+    `run_target_factory(model, args)` returns the target runner; if the runner has a close() method it is
+    called when the evaluation ends, even on error.
+    """
     from .pipeline import convert
     from .robustness_report import table_markdown, write_reports
 
@@ -970,17 +952,23 @@ def run_robustness_command(
             options["packing"] = args.packing  # the numerics do not depend on it, but the export does
         model = convert(model_path, calibration=calibration, **options)
         run_target = run_target_factory(model, args)
-        result = evaluate_robustness(
-            model,
-            data,
-            run_target=run_target,
-            attacks=args.attacks,
-            eps=args.eps,
-            limit=args.limit,
-            seed=args.seed,
-            progress=not args.no_progress,
-            target_name=str(args.target),
-        )
+        try:
+            result = evaluate_robustness(
+                model,
+                data,
+                run_target=run_target,
+                attacks=args.attacks,
+                eps=args.eps,
+                limit=args.limit,
+                seed=args.seed,
+                progress=not args.no_progress,
+                target_name=str(args.target),
+            )
+        finally:
+            # A runner that owns a device session (QEMU process, serial port) may expose close().
+            close = getattr(run_target, "close", None)
+            if callable(close):
+                close()
     except (DatasetError, RobustnessError, argparse.ArgumentTypeError) as exc:
         return fail(str(exc))
     except (OSError, ValueError) as exc:  # conversion errors (unsupported model, calibration needed, …)

@@ -39,8 +39,7 @@ def table_markdown(result: RobustnessResult) -> str:
     table = result.table()
     cols = [c for c in TABLE_COLUMNS if c in table["columns"]]
     head = ["Model"] + [
-        COLUMN_TITLES[c] + ("" if c in ("clean", "cw") else f" ε={table['eps'][c]:g}") + " Acc(%)"
-        for c in cols
+        COLUMN_TITLES[c] + ("" if c in ("clean", "cw") else f" ε={table['eps'][c]:g}") + " Acc(%)" for c in cols
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     names = {"keras": "Keras (float)", "target": f"Deployed int8 ({result.target})"}
@@ -183,9 +182,7 @@ def render_html(result: RobustnessResult) -> str:
     )
 
 
-def write_reports(
-    result: RobustnessResult, json_path: str | Path | None, html_path: str | Path | None
-) -> None:
+def write_reports(result: RobustnessResult, json_path: str | Path | None, html_path: str | Path | None) -> None:
     if json_path is not None:
         Path(json_path).write_text(json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n")
     if html_path is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..ir import Graph, InputNode, Node, rename_input
+from ..ir import Graph, Node, rename_input
 
 
 def drop_node(graph: Graph, node: Node, replacement_tensor: str) -> Graph:
@@ -31,8 +31,3 @@ def single_consumer(graph: Graph, tensor: str) -> Node | None:
     consumers = graph.consumers(tensor)
     return consumers[0] if len(consumers) == 1 else None
 
-
-def input_node(graph: Graph) -> InputNode:
-    node = graph.nodes[0]
-    assert isinstance(node, InputNode)
-    return node
