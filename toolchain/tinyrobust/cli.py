@@ -20,6 +20,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .robustness import add_robustness_arguments
+
     parser = argparse.ArgumentParser(prog="tinyrobust", description="Deploy ternary QKeras models on STM32H7 "
                                      "and prove on the target that nothing was lost.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -41,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host-sanitize", action="store_true",
                    help="build the host target with ASan/UBSan (needs libasan in LD_PRELOAD)")
     _model_options(p)
+
+    p = sub.add_parser("robustness", help="adversarial robustness (ART) of the deployed model, confirmed on a target")
+    _model_options(p)
+    add_robustness_arguments(p)
 
     p = sub.add_parser("demo", help="train/load the load_digits example, export, build, validate on QEMU")
     p.add_argument("--work-dir", help="keep the demo's files here (default: a temporary directory)")
@@ -90,6 +96,7 @@ def _handlers() -> dict[str, Callable[[Any], int]]:
 
     return {
         "bench": bench.run_bench,
+        "robustness": commands.run_robustness,
         "export": commands.run_export,
         "validate": commands.run_validate,
         "demo": commands.run_demo,

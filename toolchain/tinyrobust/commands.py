@@ -111,3 +111,46 @@ def run_flash(args: Any) -> int:
     flash(binary, mount, serial_port=port)
     print(f"flashed {binary} to {mount}")
     return 0
+
+
+class TargetRunner:
+    """int8 inputs → the target's int8 outputs, for the robustness attacks; owns the target and the
+    temporary export it was built from until close()."""
+
+    def __init__(self, model: DeployedModel, board: str, target_spec: str):
+        from .targets.factory import open_target
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="tinyrobust-robustness-")
+        try:
+            out = Path(self._tmp.name) / "export"
+            export_program(model.program, board, out)
+            export = load_export(out)
+            self._target = open_target(target_spec, export)
+            self._target.check_model_hash(bytes.fromhex(export.manifest["program_sha256"]))
+        except BaseException:
+            self._tmp.cleanup()
+            raise
+
+    def __call__(self, x_int8):
+        return self._target.infer_batch(x_int8)[0]
+
+    def close(self) -> None:
+        try:
+            self._target.close()
+        finally:
+            self._tmp.cleanup()
+
+
+def robustness_target_factory(model: DeployedModel, args: Any):
+    from .targets.factory import parse_target
+
+    kind, _ = parse_target(args.target)
+    if kind == "reference":
+        return model.reference.run
+    return TargetRunner(model, args.board, args.target)
+
+
+def run_robustness(args: Any) -> int:
+    from .robustness import run_robustness_command
+
+    return run_robustness_command(args, robustness_target_factory)
