@@ -85,10 +85,11 @@ def test_t2_conv_instruction_budget(runners: dict[str, Path], tmp_path: Path) ->
     """Emulated instructions per MAC (QEMU -icount) of the DSP t2 convolution: a regression guard.
 
     Measured 1.86 (16x16, 3x3, 32 -> 32 channels) when written, 1.82 with bias_shift (applied once per
-    output, after the MACs); the plain-C path needs about 20.
+    output, after the MACs), 1.11 with the hand-scheduled inner loop (15 instructions per 16 MACs), the
+    direct blocked im2col and the per-channel output stage; the plain-C path needs about 20.
     """
     case, macs = _conv_case(packing.T2, np.random.default_rng(3), 16, 32, 32, 3)
     ((status, ticks, out),) = h.run_qemu_timed(runners["dsp"], [case], tmp_path, icount=True)
     h.check_results([case], [(status, out)])
     per_mac = h.ticks_to_instructions(ticks) / macs
-    assert 0.3 < per_mac < 2.1, per_mac
+    assert 0.3 < per_mac < 1.4, per_mac

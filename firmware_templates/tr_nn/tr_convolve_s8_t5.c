@@ -46,6 +46,58 @@ static void tr_conv_t5_column(const tr_nn_conv_params *conv_params, const tr_nn_
     }
     tr_expand_s8_to_s16(stage, col, k, k_pad, 0);
 }
+
+/* Appends one int16 pair to pixel j's slot of the blocked layout (slots of 10 values, blocks of 40). */
+typedef struct {
+    int16_t *blk; /* the current block's slot for this pixel */
+    int32_t pos;  /* next position in the slot: 0, 2, .., 8 */
+} tr_t5_cursor;
+
+static inline void tr_t5_put_pair(tr_t5_cursor *c, uint32_t pair)
+{
+    tr_store_u32(c->blk + c->pos, pair);
+    c->pos += 2;
+    if (c->pos == 10) {
+        c->pos = 0;
+        c->blk += 40;
+    }
+}
+
+/* C_in % 4 == 0: pixel j's column goes straight into slot j of the blocked layout, one int16 pair at
+ * a time (K is even, so a pair never straddles two blocks). */
+static void tr_conv_t5_fill_slot(const tr_nn_conv_params *conv_params, const tr_nn_dims *input_dims,
+                                 const int8_t *input_data, const tr_nn_dims *filter_dims, int32_t oy, int32_t ox,
+                                 int32_t k_pad, int16_t *blocks, int32_t j)
+{
+    const int32_t in_h = input_dims->h;
+    const int32_t in_w = input_dims->w;
+    const int32_t in_c = input_dims->c;
+    const uint32_t pad2 = (uint32_t)(uint16_t)(int16_t)conv_params->pad_value * 0x00010001u;
+    tr_t5_cursor cur = {blocks + 10 * j, 0};
+    for (int32_t ky = 0; ky < filter_dims->h; ++ky) {
+        const int32_t iy = oy * conv_params->stride.h - conv_params->padding.h + ky;
+        for (int32_t kx = 0; kx < filter_dims->w; ++kx) {
+            const int32_t ix = ox * conv_params->stride.w - conv_params->padding.w + kx;
+            if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
+                const int8_t *src = input_data + (iy * in_w + ix) * in_c;
+                for (int32_t c = 0; c < in_c; c += 4) {
+                    const uint32_t w = tr_load_u32(src + c);
+                    const uint32_t even = (uint32_t)__sxtb16(w); /* (x0, x2) */
+                    const uint32_t odd = tr_sxtb16_ror8(w);      /* (x1, x3) */
+                    tr_t5_put_pair(&cur, tr_pack_lo(even, odd));
+                    tr_t5_put_pair(&cur, tr_pack_hi(even, odd));
+                }
+            } else {
+                for (int32_t c = 0; c < in_c; c += 2) {
+                    tr_t5_put_pair(&cur, pad2);
+                }
+            }
+        }
+    }
+    for (int32_t i = filter_dims->h * filter_dims->w * in_c; i < k_pad; i += 2) {
+        tr_t5_put_pair(&cur, 0u);
+    }
+}
 #endif
 
 int32_t tr_convolve_s8_t5_get_buffer_size(const tr_nn_dims *input_dims, const tr_nn_dims *filter_dims)
@@ -101,6 +153,11 @@ tr_nn_status tr_convolve_s8_t5(const tr_nn_context *ctx, const tr_nn_conv_params
     for (int32_t p = 0; p < n_pix; p += 4) {
         const int32_t count = n_pix - p < 4 ? n_pix - p : 4;
         for (int32_t j = 0; j < 4; ++j) {
+            if (j < count && in_c % 4 == 0) {
+                tr_conv_t5_fill_slot(conv_params, input_dims, input_data, filter_dims, (p + j) / out_w,
+                                     (p + j) % out_w, k_pad, blocks, j);
+                continue;
+            }
             if (j < count) {
                 tr_conv_t5_column(conv_params, input_dims, input_data, filter_dims, (p + j) / out_w,
                                    (p + j) % out_w, fast_1x1, k_pad, stage, col);
@@ -110,12 +167,15 @@ tr_nn_status tr_convolve_s8_t5(const tr_nn_context *ctx, const tr_nn_conv_params
             tr_interleave_column(col, blocks, j, k_pad, 10);
         }
         int8_t *out = output_data + p * out_c;
+        const int32_t offset = conv_params->output_offset;
+        const int32_t lo = conv_params->activation.min;
+        const int32_t hi = conv_params->activation.max;
         for (int32_t o = 0; o < out_c; ++o) {
             int32_t acc[4] = {0, 0, 0, 0};
-            tr_dot4_t5_dsp(blocks, filter_data + o * row_bytes, k_pad / 20, acc);
+            tr_dot4_t5_dsp(blocks, filter_data + o * row_bytes, (k + 9) / 10, acc);
+            const tr_rq rq = tr_rq_prepare(mult[o], shift[o], bias_data, o);
             for (int32_t j = 0; j < count; ++j) {
-                out[j * out_c + o] = tr_output_stage(tr_add_bias(acc[j], bias_scale, bias_data, o), mult[o], shift[o],
-                                                     conv_params->output_offset, &conv_params->activation);
+                out[j * out_c + o] = tr_rq_apply(&rq, acc[j], bias_scale, offset, lo, hi);
             }
         }
     }

@@ -8,8 +8,8 @@
  * (bias_shift from dw_conv_params, in [0, 16]; applied per output, after the MACs);
  * out = clamp(requantize(acc) + output_offset, activation). No scratch (buffer size 0).
  * DSP path: ch_mult == 1 with at most 16 taps goes through tr_dw_dsp_block (tr_nn_support.h: weights
- * decoded once per block of 16 channels, two taps per __smlad); other shapes and the last C_out % 4
- * channels pair consecutive taps into one __smlad per channel.
+ * decoded once per block of 16 channels, four channels per LDR + two SXTB16, SMLABB / SMLATT); other
+ * shapes and the last C_out % 4 channels pair consecutive taps into one __smlad per channel.
  */
 #include "tr_nn_support.h"
 

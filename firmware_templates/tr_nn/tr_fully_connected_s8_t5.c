@@ -49,7 +49,7 @@ tr_nn_status tr_fully_connected_s8_t5(const tr_nn_context *ctx, const tr_nn_fc_p
         int16_t *col = (int16_t *)ctx->buf;
         tr_expand_s8_to_s16(in, col, k, k_pad, 0);
         for (int32_t o = 0; o < out_c; ++o) {
-            const int32_t acc = tr_dot_t5_asm(col, filter_data + o * row_bytes, k_pad / 20, 0);
+            const int32_t acc = tr_dot_t5_asm(col, filter_data + o * row_bytes, (k + 9) / 10, 0);
             out[o] = tr_output_stage(tr_add_bias(acc, bias_scale, bias_data, o), mult[o], shift[o],
                                      fc_params->output_offset, &fc_params->activation);
         }

@@ -303,25 +303,6 @@ static inline void tr_dot2_t2_dsp(const int16_t *col, const uint8_t *row, int32_
     *acc_b = b;
 }
 
-/* Dot product of an int16 column (length nwords * 20) with one trit5 row. */
-static inline int32_t tr_dot_t5_dsp(const int16_t *col, const uint8_t *row, int32_t nwords, int32_t acc)
-{
-    for (int32_t w = 0; w < nwords; ++w) {
-        for (int32_t half = 0; half < 2; ++half) {
-            const uint32_t *a = tr_t5_lut[0][row[0]];
-            const uint32_t *b = tr_t5_lut[1][row[1]];
-            row += 2;
-            acc = __smlad((int32_t)tr_load_u32(col), (int32_t)a[0], acc);
-            acc = __smlad((int32_t)tr_load_u32(col + 2), (int32_t)a[1], acc);
-            acc = __smlad((int32_t)tr_load_u32(col + 4), (int32_t)(a[2] | b[0]), acc);
-            acc = __smlad((int32_t)tr_load_u32(col + 6), (int32_t)b[1], acc);
-            acc = __smlad((int32_t)tr_load_u32(col + 8), (int32_t)b[2], acc);
-            col += 10;
-        }
-    }
-    return acc;
-}
-
 /* Dot product of an int16 column in s8 order (each group of 4 stored as x0, x2, x1, x3) with
  * one s8 row (nwords * 4 weights). */
 static inline int32_t tr_dot_s8_dsp(const int16_t *col, const uint8_t *row, int32_t nwords, int32_t acc)
@@ -424,12 +405,13 @@ static inline void tr_dot4_t2_dsp(const int16_t *blk_in, const uint8_t *row, int
     "ldr    %[w4], [%[e], #3896]\n\t"
 
 /* Two pixels of the trit5 blocked layout (blocks of 40 int16: 4 pixels x 10 values; the pixels are
- * at blk and blk + 10) against one trit5 row of nwords >= 1 words: per byte pair 10 decode
- * instructions and, per pixel, two LDRD + one LDR + five SMLAD: 28 instructions per 20 MACs. */
-static inline void tr_dot2_t5_asm(const int16_t *blk, const uint8_t *row, int32_t nwords, int32_t *acc0,
+ * at blk and blk + 10) against the first npairs >= 1 byte pairs of one trit5 row (ceil(K / 10): the
+ * pairs holding only row padding are skipped): per byte pair 10 decode instructions and, per pixel,
+ * two LDRD + one LDR + five SMLAD: 28 instructions per 20 MACs. */
+static inline void tr_dot2_t5_asm(const int16_t *blk, const uint8_t *row, int32_t npairs, int32_t *acc0,
                                   int32_t *acc1)
 {
-    const uint8_t *const row_end = row + 4 * nwords;
+    const uint8_t *const row_end = row + 2 * npairs;
     const uint32_t *const lut = &tr_t5_lut[0][0][0];
     int32_t a0 = *acc0;
     int32_t a1 = *acc1;
@@ -464,11 +446,11 @@ static inline void tr_dot2_t5_asm(const int16_t *blk, const uint8_t *row, int32_
     *acc1 = a1;
 }
 
-/* One trit5 row against a natural-order int16 column (nwords >= 1 words): 20 instructions per
- * 10 MACs (10 decode, two LDRD + one LDR, five SMLAD, loop). */
-static inline int32_t tr_dot_t5_asm(const int16_t *col, const uint8_t *row, int32_t nwords, int32_t acc)
+/* One trit5 row (its first npairs >= 1 byte pairs) against a natural-order int16 column: 20
+ * instructions per 10 MACs (10 decode, two LDRD + one LDR, five SMLAD, loop). */
+static inline int32_t tr_dot_t5_asm(const int16_t *col, const uint8_t *row, int32_t npairs, int32_t acc)
 {
-    const uint8_t *const row_end = row + 4 * nwords;
+    const uint8_t *const row_end = row + 2 * npairs;
     const uint32_t *const lut = &tr_t5_lut[0][0][0];
     uint32_t e, w0, w1, w2, w3, w4, xa, xb;
     __asm__ volatile(
@@ -492,10 +474,10 @@ static inline int32_t tr_dot_t5_asm(const int16_t *col, const uint8_t *row, int3
 }
 
 /* Four pixels of the trit5 blocked layout: two passes of tr_dot2_t5_asm (pixels 0-1, then 2-3). */
-static inline void tr_dot4_t5_dsp(const int16_t *blk, const uint8_t *row, int32_t nwords, int32_t acc[4])
+static inline void tr_dot4_t5_dsp(const int16_t *blk, const uint8_t *row, int32_t npairs, int32_t acc[4])
 {
-    tr_dot2_t5_asm(blk, row, nwords, &acc[0], &acc[1]);
-    tr_dot2_t5_asm(blk + 20, row, nwords, &acc[2], &acc[3]);
+    tr_dot2_t5_asm(blk, row, npairs, &acc[0], &acc[1]);
+    tr_dot2_t5_asm(blk + 20, row, npairs, &acc[2], &acc[3]);
 }
 
 static inline void tr_dot4_s8_dsp(const int16_t *blk_in, const uint8_t *row, int32_t nwords, int32_t acc[4])
@@ -528,10 +510,11 @@ static inline void tr_dot4_s8_dsp(const int16_t *blk_in, const uint8_t *row, int
 
 /* ---- depthwise fast path (ch_mult == 1, at most TR_DW_MAX_TAPS taps) ----
  * A block of up to TR_DW_BLOCK channels has its weights decoded once (on the stack) into int16 pairs
- * of consecutive taps, tap pairs (2t, 2t + 1), the last pair zero-padded when the tap count is odd.
- * Every output pixel then reads four channels of two taps (two LDRs), widens and transposes them into
- * per-channel tap pairs (SXTB16, PKHBT/PKHTB) and does two taps per __smlad per channel. The weights
- * are reused by every pixel, so decoding costs nothing per MAC. */
+ * in SXTB16 order: per tap and group of four channels, (w0, w2) and (w1, w3). Every output pixel then
+ * reads four channels of a tap with one LDR, widens them with two SXTB16 into (x0, x2), (x1, x3) and
+ * does four single MACs (SMLABB / SMLATT: bottom x bottom, top x top) into four accumulators:
+ * 8 instructions per 4 MACs plus the tap pointer. The weights are reused by every pixel, so decoding
+ * costs nothing per MAC. */
 #define TR_DW_BLOCK 16
 #define TR_DW_MAX_TAPS 16
 
@@ -540,6 +523,39 @@ enum { TR_FMT_T2 = 0, TR_FMT_T5 = 1, TR_FMT_S8 = 2 };
 static inline int32_t tr_weight_of(int32_t fmt, const uint8_t *row, int32_t k)
 {
     return fmt == TR_FMT_T2 ? tr_t2_weight(row, k) : (fmt == TR_FMT_T5 ? tr_t5_weight(row, k) : tr_s8_weight(row, k));
+}
+
+static inline uint32_t tr_pair16(int32_t lo, int32_t hi)
+{
+    return (uint32_t)(uint16_t)(int16_t)lo | ((uint32_t)(uint16_t)(int16_t)hi << 16);
+}
+
+/* Four channels (group g) of one output pixel over `taps` taps: per tap one LDR, two SXTB16 and four
+ * single MACs against the pre-decoded weights wq[t][g / 2], wq[t][g / 2 + 1]. */
+__attribute__((always_inline)) static inline void tr_dw_group(const int8_t *const *tap,
+                                                              const uint32_t (*wq)[TR_DW_BLOCK / 2], int32_t g,
+                                                              int32_t taps, int32_t acc[4])
+{
+    int32_t a0 = 0;
+    int32_t a1 = 0;
+    int32_t a2 = 0;
+    int32_t a3 = 0;
+    for (int32_t t = 0; t < taps; ++t) {
+        const uint32_t x = tr_load_u32(tap[t] + g);
+        const int32_t e = __sxtb16(x);                 /* (x0, x2) */
+        const int32_t od = (int32_t)tr_sxtb16_ror8(x); /* (x1, x3) */
+        const uint64_t w = tr_load_u64(__builtin_assume_aligned(&wq[t][g / 2], 8)); /* one LDRD */
+        const int32_t w02 = (int32_t)(uint32_t)w;
+        const int32_t w13 = (int32_t)(uint32_t)(w >> 32);
+        a0 = __smlabb(e, w02, a0);
+        a2 = __smlatt(e, w02, a2);
+        a1 = __smlabb(od, w13, a1);
+        a3 = __smlatt(od, w13, a3);
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
 }
 
 /* Output channels [c0, c0 + nc) of a ch_mult == 1 depthwise convolution; nc a multiple of 4, <= 16. */
@@ -555,37 +571,31 @@ static inline void tr_dw_dsp_block(int32_t fmt, const tr_nn_dw_conv_params *p,
     const int32_t k_h = filter_dims->h;
     const int32_t k_w = filter_dims->w;
     const int32_t taps = k_h * k_w;
-    const int32_t pairs = (taps + 1) / 2;
     const int32_t bias_scale = (int32_t)1 << p->bias_shift;
-    uint32_t wp[TR_DW_MAX_TAPS / 2][TR_DW_BLOCK];
+    uint32_t wq[TR_DW_MAX_TAPS][TR_DW_BLOCK / 2] __attribute__((aligned(8))); /* [tap][group * 2 + {0: (w0, w2), 1: (w1, w3)}] */
     int8_t pad[TR_DW_BLOCK];
     const int8_t *tap[TR_DW_MAX_TAPS];
+    int32_t tap_y[TR_DW_MAX_TAPS];
+    int32_t tap_x[TR_DW_MAX_TAPS];
+    int32_t tap_off[TR_DW_MAX_TAPS];
     tr_rq rq[TR_DW_BLOCK];
     const int32_t offset = p->output_offset;
     const int32_t lo = p->activation.min;
     const int32_t hi = p->activation.max;
     memset(pad, p->pad_value, sizeof pad);
-    int32_t tap_y[TR_DW_MAX_TAPS];
-    int32_t tap_x[TR_DW_MAX_TAPS];
-    int32_t tap_off[TR_DW_MAX_TAPS];
     for (int32_t t = 0; t < taps; ++t) {
         tap_y[t] = t / k_w;
         tap_x[t] = t % k_w;
         tap_off[t] = (tap_y[t] * in_w + tap_x[t]) * ch;
-    }
-    /* The odd tap out (t == taps) meets a zero weight: any readable 16 bytes do. */
-    if (taps & 1) {
-        tap[taps] = pad;
+        const uint8_t *row = filter + t * row_bytes;
+        for (int32_t g = 0; g < nc; g += 4) {
+            const int32_t o = c0 + g;
+            wq[t][g / 2] = tr_pair16(tr_weight_of(fmt, row, o), tr_weight_of(fmt, row, o + 2));
+            wq[t][g / 2 + 1] = tr_pair16(tr_weight_of(fmt, row, o + 1), tr_weight_of(fmt, row, o + 3));
+        }
     }
     for (int32_t c = 0; c < nc; ++c) {
         rq[c] = tr_rq_prepare(q->multiplier[c0 + c], q->shift[c0 + c], bias, c0 + c);
-    }
-    for (int32_t t = 0; t < pairs; ++t) {
-        for (int32_t c = 0; c < nc; ++c) {
-            const int32_t lo = tr_weight_of(fmt, filter + (2 * t) * row_bytes, c0 + c);
-            const int32_t hi = 2 * t + 1 < taps ? tr_weight_of(fmt, filter + (2 * t + 1) * row_bytes, c0 + c) : 0;
-            wp[t][c] = (uint32_t)(uint16_t)(int16_t)lo | ((uint32_t)(uint16_t)(int16_t)hi << 16);
-        }
     }
     for (int32_t oy = 0; oy < output_dims->h; ++oy) {
         const int32_t y0 = oy * p->stride.h - p->padding.h;
@@ -606,23 +616,12 @@ static inline void tr_dw_dsp_block(int32_t fmt, const tr_nn_dw_conv_params *p,
             }
             int8_t *out = output + (oy * output_dims->w + ox) * ch + c0;
             for (int32_t g = 0; g < nc; g += 4) {
-                int32_t a0 = 0;
-                int32_t a1 = 0;
-                int32_t a2 = 0;
-                int32_t a3 = 0;
-                for (int32_t t = 0; t < pairs; ++t) {
-                    const uint32_t xa = tr_load_u32(tap[2 * t] + g);
-                    const uint32_t xb = tr_load_u32(tap[2 * t + 1] + g);
-                    const uint32_t ea = (uint32_t)__sxtb16(xa); /* (c0, c2) of tap 2t */
-                    const uint32_t oa = tr_sxtb16_ror8(xa);     /* (c1, c3) */
-                    const uint32_t eb = (uint32_t)__sxtb16(xb);
-                    const uint32_t ob = tr_sxtb16_ror8(xb);
-                    const uint32_t *w = &wp[t][g];
-                    a0 = __smlad((int32_t)tr_pack_lo(ea, eb), (int32_t)w[0], a0);
-                    a1 = __smlad((int32_t)tr_pack_lo(oa, ob), (int32_t)w[1], a1);
-                    a2 = __smlad((int32_t)tr_pack_hi(ea, eb), (int32_t)w[2], a2);
-                    a3 = __smlad((int32_t)tr_pack_hi(oa, ob), (int32_t)w[3], a3);
-                }
+                int32_t acc[4];
+                tr_dw_group(tap, wq, g, taps, acc);
+                const int32_t a0 = acc[0];
+                const int32_t a1 = acc[1];
+                const int32_t a2 = acc[2];
+                const int32_t a3 = acc[3];
                 out[g + 0] = tr_rq_apply(&rq[g + 0], a0, bias_scale, offset, lo, hi);
                 out[g + 1] = tr_rq_apply(&rq[g + 1], a1, bias_scale, offset, lo, hi);
                 out[g + 2] = tr_rq_apply(&rq[g + 2], a2, bias_scale, offset, lo, hi);

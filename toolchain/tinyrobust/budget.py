@@ -14,7 +14,7 @@ from .program import Program
 CODE_BASE_BYTES = 12 * 1024
 CODE_PER_KERNEL_BYTES = 2 * 1024
 CODE_PER_OP_BYTES = 160
-FIRMWARE_DATA_BYTES = 8 * 1024  # protocol buffers (2 × 4 KB frames) and the app's state
+FIRMWARE_DATA_BYTES = 16 * 1024  # measured: the linked paper-size firmware holds ~16 KB of .data/.bss beside arena and stack
 
 
 class BudgetError(ValueError):
