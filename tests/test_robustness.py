@@ -19,14 +19,10 @@ import pytest
 
 import tinyrobust.frontend  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from tinyrobust.dataset import Dataset
-from tinyrobust.robustness import (
-    ATTACKS,
-    RobustnessResult,
-    add_robustness_arguments,
-    evaluate_robustness,
-    run_robustness_command,
-)
+from tinyrobust.robustness import evaluate_robustness
+from tinyrobust.robustness_cli import add_robustness_arguments, run_robustness_command
 from tinyrobust.robustness_report import plot_attack_png, table_markdown
+from tinyrobust.robustness_results import ATTACKS, RobustnessResult
 
 LIMIT = 40
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -306,7 +302,8 @@ def test_square_p_init_fits_small_and_narrow_inputs(shape: tuple[int, int, int])
     from art.attacks.evasion import SquareAttack
     from art.estimators.classification.blackbox import BlackBoxClassifierNeuralNetwork
 
-    from tinyrobust.robustness import AttackBudget, _craft_square, _square_p_init
+    from tinyrobust.robustness import _craft_square, _square_p_init
+    from tinyrobust.robustness_results import AttackBudget
 
     h, w, c = shape
     side = round(float(np.sqrt(_square_p_init(h, w) * h * w)))

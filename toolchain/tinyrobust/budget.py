@@ -14,7 +14,8 @@ from .program import Program
 CODE_BASE_BYTES = 12 * 1024
 CODE_PER_KERNEL_BYTES = 2 * 1024
 CODE_PER_OP_BYTES = 160
-FIRMWARE_DATA_BYTES = 16 * 1024  # measured: the linked paper-size firmware holds ~16 KB of .data/.bss beside arena and stack
+# Measured: the linked paper-size firmware holds ~16 KB of .data/.bss beside its arena and stack.
+FIRMWARE_DATA_BYTES = 16 * 1024
 
 
 class BudgetError(ValueError):

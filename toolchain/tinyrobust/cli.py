@@ -20,7 +20,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .robustness import add_robustness_arguments
+    from .robustness_cli import add_robustness_arguments
 
     parser = argparse.ArgumentParser(prog="tinyrobust", description="Deploy ternary QKeras models on STM32H7 "
                                      "and prove on the target that nothing was lost.")

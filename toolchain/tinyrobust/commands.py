@@ -151,6 +151,6 @@ def robustness_target_factory(model: DeployedModel, args: Any):
 
 
 def run_robustness(args: Any) -> int:
-    from .robustness import run_robustness_command
+    from .robustness_cli import run_robustness_command
 
     return run_robustness_command(args, robustness_target_factory)

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .robustness import TABLE_COLUMNS, RobustnessResult
+from .robustness_results import TABLE_COLUMNS, RobustnessResult
 
 COLUMN_TITLES = {
     "clean": "Clean",
