@@ -100,7 +100,14 @@ def _lower_conv(node: ConvNode, g: Graph, opts: LowerOptions) -> Op:
     flat = w.codes.reshape(-1, w.codes.shape[2] * w.codes.shape[3]) if node.kind == "depthwise" else (
         w.codes.reshape(-1, w.codes.shape[-1])
     )
-    flat = (flat.astype(np.int16) * sign[None, :]).astype(np.int8)
+    flipped = flat.astype(np.int16) * sign[None, :]
+    if flipped.max(initial=0) > 127:
+        channel = int(np.argmax(flipped.max(axis=0)))
+        raise UnsupportedModelError(
+            f"{where}: channel {channel} has an int8 weight of -128 and a negative folded BatchNorm scale; "
+            "its sign flip (+128) does not fit int8. Use symmetric quantized_bits weights for this layer."
+        )
+    flat = flipped.astype(np.int8)
     dead = magnitude * gi.scale == 0  # channels that output a constant
     flat[:, dead] = 0
     codes = flat.reshape(w.codes.shape)
