@@ -156,35 +156,12 @@ def train_and_save(name: str, out_dir: Path, epochs: int = 20) -> Path:
     return path
 
 
-def paper_model(dense_units: int = 90) -> object:
-    """Seed-paper-sized stochastic-ternary model (~1 M weights): 32×32×1 input, six convolutional
-    layers including depthwise and separable, a residual Add, BN, ReLU, sigmoid, three dense layers."""
-    keras, layers, q = _q()
-    st = q.stochastic_ternary
-    inp = keras.Input((32, 32, 1))
-    x = q.QConv2D(32, (3, 3), padding="same", kernel_quantizer=st(alpha="auto_po2"), name="conv1")(inp)
-    x = layers.ReLU(name="relu1")(_bn("bn1")(x))
-    x = q.QDepthwiseConv2D((3, 3), padding="same", depthwise_quantizer=st(alpha="auto_po2"), name="dw2")(x)
-    x = layers.ReLU(name="relu2")(_bn("bn2")(x))
-    a = q.QConv2D(64, (3, 3), strides=(2, 2), padding="same", kernel_quantizer=st(alpha="auto_po2"), name="conv3")(x)
-    a = layers.ReLU(name="relu3")(_bn("bn3")(a))
-    b = q.QSeparableConv2D(64, (3, 3), padding="same", depthwise_quantizer=st(alpha="auto_po2"),
-                           pointwise_quantizer=st(alpha="auto_po2"), name="sep4")(a)
-    b = layers.ReLU(name="relu4")(_bn("bn4")(b))
-    x = layers.Add(name="residual")([a, b])
-    x = q.QConv2D(128, (3, 3), strides=(2, 2), padding="same", kernel_quantizer=st(alpha="auto_po2"), name="conv5")(x)
-    x = layers.ReLU(name="relu5")(_bn("bn5")(x))
-    x = q.QConv2D(128, (3, 3), padding="same", kernel_quantizer=st(alpha="auto_po2"), name="conv6")(x)
-    x = layers.Activation("sigmoid", name="sigmoid6")(_bn("bn6")(x))
-    x = layers.Flatten(name="flatten")(x)
-    x = q.QDense(dense_units, kernel_quantizer=st(alpha="auto_po2"), name="fc1")(x)
-    x = layers.ReLU(name="relu_fc1")(x)
-    x = q.QDense(64, kernel_quantizer=st(alpha="auto_po2"), name="fc2")(x)
-    x = layers.ReLU(name="relu_fc2")(x)
-    x = q.QDense(10, kernel_quantizer=st(alpha="auto_po2"), name="fc3")(x)
-    x = layers.Activation("softmax", name="softmax")(x)
-    return keras.Model(inp, x, name="paper_model")
 
+def paper_model() -> object:
+    """The seed-paper-sized model (~1 M stochastic-ternary weights) the bench uses too."""
+    from tinyrobust.bench_models import paper_model as build
+
+    return build()
 
 def save_untrained(model, path: Path) -> Path:
     """Save a model with its random initial weights (enough for size, budget and bit-exactness)."""

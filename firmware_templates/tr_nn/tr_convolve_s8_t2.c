@@ -8,56 +8,57 @@
  * pad_value; out = clamp(requantize(acc) + output_offset, activation).
  *
  * Scratch (same size on every build so the arena plan does not depend on the path):
- * 11 * Kp bytes, Kp = K rounded up to 16; an 8-byte aligned buffer is required. The DSP path
- * keeps four interleaved int16 im2col columns (8 * Kp: output pixels go in fours so that one
- * weight decode feeds four MAC chains), one natural-order int16 column (2 * Kp) and an int8
- * staging row (Kp).
- * Fast path: 1x1 kernel, stride 1, no padding reads the input pixel directly (no im2col).
+ * 12 * Kp bytes, Kp = K rounded up to 16; an 8-byte aligned buffer is required. The DSP path
+ * keeps six interleaved int16 im2col columns (output pixels go in sixes so that one weight decode
+ * feeds six MAC chains): per group of four k, 6 pixels x 4 int16. Each column is written straight
+ * into its slot (four channels per LDR + two SXTB16 + two PKH when C_in % 4 == 0, one value at a time
+ * otherwise), each output channel's requantisation constants are prepared once for its six pixels,
+ * and the inner loop (tr_dot6_t2_dsp) is hand-scheduled: 21 instructions per 24 MACs.
  */
 #include "tr_nn_support.h"
 
 #if TR_NN_USE_DSP
-/* int16 im2col column of output pixel (oy, ox): K values in [KH][KW][C_in] order, zero-filled to
- * k_pad; the 1x1 fast path expands the input pixel directly, skipping the int8 staging copy. */
-static void tr_conv_t2_column(const tr_nn_conv_params *conv_params, const tr_nn_dims *input_dims,
-                               const int8_t *input_data, const tr_nn_dims *filter_dims, int32_t oy, int32_t ox,
-                               int32_t fast_1x1, int32_t k_pad, int8_t *stage, int16_t *col)
-{
-    const int32_t in_h = input_dims->h;
-    const int32_t in_w = input_dims->w;
-    const int32_t in_c = input_dims->c;
-    const int32_t k = filter_dims->h * filter_dims->w * in_c;
-    if (fast_1x1) {
-        tr_expand_s8_to_s16(input_data + (oy * in_w + ox) * in_c, col, k, k_pad, 0);
-        return;
-    }
-    int8_t *dst = stage;
-    for (int32_t ky = 0; ky < filter_dims->h; ++ky) {
-        const int32_t iy = oy * conv_params->stride.h - conv_params->padding.h + ky;
-        for (int32_t kx = 0; kx < filter_dims->w; ++kx) {
-            const int32_t ix = ox * conv_params->stride.w - conv_params->padding.w + kx;
-            if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
-                memcpy(dst, input_data + (iy * in_w + ix) * in_c, (size_t)in_c);
-            } else {
-                memset(dst, conv_params->pad_value, (size_t)in_c);
-            }
-            dst += in_c;
-        }
-    }
-    tr_expand_s8_to_s16(stage, col, k, k_pad, 0);
-}
+#define TR_T2_PIX 6              /* output pixels per block */
+#define TR_T2_GROUP (4 * TR_T2_PIX) /* int16 per group of four k: 6 pixels x 4 values */
 
-/* Four int8 values -> their slot in the blocked layout: (x0, x1), (x2, x3) as int16 pairs. */
+/* Four int8 values -> their slot in the blocked layout: (x0, x1), (x2, x3) as int16 pairs, stored
+ * with one STRD (slots are 8-byte aligned). */
 static inline void tr_put4(int16_t *dst, uint32_t w)
 {
     const uint32_t even = (uint32_t)__sxtb16(w); /* (x0, x2) */
     const uint32_t odd = tr_sxtb16_ror8(w);      /* (x1, x3) */
-    tr_store_u32(dst, tr_pack_lo(even, odd));
-    tr_store_u32(dst + 2, tr_pack_hi(even, odd));
+    const uint64_t pairs = (uint64_t)tr_pack_lo(even, odd) | ((uint64_t)tr_pack_hi(even, odd) << 32);
+    memcpy(__builtin_assume_aligned(dst, 8), &pairs, sizeof pairs);
 }
 
-/* C_in % 4 == 0: pixel j's column goes straight into slot j of the blocked layout (no staging or
- * interleave copies); each group of four channels lands in one block (blocks hold 4 pixels x 4 values). */
+/* in_c (a multiple of 4) channels of one input pixel into consecutive groups of a slot; two groups
+ * per iteration from one 8-byte load. */
+static inline void tr_put_pixel(int16_t *dst, const int8_t *src, int32_t in_c)
+{
+    int32_t c = 0;
+    for (; c + 8 <= in_c; c += 8) {
+        const uint64_t v = tr_load_u64(src + c);
+        tr_put4(dst, (uint32_t)v);
+        tr_put4(dst + TR_T2_GROUP, (uint32_t)(v >> 32));
+        dst += 2 * TR_T2_GROUP;
+    }
+    if (c < in_c) {
+        tr_put4(dst, tr_load_u32(src + c));
+    }
+}
+
+static inline void tr_put_pad(int16_t *dst, int32_t pad_value, int32_t in_c)
+{
+    const uint32_t pair = (uint32_t)(uint16_t)(int16_t)pad_value * 0x00010001u;
+    const uint64_t pairs = (uint64_t)pair | ((uint64_t)pair << 32);
+    for (int32_t c = 0; c < in_c; c += 4) {
+        memcpy(__builtin_assume_aligned(dst, 8), &pairs, sizeof pairs);
+        dst += TR_T2_GROUP;
+    }
+}
+
+/* Pixel (oy, ox)'s int16 im2col column (K values in [KH][KW][C_in] order, zero up to k_pad) into
+ * slot j of the blocked layout. */
 static void tr_conv_t2_fill_slot(const tr_nn_conv_params *conv_params, const tr_nn_dims *input_dims,
                                  const int8_t *input_data, const tr_nn_dims *filter_dims, int32_t oy, int32_t ox,
                                  int32_t k_pad, int16_t *blocks, int32_t j)
@@ -65,39 +66,41 @@ static void tr_conv_t2_fill_slot(const tr_nn_conv_params *conv_params, const tr_
     const int32_t in_h = input_dims->h;
     const int32_t in_w = input_dims->w;
     const int32_t in_c = input_dims->c;
-    const uint32_t pad4 = (uint32_t)(uint8_t)conv_params->pad_value * 0x01010101u;
-    int16_t *dst = blocks + 4 * j;
+    const int32_t pad_value = conv_params->pad_value;
+    int16_t *slot = blocks + 4 * j;
+    int32_t i = 0; /* k index */
     for (int32_t ky = 0; ky < filter_dims->h; ++ky) {
         const int32_t iy = oy * conv_params->stride.h - conv_params->padding.h + ky;
         for (int32_t kx = 0; kx < filter_dims->w; ++kx) {
             const int32_t ix = ox * conv_params->stride.w - conv_params->padding.w + kx;
-            if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
-                const int8_t *src = input_data + (iy * in_w + ix) * in_c;
-                for (int32_t c = 0; c < in_c; c += 4) {
-                    tr_put4(dst, tr_load_u32(src + c));
-                    dst += 16;
+            const int32_t valid = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
+            const int8_t *src = valid ? input_data + (iy * in_w + ix) * in_c : NULL;
+            if (in_c % 4 == 0) { /* then i % 4 == 0 here: whole groups */
+                int16_t *dst = slot + (i / 4) * TR_T2_GROUP;
+                if (valid) {
+                    tr_put_pixel(dst, src, in_c);
+                } else {
+                    tr_put_pad(dst, pad_value, in_c);
                 }
+                i += in_c;
             } else {
-                for (int32_t c = 0; c < in_c; c += 4) {
-                    tr_put4(dst, pad4);
-                    dst += 16;
+                for (int32_t c = 0; c < in_c; ++c, ++i) {
+                    slot[(i / 4) * TR_T2_GROUP + i % 4] = (int16_t)(valid ? src[c] : pad_value);
                 }
             }
         }
     }
-    const int32_t k = filter_dims->h * filter_dims->w * in_c;
-    for (int32_t i = k; i < k_pad; i += 4) {
-        tr_store_u32(dst, 0u);
-        tr_store_u32(dst + 2, 0u);
-        dst += 16;
+    for (; i < k_pad; ++i) {
+        slot[(i / 4) * TR_T2_GROUP + i % 4] = 0;
     }
 }
+
 #endif
 
 int32_t tr_convolve_s8_t2_get_buffer_size(const tr_nn_dims *input_dims, const tr_nn_dims *filter_dims)
 {
     const int32_t k = filter_dims->h * filter_dims->w * input_dims->c;
-    return 11 * (((k + 16 - 1) / 16) * 16);
+    return 12 * (((k + 16 - 1) / 16) * 16);
 }
 
 tr_nn_status tr_convolve_s8_t2(const tr_nn_context *ctx, const tr_nn_conv_params *conv_params,
@@ -138,38 +141,43 @@ tr_nn_status tr_convolve_s8_t2(const tr_nn_context *ctx, const tr_nn_conv_params
                              pad_left == 0 && out_h <= in_h && out_w <= in_w;
 
 #if TR_NN_USE_DSP
-    /* Output pixels go in blocks of four so that one weight decode feeds four columns. */
+    /* Output pixels go in blocks of six so that one weight decode feeds six columns. */
     const int32_t k_pad = ((k + 16 - 1) / 16) * 16;
-    int16_t *blocks = (int16_t *)ctx->buf;     /* 4 interleaved columns: 8 * k_pad bytes */
-    int16_t *col = blocks + 4 * k_pad;         /* one natural-order column: 2 * k_pad bytes */
-    int8_t *stage = (int8_t *)(col + k_pad);   /* int8 im2col staging: k_pad bytes */
+    int16_t *blocks = (int16_t *)ctx->buf; /* 6 interleaved columns: 12 * k_pad bytes */
     const int32_t n_pix = out_h * out_w;
-    for (int32_t p = 0; p < n_pix; p += 4) {
-        const int32_t count = n_pix - p < 4 ? n_pix - p : 4;
-        for (int32_t j = 0; j < 4; ++j) {
-            if (j < count && in_c % 4 == 0) {
+    const int32_t offset = conv_params->output_offset;
+    const int32_t lo = conv_params->activation.min;
+    const int32_t hi = conv_params->activation.max;
+    (void)fast_1x1; /* the slot fill reads a 1x1 window directly already */
+    for (int32_t p = 0; p < n_pix; p += TR_T2_PIX) {
+        const int32_t count = n_pix - p < TR_T2_PIX ? n_pix - p : TR_T2_PIX;
+        for (int32_t j = 0; j < TR_T2_PIX; ++j) {
+            if (j < count) {
                 tr_conv_t2_fill_slot(conv_params, input_dims, input_data, filter_dims, (p + j) / out_w,
                                      (p + j) % out_w, k_pad, blocks, j);
-                continue;
-            }
-            if (j < count) {
-                tr_conv_t2_column(conv_params, input_dims, input_data, filter_dims, (p + j) / out_w,
-                                   (p + j) % out_w, fast_1x1, k_pad, stage, col);
             } else {
-                memset(col, 0, (size_t)k_pad * sizeof(int16_t)); /* unused lane: defined, discarded */
+                for (int32_t g = 0; g < k_pad / 4; ++g) { /* unused lane: defined, discarded */
+                    memset(blocks + g * TR_T2_GROUP + 4 * j, 0, 4 * sizeof(int16_t));
+                }
             }
-            tr_interleave_column(col, blocks, j, k_pad, 4);
         }
         int8_t *out = output_data + p * out_c;
-        const int32_t offset = conv_params->output_offset;
-        const int32_t lo = conv_params->activation.min;
-        const int32_t hi = conv_params->activation.max;
         for (int32_t o = 0; o < out_c; ++o) {
-            int32_t acc[4] = {0, 0, 0, 0};
-            tr_dot4_t2_dsp(blocks, filter_data + o * row_bytes, k_pad / 16, acc);
+            int32_t acc[TR_T2_PIX] = {0, 0, 0, 0, 0, 0};
+            tr_dot6_t2_dsp(blocks, filter_data + o * row_bytes, k_pad / 16, acc);
             const tr_rq rq = tr_rq_prepare(mult[o], shift[o], bias_data, o);
-            for (int32_t j = 0; j < count; ++j) {
-                out[j * out_c + o] = tr_rq_apply(&rq, acc[j], bias_scale, offset, lo, hi);
+            int8_t *dst = out + o;
+            if (count == TR_T2_PIX) { /* straight-line: the accumulators stay in registers */
+                dst[0] = tr_rq_apply(&rq, acc[0], bias_scale, offset, lo, hi);
+                dst[out_c] = tr_rq_apply(&rq, acc[1], bias_scale, offset, lo, hi);
+                dst[2 * out_c] = tr_rq_apply(&rq, acc[2], bias_scale, offset, lo, hi);
+                dst[3 * out_c] = tr_rq_apply(&rq, acc[3], bias_scale, offset, lo, hi);
+                dst[4 * out_c] = tr_rq_apply(&rq, acc[4], bias_scale, offset, lo, hi);
+                dst[5 * out_c] = tr_rq_apply(&rq, acc[5], bias_scale, offset, lo, hi);
+            } else {
+                for (int32_t j = 0; j < count; ++j) {
+                    dst[j * out_c] = tr_rq_apply(&rq, acc[j], bias_scale, offset, lo, hi);
+                }
             }
         }
     }

@@ -8,48 +8,22 @@
  * pad_value; out = clamp(requantize(acc) + output_offset, activation).
  *
  * Scratch (same size on every build so the arena plan does not depend on the path):
- * 11 * Kp bytes, Kp = K rounded up to 20; an 8-byte aligned buffer is required. The DSP path
- * keeps four interleaved int16 im2col columns (8 * Kp: output pixels go in fours so that one
- * weight decode feeds four MAC chains), one natural-order int16 column (2 * Kp) and an int8
- * staging row (Kp).
- * Fast path: 1x1 kernel, stride 1, no padding reads the input pixel directly (no im2col).
+ * 12 * Kp bytes, Kp = K rounded up to 20; an 8-byte aligned buffer is required. The DSP path
+ * keeps six interleaved int16 im2col columns (output pixels go in sixes): per trit5 byte pair
+ * (10 values of k), 6 pixels x 10 int16. Each column is written straight into its slot (four channels
+ * per LDR when C_in % 4 == 0, one value at a time otherwise), each output channel's requantisation
+ * constants are prepared once for its six pixels, and the inner loop (tr_dot3_t5_asm, twice) is
+ * hand-scheduled: 38 instructions per 30 MACs, padding-only byte pairs skipped.
  */
 #include "tr_nn_support.h"
 
 #if TR_NN_USE_DSP
-/* int16 im2col column of output pixel (oy, ox): K values in [KH][KW][C_in] order, zero-filled to
- * k_pad; the 1x1 fast path expands the input pixel directly, skipping the int8 staging copy. */
-static void tr_conv_t5_column(const tr_nn_conv_params *conv_params, const tr_nn_dims *input_dims,
-                               const int8_t *input_data, const tr_nn_dims *filter_dims, int32_t oy, int32_t ox,
-                               int32_t fast_1x1, int32_t k_pad, int8_t *stage, int16_t *col)
-{
-    const int32_t in_h = input_dims->h;
-    const int32_t in_w = input_dims->w;
-    const int32_t in_c = input_dims->c;
-    const int32_t k = filter_dims->h * filter_dims->w * in_c;
-    if (fast_1x1) {
-        tr_expand_s8_to_s16(input_data + (oy * in_w + ox) * in_c, col, k, k_pad, 0);
-        return;
-    }
-    int8_t *dst = stage;
-    for (int32_t ky = 0; ky < filter_dims->h; ++ky) {
-        const int32_t iy = oy * conv_params->stride.h - conv_params->padding.h + ky;
-        for (int32_t kx = 0; kx < filter_dims->w; ++kx) {
-            const int32_t ix = ox * conv_params->stride.w - conv_params->padding.w + kx;
-            if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
-                memcpy(dst, input_data + (iy * in_w + ix) * in_c, (size_t)in_c);
-            } else {
-                memset(dst, conv_params->pad_value, (size_t)in_c);
-            }
-            dst += in_c;
-        }
-    }
-    tr_expand_s8_to_s16(stage, col, k, k_pad, 0);
-}
+#define TR_T5_PIX 6                  /* output pixels per block */
+#define TR_T5_GROUP (10 * TR_T5_PIX) /* int16 per trit5 byte pair: 6 pixels x 10 values */
 
-/* Appends one int16 pair to pixel j's slot of the blocked layout (slots of 10 values, blocks of 40). */
+/* Appends int16 pairs to pixel j's slot of the blocked layout (slots of 10 values, groups of 60). */
 typedef struct {
-    int16_t *blk; /* the current block's slot for this pixel */
+    int16_t *blk; /* the current group's slot for this pixel */
     int32_t pos;  /* next position in the slot: 0, 2, .., 8 */
 } tr_t5_cursor;
 
@@ -59,12 +33,12 @@ static inline void tr_t5_put_pair(tr_t5_cursor *c, uint32_t pair)
     c->pos += 2;
     if (c->pos == 10) {
         c->pos = 0;
-        c->blk += 40;
+        c->blk += TR_T5_GROUP;
     }
 }
 
-/* C_in % 4 == 0: pixel j's column goes straight into slot j of the blocked layout, one int16 pair at
- * a time (K is even, so a pair never straddles two blocks). */
+/* Pixel (oy, ox)'s int16 im2col column (K values in [KH][KW][C_in] order, zero up to k_pad) into
+ * slot j of the blocked layout. */
 static void tr_conv_t5_fill_slot(const tr_nn_conv_params *conv_params, const tr_nn_dims *input_dims,
                                  const int8_t *input_data, const tr_nn_dims *filter_dims, int32_t oy, int32_t ox,
                                  int32_t k_pad, int16_t *blocks, int32_t j)
@@ -72,30 +46,41 @@ static void tr_conv_t5_fill_slot(const tr_nn_conv_params *conv_params, const tr_
     const int32_t in_h = input_dims->h;
     const int32_t in_w = input_dims->w;
     const int32_t in_c = input_dims->c;
-    const uint32_t pad2 = (uint32_t)(uint16_t)(int16_t)conv_params->pad_value * 0x00010001u;
-    tr_t5_cursor cur = {blocks + 10 * j, 0};
+    const int32_t pad_value = conv_params->pad_value;
+    const uint32_t pad2 = (uint32_t)(uint16_t)(int16_t)pad_value * 0x00010001u;
+    int16_t *slot = blocks + 10 * j;
+    int32_t i = 0; /* k index */
     for (int32_t ky = 0; ky < filter_dims->h; ++ky) {
         const int32_t iy = oy * conv_params->stride.h - conv_params->padding.h + ky;
         for (int32_t kx = 0; kx < filter_dims->w; ++kx) {
             const int32_t ix = ox * conv_params->stride.w - conv_params->padding.w + kx;
-            if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
-                const int8_t *src = input_data + (iy * in_w + ix) * in_c;
-                for (int32_t c = 0; c < in_c; c += 4) {
-                    const uint32_t w = tr_load_u32(src + c);
-                    const uint32_t even = (uint32_t)__sxtb16(w); /* (x0, x2) */
-                    const uint32_t odd = tr_sxtb16_ror8(w);      /* (x1, x3) */
-                    tr_t5_put_pair(&cur, tr_pack_lo(even, odd));
-                    tr_t5_put_pair(&cur, tr_pack_hi(even, odd));
+            const int32_t valid = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
+            const int8_t *src = valid ? input_data + (iy * in_w + ix) * in_c : NULL;
+            if (in_c % 4 == 0) { /* i is even here, so a pair never straddles two groups */
+                tr_t5_cursor cur = {slot + (i / 10) * TR_T5_GROUP, i % 10};
+                if (valid) {
+                    for (int32_t c = 0; c < in_c; c += 4) {
+                        const uint32_t w = tr_load_u32(src + c);
+                        const uint32_t even = (uint32_t)__sxtb16(w); /* (x0, x2) */
+                        const uint32_t odd = tr_sxtb16_ror8(w);      /* (x1, x3) */
+                        tr_t5_put_pair(&cur, tr_pack_lo(even, odd));
+                        tr_t5_put_pair(&cur, tr_pack_hi(even, odd));
+                    }
+                } else {
+                    for (int32_t c = 0; c < in_c; c += 2) {
+                        tr_t5_put_pair(&cur, pad2);
+                    }
                 }
+                i += in_c;
             } else {
-                for (int32_t c = 0; c < in_c; c += 2) {
-                    tr_t5_put_pair(&cur, pad2);
+                for (int32_t c = 0; c < in_c; ++c, ++i) {
+                    slot[(i / 10) * TR_T5_GROUP + i % 10] = (int16_t)(valid ? src[c] : pad_value);
                 }
             }
         }
     }
-    for (int32_t i = filter_dims->h * filter_dims->w * in_c; i < k_pad; i += 2) {
-        tr_t5_put_pair(&cur, 0u);
+    for (; i < k_pad; ++i) {
+        slot[(i / 10) * TR_T5_GROUP + i % 10] = 0;
     }
 }
 #endif
@@ -103,7 +88,7 @@ static void tr_conv_t5_fill_slot(const tr_nn_conv_params *conv_params, const tr_
 int32_t tr_convolve_s8_t5_get_buffer_size(const tr_nn_dims *input_dims, const tr_nn_dims *filter_dims)
 {
     const int32_t k = filter_dims->h * filter_dims->w * input_dims->c;
-    return 11 * (((k + 20 - 1) / 20) * 20);
+    return 12 * (((k + 20 - 1) / 20) * 20);
 }
 
 tr_nn_status tr_convolve_s8_t5(const tr_nn_context *ctx, const tr_nn_conv_params *conv_params,
@@ -144,35 +129,35 @@ tr_nn_status tr_convolve_s8_t5(const tr_nn_context *ctx, const tr_nn_conv_params
                              pad_left == 0 && out_h <= in_h && out_w <= in_w;
 
 #if TR_NN_USE_DSP
-    /* Output pixels go in blocks of four so that one weight decode feeds four columns. */
+    /* Output pixels go in blocks of six so that one weight decode feeds three columns per pass. */
     const int32_t k_pad = ((k + 20 - 1) / 20) * 20;
-    int16_t *blocks = (int16_t *)ctx->buf;     /* 4 interleaved columns: 8 * k_pad bytes */
-    int16_t *col = blocks + 4 * k_pad;         /* one natural-order column: 2 * k_pad bytes */
-    int8_t *stage = (int8_t *)(col + k_pad);   /* int8 im2col staging: k_pad bytes */
+    const int32_t npairs = (k + 9) / 10; /* byte pairs holding at least one real weight */
+    int16_t *blocks = (int16_t *)ctx->buf; /* 6 interleaved columns: 12 * k_pad bytes */
     const int32_t n_pix = out_h * out_w;
-    for (int32_t p = 0; p < n_pix; p += 4) {
-        const int32_t count = n_pix - p < 4 ? n_pix - p : 4;
-        for (int32_t j = 0; j < 4; ++j) {
-            if (j < count && in_c % 4 == 0) {
+    const int32_t offset = conv_params->output_offset;
+    const int32_t lo = conv_params->activation.min;
+    const int32_t hi = conv_params->activation.max;
+    (void)fast_1x1; /* the slot fill reads a 1x1 window directly already */
+    for (int32_t p = 0; p < n_pix; p += TR_T5_PIX) {
+        const int32_t count = n_pix - p < TR_T5_PIX ? n_pix - p : TR_T5_PIX;
+        for (int32_t j = 0; j < TR_T5_PIX; ++j) {
+            if (j < count) {
                 tr_conv_t5_fill_slot(conv_params, input_dims, input_data, filter_dims, (p + j) / out_w,
                                      (p + j) % out_w, k_pad, blocks, j);
-                continue;
-            }
-            if (j < count) {
-                tr_conv_t5_column(conv_params, input_dims, input_data, filter_dims, (p + j) / out_w,
-                                   (p + j) % out_w, fast_1x1, k_pad, stage, col);
             } else {
-                memset(col, 0, (size_t)k_pad * sizeof(int16_t)); /* unused lane: defined, discarded */
+                for (int32_t g = 0; g < k_pad / 10; ++g) { /* unused lane: defined, discarded */
+                    memset(blocks + g * TR_T5_GROUP + 10 * j, 0, 10 * sizeof(int16_t));
+                }
             }
-            tr_interleave_column(col, blocks, j, k_pad, 10);
         }
         int8_t *out = output_data + p * out_c;
-        const int32_t offset = conv_params->output_offset;
-        const int32_t lo = conv_params->activation.min;
-        const int32_t hi = conv_params->activation.max;
         for (int32_t o = 0; o < out_c; ++o) {
-            int32_t acc[4] = {0, 0, 0, 0};
-            tr_dot4_t5_dsp(blocks, filter_data + o * row_bytes, (k + 9) / 10, acc);
+            int32_t acc[TR_T5_PIX] = {0, 0, 0, 0, 0, 0};
+            const uint8_t *row = filter_data + o * row_bytes;
+            tr_dot3_t5_asm(blocks, row, npairs, &acc[0]);
+            if (count > 3) {
+                tr_dot3_t5_asm(blocks + 30, row, npairs, &acc[3]);
+            }
             const tr_rq rq = tr_rq_prepare(mult[o], shift[o], bias_data, o);
             for (int32_t j = 0; j < count; ++j) {
                 out[j * out_c + o] = tr_rq_apply(&rq, acc[j], bias_scale, offset, lo, hi);

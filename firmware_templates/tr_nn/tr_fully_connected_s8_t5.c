@@ -8,6 +8,8 @@
  * out = clamp(requantize(acc) + output_offset, activation).
  * Scratch: 2 * Kp bytes, Kp = C_in rounded up to 20 (the DSP path's int16 copy of the input);
  * a 4-byte aligned buffer is required. Same size on every build.
+ * DSP path: tr_dot_t5_asm (hand-scheduled: 20 instructions per 10 MACs, padding-only byte pairs
+ * skipped).
  */
 #include "tr_nn_support.h"
 

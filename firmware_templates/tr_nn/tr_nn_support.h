@@ -143,11 +143,13 @@ static inline int32_t tr_s8_weight(const uint8_t *row, int32_t k)
 
 /* ---------------- DSP decode tables (tr_nn_luts.c) ---------------- */
 
-/* Hot tables go to .tr_fast_data: the linker scripts place it in fast RAM (DTCM on the NUCLEO). */
-#if defined(__arm__) || defined(__ELF__)
-#define TR_NN_FAST_DATA __attribute__((section(".tr_fast_data")))
+/* Hot tables go to .tr_fast_data.<name>: the linker scripts place .tr_fast_data* in fast RAM (DTCM on
+ * the NUCLEO: t2 table 2 KB, trit5 table 7.6 KB), one subsection per table so --gc-sections drops the
+ * tables a firmware does not use. -DTR_NN_LUTS_IN_FLASH keeps them in .rodata instead. */
+#if defined(__ELF__) && !defined(TR_NN_LUTS_IN_FLASH)
+#define TR_NN_FAST_DATA(name) __attribute__((section(".tr_fast_data." name)))
 #else
-#define TR_NN_FAST_DATA
+#define TR_NN_FAST_DATA(name)
 #endif
 
 /* t2: byte -> {(w0, w1), (w2, w3)} as int16 pairs; 8-byte aligned so one LDRD fetches an entry. */
@@ -333,59 +335,81 @@ static inline void tr_interleave_column(const int16_t *col, int16_t *blocks, int
     }
 }
 
-/* Four-pixel t2 dot products over nwords (>= 1) code words. Hand-scheduled Thumb-2: per code byte
- * (4 weights x 4 pixels = 16 MACs) one LDRB, one ADD and one LDRD decode the weights into two int16
- * pairs, and each pixel costs one LDRD of its four activations plus two SMLAD: 15 instructions per
- * 16 MACs, with all 13 live values in registers (GCC's own schedule split the LDRDs and spilled).
- * C semantics, for reading: acc[p] += sum_k w[k] * blk[block(k) * 16 + p * 4 + k % 4]. */
-static inline void tr_dot4_t2_dsp(const int16_t *blk_in, const uint8_t *row, int32_t nwords, int32_t acc[4])
+/* Six-pixel t2 dot products over nwords (>= 1) code words, on the blocked layout of
+ * tr_convolve_s8_t2.c (per group of four k: 6 pixels x 4 int16 = 48 bytes). Hand-scheduled Thumb-2:
+ * per code byte (4 weights x 6 pixels = 24 MACs) one LDRB, one ADD and one LDRD decode the weights into
+ * two int16 pairs, then each pixel costs one LDRD of its four activations and two SMLAD: 21
+ * instructions per 24 MACs, loop overhead once per two code words. All 14 live values stay in
+ * registers (r0-r12, lr); the loop bound is re-read from the stack into the decode register. GCC's own schedule of the C equivalent split the
+ * LDRDs and spilled accumulators (about 1.3 instructions per MAC).
+ * C semantics, for reading: acc[p] += sum_k w[k] * blk[(k / 4) * 24 + p * 4 + k % 4]. */
+static inline void tr_dot6_t2_dsp(const int16_t *blk, const uint8_t *row, int32_t nwords, int32_t acc[6])
 {
-    const int16_t *blk = blk_in;
     const uint8_t *const row_end = row + 4 * nwords;
     const uint32_t *const lut = &tr_t2_pair_lut[0][0];
     int32_t a0 = acc[0];
     int32_t a1 = acc[1];
     int32_t a2 = acc[2];
     int32_t a3 = acc[3];
+    int32_t a4 = acc[4];
+    int32_t a5 = acc[5];
     uint32_t e;
     uint32_t w01;
     uint32_t w23;
     uint32_t xa;
     uint32_t xb;
-#define TR_T2_ASM_BYTE(off0, off1, off2, off3)                 \
+#define TR_T2_ASM_PIX(acc, off)                                \
+    "ldrd   %[xa], %[xb], [%[blk], #" #off "]\n\t"             \
+    "smlad  %[" #acc "], %[xa], %[w01], %[" #acc "]\n\t"       \
+    "smlad  %[" #acc "], %[xb], %[w23], %[" #acc "]\n\t"
+#define TR_T2_ASM_BYTE6(o0, o1, o2, o3, o4, o5)                \
     "ldrb   %[e], [%[row]], #1\n\t"                            \
     "add    %[e], %[lut], %[e], lsl #3\n\t"                    \
     "ldrd   %[w01], %[w23], [%[e]]\n\t"                        \
-    "ldrd   %[xa], %[xb], [%[blk], #" #off0 "]\n\t"            \
-    "smlad  %[a0], %[xa], %[w01], %[a0]\n\t"                   \
-    "smlad  %[a0], %[xb], %[w23], %[a0]\n\t"                   \
-    "ldrd   %[xa], %[xb], [%[blk], #" #off1 "]\n\t"            \
-    "smlad  %[a1], %[xa], %[w01], %[a1]\n\t"                   \
-    "smlad  %[a1], %[xb], %[w23], %[a1]\n\t"                   \
-    "ldrd   %[xa], %[xb], [%[blk], #" #off2 "]\n\t"            \
-    "smlad  %[a2], %[xa], %[w01], %[a2]\n\t"                   \
-    "smlad  %[a2], %[xb], %[w23], %[a2]\n\t"                   \
-    "ldrd   %[xa], %[xb], [%[blk], #" #off3 "]\n\t"            \
-    "smlad  %[a3], %[xa], %[w01], %[a3]\n\t"                   \
-    "smlad  %[a3], %[xb], %[w23], %[a3]\n\t"
-    __asm__ volatile(
-        "1:\n\t"
-        TR_T2_ASM_BYTE(0, 8, 16, 24)
-        TR_T2_ASM_BYTE(32, 40, 48, 56)
-        TR_T2_ASM_BYTE(64, 72, 80, 88)
-        TR_T2_ASM_BYTE(96, 104, 112, 120)
-        "adds   %[blk], %[blk], #128\n\t"
-        "cmp    %[row], %[row_end]\n\t"
-        "bne    1b\n\t"
-        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [blk] "+r"(blk), [row] "+r"(row),
-          [e] "=&r"(e), [w01] "=&r"(w01), [w23] "=&r"(w23), [xa] "=&r"(xa), [xb] "=&r"(xb)
-        : [row_end] "r"(row_end), [lut] "r"(lut)
-        : "cc", "memory");
-#undef TR_T2_ASM_BYTE
+    TR_T2_ASM_PIX(a0, o0) TR_T2_ASM_PIX(a1, o1) TR_T2_ASM_PIX(a2, o2)  \
+    TR_T2_ASM_PIX(a3, o3) TR_T2_ASM_PIX(a4, o4) TR_T2_ASM_PIX(a5, o5)
+#define TR_T2_ASM_OUTPUTS                                                                                   \
+    [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [a4] "+r"(a4), [a5] "+r"(a5), [blk] "+r"(blk), \
+        [row] "+r"(row), [e] "=&r"(e), [w01] "=&r"(w01), [w23] "=&r"(w23), [xa] "=&r"(xa), [xb] "=&r"(xb)
+    if (nwords & 1) { /* one word on its own, so that the loop below can take two per iteration */
+        __asm__ volatile(
+            TR_T2_ASM_BYTE6(0, 8, 16, 24, 32, 40)
+            TR_T2_ASM_BYTE6(48, 56, 64, 72, 80, 88)
+            TR_T2_ASM_BYTE6(96, 104, 112, 120, 128, 136)
+            TR_T2_ASM_BYTE6(144, 152, 160, 168, 176, 184)
+            "adds   %[blk], %[blk], #192\n\t"
+            : TR_T2_ASM_OUTPUTS
+            : [lut] "r"(lut)
+            : "cc", "memory");
+    }
+    if (nwords >= 2) { /* loop overhead (ADDS, LDR, CMP, BNE) once per 32 code bytes */
+        __asm__ volatile(
+            "1:\n\t"
+            TR_T2_ASM_BYTE6(0, 8, 16, 24, 32, 40)
+            TR_T2_ASM_BYTE6(48, 56, 64, 72, 80, 88)
+            TR_T2_ASM_BYTE6(96, 104, 112, 120, 128, 136)
+            TR_T2_ASM_BYTE6(144, 152, 160, 168, 176, 184)
+            TR_T2_ASM_BYTE6(192, 200, 208, 216, 224, 232)
+            TR_T2_ASM_BYTE6(240, 248, 256, 264, 272, 280)
+            TR_T2_ASM_BYTE6(288, 296, 304, 312, 320, 328)
+            TR_T2_ASM_BYTE6(336, 344, 352, 360, 368, 376)
+            "adds   %[blk], %[blk], #384\n\t"
+            "ldr    %[e], %[row_end]\n\t"
+            "cmp    %[row], %[e]\n\t"
+            "bne    1b\n\t"
+            : TR_T2_ASM_OUTPUTS
+            : [row_end] "m"(row_end), [lut] "r"(lut)
+            : "cc", "memory");
+    }
+#undef TR_T2_ASM_OUTPUTS
+#undef TR_T2_ASM_BYTE6
+#undef TR_T2_ASM_PIX
     acc[0] = a0;
     acc[1] = a1;
     acc[2] = a2;
     acc[3] = a3;
+    acc[4] = a4;
+    acc[5] = a5;
 }
 
 /* Decode of one trit5 byte pair (10 weights) into five int16 pairs w0..w4, shared by the asm kernels
@@ -404,46 +428,47 @@ static inline void tr_dot4_t2_dsp(const int16_t *blk_in, const uint8_t *row, int
     "ldr    %[w3], [%[e], #3892]\n\t"                  \
     "ldr    %[w4], [%[e], #3896]\n\t"
 
-/* Two pixels of the trit5 blocked layout (blocks of 40 int16: 4 pixels x 10 values; the pixels are
- * at blk and blk + 10) against the first npairs >= 1 byte pairs of one trit5 row (ceil(K / 10): the
- * pairs holding only row padding are skipped): per byte pair 10 decode instructions and, per pixel,
- * two LDRD + one LDR + five SMLAD: 28 instructions per 20 MACs. */
-static inline void tr_dot2_t5_asm(const int16_t *blk, const uint8_t *row, int32_t npairs, int32_t *acc0,
-                                  int32_t *acc1)
+/* Three pixels of the six-pixel trit5 blocked layout of tr_convolve_s8_t5.c (per byte pair 60 int16:
+ * 6 pixels x 10 values; the three pixels at blk, blk + 10, blk + 20) against the first npairs >= 1
+ * byte pairs of one trit5 row: per byte pair 10 decode instructions and, per pixel, two LDRD + one
+ * LDR + five SMLAD; 38 instructions per 30 MACs with the loop. 14 live values in registers, the loop
+ * bound re-read from the stack. */
+static inline void tr_dot3_t5_asm(const int16_t *blk, const uint8_t *row, int32_t npairs, int32_t acc[3])
 {
     const uint8_t *const row_end = row + 2 * npairs;
     const uint32_t *const lut = &tr_t5_lut[0][0][0];
-    int32_t a0 = *acc0;
-    int32_t a1 = *acc1;
+    int32_t a0 = acc[0];
+    int32_t a1 = acc[1];
+    int32_t a2 = acc[2];
     uint32_t e, w0, w1, w2, w3, w4, xa, xb;
+#define TR_T5_ASM_PIX(acc, off0, off1, off2)              \
+    "ldrd   %[xa], %[xb], [%[blk], #" #off0 "]\n\t"       \
+    "smlad  %[" #acc "], %[xa], %[w0], %[" #acc "]\n\t"   \
+    "smlad  %[" #acc "], %[xb], %[w1], %[" #acc "]\n\t"   \
+    "ldrd   %[xa], %[xb], [%[blk], #" #off1 "]\n\t"       \
+    "smlad  %[" #acc "], %[xa], %[w2], %[" #acc "]\n\t"   \
+    "smlad  %[" #acc "], %[xb], %[w3], %[" #acc "]\n\t"   \
+    "ldr    %[xa], [%[blk], #" #off2 "]\n\t"              \
+    "smlad  %[" #acc "], %[xa], %[w4], %[" #acc "]\n\t"
     __asm__ volatile(
         "1:\n\t"
         TR_T5_ASM_DECODE
-        "ldrd   %[xa], %[xb], [%[blk], #0]\n\t"
-        "smlad  %[a0], %[xa], %[w0], %[a0]\n\t"
-        "smlad  %[a0], %[xb], %[w1], %[a0]\n\t"
-        "ldrd   %[xa], %[xb], [%[blk], #8]\n\t"
-        "smlad  %[a0], %[xa], %[w2], %[a0]\n\t"
-        "smlad  %[a0], %[xb], %[w3], %[a0]\n\t"
-        "ldr    %[xa], [%[blk], #16]\n\t"
-        "smlad  %[a0], %[xa], %[w4], %[a0]\n\t"
-        "ldrd   %[xa], %[xb], [%[blk], #20]\n\t"
-        "smlad  %[a1], %[xa], %[w0], %[a1]\n\t"
-        "smlad  %[a1], %[xb], %[w1], %[a1]\n\t"
-        "ldrd   %[xa], %[xb], [%[blk], #28]\n\t"
-        "smlad  %[a1], %[xa], %[w2], %[a1]\n\t"
-        "smlad  %[a1], %[xb], %[w3], %[a1]\n\t"
-        "ldr    %[xa], [%[blk], #36]\n\t"
-        "smlad  %[a1], %[xa], %[w4], %[a1]\n\t"
-        "adds   %[blk], %[blk], #80\n\t"
-        "cmp    %[row], %[row_end]\n\t"
+        TR_T5_ASM_PIX(a0, 0, 8, 16)
+        TR_T5_ASM_PIX(a1, 20, 28, 36)
+        TR_T5_ASM_PIX(a2, 40, 48, 56)
+        "adds   %[blk], %[blk], #120\n\t"
+        "ldr    %[e], %[row_end]\n\t"
+        "cmp    %[row], %[e]\n\t"
         "bne    1b\n\t"
-        : [a0] "+r"(a0), [a1] "+r"(a1), [blk] "+r"(blk), [row] "+r"(row), [e] "=&r"(e), [w0] "=&r"(w0),
-          [w1] "=&r"(w1), [w2] "=&r"(w2), [w3] "=&r"(w3), [w4] "=&r"(w4), [xa] "=&r"(xa), [xb] "=&r"(xb)
-        : [row_end] "r"(row_end), [lut] "r"(lut)
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [blk] "+r"(blk), [row] "+r"(row), [e] "=&r"(e),
+          [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2), [w3] "=&r"(w3), [w4] "=&r"(w4), [xa] "=&r"(xa),
+          [xb] "=&r"(xb)
+        : [row_end] "m"(row_end), [lut] "r"(lut)
         : "cc", "memory");
-    *acc0 = a0;
-    *acc1 = a1;
+#undef TR_T5_ASM_PIX
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
 }
 
 /* One trit5 row (its first npairs >= 1 byte pairs) against a natural-order int16 column: 20
@@ -471,13 +496,6 @@ static inline int32_t tr_dot_t5_asm(const int16_t *col, const uint8_t *row, int3
         : [row_end] "r"(row_end), [lut] "r"(lut)
         : "cc", "memory");
     return acc;
-}
-
-/* Four pixels of the trit5 blocked layout: two passes of tr_dot2_t5_asm (pixels 0-1, then 2-3). */
-static inline void tr_dot4_t5_dsp(const int16_t *blk, const uint8_t *row, int32_t npairs, int32_t acc[4])
-{
-    tr_dot2_t5_asm(blk, row, npairs, &acc[0], &acc[1]);
-    tr_dot2_t5_asm(blk + 20, row, npairs, &acc[2], &acc[3]);
 }
 
 static inline void tr_dot4_s8_dsp(const int16_t *blk_in, const uint8_t *row, int32_t nwords, int32_t acc[4])

@@ -18,6 +18,11 @@ CODE_PER_OP_BYTES = 160
 FIRMWARE_DATA_BYTES = 16 * 1024
 
 
+# The kernels' weight-decode tables live in .tr_fast_data (DTCM on the NUCLEO), linked only when a
+# layer of that format is present: tr_t2_pair_lut[256][2] and tr_t5_lut[2][243][4] of uint32.
+DECODE_TABLE_BYTES = {packing.T2: 256 * 2 * 4, packing.TRIT5: 2 * 243 * 4 * 4}
+
+
 class BudgetError(ValueError):
     """The model does not fit the board; the message says where, by how much, and what would fit."""
 
@@ -69,7 +74,10 @@ def flash_contents(program: Program) -> dict[str, int]:
 
 
 def fast_data_bytes(program: Program) -> int:
-    return sum(op.arrays["table"].nbytes for op in program.ops if "table" in op.arrays)
+    """Sigmoid/tanh tables plus the decode tables of the weight formats in use."""
+    luts = sum(op.arrays["table"].nbytes for op in program.ops if "table" in op.arrays)
+    formats = {op.weight_format for op in program.ops}
+    return luts + sum(size for fmt, size in DECODE_TABLE_BYTES.items() if fmt in formats)
 
 
 def _region_map(board: Board) -> dict[str, MemoryRegion]:

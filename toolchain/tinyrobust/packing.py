@@ -95,11 +95,12 @@ def _padded_len(k: int, fmt: str) -> int:
 def conv_scratch_bytes(kh: int, kw: int, c_in: int, fmt: str) -> int:
     """Scratch tr_convolve_s8_<fmt> needs (= its _get_buffer_size), 8-byte aligned.
 
-    The DSP path keeps four interleaved int16 im2col columns, one plain int16 column and an int8
-    staging row; every build asks for the same size so arena plans do not depend on the path.
+    t2 / trit5: the DSP path keeps six interleaved int16 im2col columns (12 bytes per padded weight).
+    s8: four interleaved int16 columns, one plain int16 column and an int8 staging row (11).
+    Every build asks for the same size so arena plans do not depend on the path.
     """
     _check_format(fmt)
-    return 11 * _padded_len(kh * kw * c_in, fmt)
+    return (11 if fmt == S8 else 12) * _padded_len(kh * kw * c_in, fmt)
 
 
 def fc_scratch_bytes(c_in: int, fmt: str) -> int:
