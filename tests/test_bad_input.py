@@ -127,3 +127,12 @@ def test_export_is_deterministic(tmp_path):
     assert files_a == files_b and files_a
     for rel in files_a:
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+
+
+def test_wrong_data_shape_with_h5_is_refused_before_keras(tmp_path, capsys):
+    model = _tiny_model(tmp_path / "m.h5")
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.zeros((2, 3, 3, 1), np.float32), y=np.zeros(2, np.int64))
+    rc = main(["validate", str(model), "--data", str(bad), "--calibration", str(_cal(tmp_path)), "--no-progress"])
+    assert rc == 2 and "(3, 3, 1)" in capsys.readouterr().err
+    assert main(["validate", str(model), "--data", str(bad), "--limit", "0", "--no-progress"]) == 2

@@ -60,9 +60,12 @@ def _export_for_validation(args: Any, stack: ExitStack) -> tuple[LoadedExport, D
 def run_validate(args: Any) -> int:
     from .validate import summary_lines, validate
 
+    if args.limit is not None and args.limit <= 0:
+        raise ValueError(f"--limit must be positive, got {args.limit}")
     data = Dataset.load(args.data).limit(args.limit)
     with ExitStack() as stack:
         export, deployed = _export_for_validation(args, stack)
+        data.check_shape(export.program.tensor(export.program.input).shape, "--data")  # before Keras sees it
         keras_outputs = deployed.keras_predict(data.x) if deployed is not None else None
         result = validate(export, data, args.target, keras_outputs=keras_outputs, progress=not args.no_progress,
                           host_sanitize=args.host_sanitize)
