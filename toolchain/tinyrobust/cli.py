@@ -69,26 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean bad input or an unusable environment: one line and exit 2, no traceback."""
+    from .bench import BenchError
     from .budget import BudgetError
+    from .build import BuildError
     from .dataset import DatasetError
     from .export import ExportError
     from .frontend.safe_load import ModelFileError
     from .ir import UnsupportedModelError
     from .targets.factory import TargetSpecError
-
-    errors: list[type[BaseException]] = [BudgetError, DatasetError, ExportError, ModelFileError,
-                                         UnsupportedModelError, TargetSpecError, FileNotFoundError]
-    from .build import BuildError
-
-    errors.append(BuildError)
     from .targets.protocol import ProtocolError
+    from .targets.qemu import QemuNotFound
+    from .targets.renode import RenodeNotFound
     from .targets.serial_target import FlashError
 
-    errors += [ProtocolError, FlashError]
-    from .bench import BenchError
-
-    errors.append(BenchError)
-    return tuple(errors)
+    return (BenchError, BudgetError, BuildError, DatasetError, ExportError, ModelFileError, UnsupportedModelError,
+            TargetSpecError, ProtocolError, QemuNotFound, RenodeNotFound, FlashError, FileNotFoundError)
 
 
 def _handlers() -> dict[str, Callable[[Any], int]]:
