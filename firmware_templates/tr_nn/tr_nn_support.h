@@ -180,6 +180,20 @@ static inline void tr_store_u32(void *p, uint32_t v)
     memcpy(p, &v, sizeof v);
 }
 
+/* Weight formats, for code shared between the _t2/_t5/_s8 variants (a compile-time constant at
+ * every call site, so each variant is specialised). */
+enum { TR_FMT_T2 = 0, TR_FMT_T5 = 1, TR_FMT_S8 = 2 };
+
+static inline int32_t tr_weight_of(int32_t fmt, const uint8_t *row, int32_t k)
+{
+    return fmt == TR_FMT_T2 ? tr_t2_weight(row, k) : (fmt == TR_FMT_T5 ? tr_t5_weight(row, k) : tr_s8_weight(row, k));
+}
+
+static inline int32_t tr_row_bytes_of(int32_t fmt, int32_t k)
+{
+    return fmt == TR_FMT_T2 ? tr_row_bytes_t2(k) : (fmt == TR_FMT_T5 ? tr_row_bytes_t5(k) : tr_row_bytes_s8(k));
+}
+
 #if TR_NN_USE_DSP
 static inline uint32_t tr_ror(uint32_t x, uint32_t n)
 {
@@ -535,13 +549,6 @@ static inline void tr_dot4_s8_dsp(const int16_t *blk_in, const uint8_t *row, int
  * costs nothing per MAC. */
 #define TR_DW_BLOCK 16
 #define TR_DW_MAX_TAPS 16
-
-enum { TR_FMT_T2 = 0, TR_FMT_T5 = 1, TR_FMT_S8 = 2 };
-
-static inline int32_t tr_weight_of(int32_t fmt, const uint8_t *row, int32_t k)
-{
-    return fmt == TR_FMT_T2 ? tr_t2_weight(row, k) : (fmt == TR_FMT_T5 ? tr_t5_weight(row, k) : tr_s8_weight(row, k));
-}
 
 static inline uint32_t tr_pair16(int32_t lo, int32_t hi)
 {
