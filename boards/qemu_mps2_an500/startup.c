@@ -1,21 +1,13 @@
 /*
- * startup.c - vector table and reset for QEMU mps2-an500 (Cortex-M7, ARM AN500).
- * Reset: enable the FPU first (C code may use VFP registers), copy .data, .tr_fast_data and
- * .tr_fast_text from their load images, zero .bss, then main(). The model arena is NOLOAD and
- * not cleared: the generated model writes every tensor before reading it.
+ * startup.c - vector table and early init for QEMU mps2-an500 (Cortex-M7, ARM AN500). The reset
+ * itself (FPU, stack, sections) is tr_crt0.c, shared by every board.
  */
 #include <stdint.h>
-#include <string.h>
+#include "tr_board.h"
 
 extern uint32_t __tr_stack_top;
-extern uint8_t __tr_data_start, __tr_data_end, __tr_data_load;
-extern uint8_t __tr_fast_data_start, __tr_fast_data_end, __tr_fast_data_load;
-extern uint8_t __tr_fast_text_start, __tr_fast_text_end, __tr_fast_text_load;
-extern uint8_t __tr_bss_start, __tr_bss_end;
 
-int main(void);
 void Reset_Handler(void);
-void tr_reset_c(void);
 void Default_Handler(void);
 void SysTick_Handler(void);
 void UART0RX_Handler(void);
@@ -29,54 +21,12 @@ typedef union {
 extern const tr_vector tr_vectors[];
 
 #define SCB_VTOR (*(volatile uint32_t *)0xE000ED08u)
-#define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
 
-/* Naked so that no compiler-generated code (which may touch VFP registers) runs before CPACR
- * grants access to CP10/CP11. */
-__attribute__((naked, noreturn)) void Reset_Handler(void)
-{
-    __asm volatile(
-        "ldr r0, =0xE000ED88\n" /* SCB->CPACR */
-        "ldr r1, [r0]\n"
-        "orr r1, r1, #(0xF << 20)\n" /* CP10, CP11 full access */
-        "str r1, [r0]\n"
-        "dsb\n"
-        "isb\n"
-        "ldr r0, =__tr_stack_top\n"
-        "mov sp, r0\n"
-        "b tr_reset_c\n");
-}
-
-/* A plain volatile loop rather than memcpy: on the NUCLEO, ITCM starts at address 0 and the compiler
- * may treat a memcpy to a null destination as undefined behaviour (same code on both boards).
- * Start-up speed does not matter. */
-static void copy_section(uint8_t *dst, uint8_t *end, const uint8_t *src)
-{
-    volatile uint8_t *d = dst;
-    const volatile uint8_t *s = src;
-    if (dst == src) {
-        return;
-    }
-    while (d < end) {
-        *d++ = *s++;
-    }
-}
-
-
-__attribute__((noreturn)) void tr_reset_c(void)
+/* Reset_Handler and the section set-up are shared by every board: firmware_templates/app/tr_crt0.c. */
+void tr_board_early_init(void)
 {
     SCB_VTOR = (uint32_t)(uintptr_t)&tr_vectors[0];
-    copy_section(&__tr_data_start, &__tr_data_end, &__tr_data_load);
-    copy_section(&__tr_fast_data_start, &__tr_fast_data_end, &__tr_fast_data_load);
-    copy_section(&__tr_fast_text_start, &__tr_fast_text_end, &__tr_fast_text_load);
-    if (&__tr_bss_end > &__tr_bss_start) {
-        memset(&__tr_bss_start, 0, (size_t)(&__tr_bss_end - &__tr_bss_start));
-    }
     __asm volatile("dsb\n isb" ::: "memory");
-    (void)main();
-    for (;;) {
-        __asm volatile("wfi");
-    }
 }
 
 void Default_Handler(void)

@@ -29,6 +29,8 @@
 #define TR_BOARD_FLAG_CLOCK_FALLBACK 0x01u /* the PLL setup timed out; running from the internal RC */
 
 /* Clocks, caches, FPU, console UART with RX interrupt, counter. Called once from main. */
+/* Called by tr_crt0.c after .data/.bss are set up, before main(): vector table, caches. */
+void tr_board_early_init(void);
 void tr_board_init(void);
 /* Blocking console output. */
 void tr_board_putc(uint8_t c);

@@ -15,7 +15,7 @@
  * constants are prepared once for its six pixels, and the inner loop (tr_dot3_t5_asm, twice) is
  * hand-scheduled: 38 instructions per 30 MACs, padding-only byte pairs skipped.
  */
-#include "tr_nn_support.h"
+#include "tr_convolve_plain.h"
 
 #if TR_NN_USE_DSP
 #define TR_T5_PIX 6                  /* output pixels per block */
@@ -165,37 +165,8 @@ tr_nn_status tr_convolve_s8_t5(const tr_nn_context *ctx, const tr_nn_conv_params
         }
     }
 #else
-    for (int32_t oy = 0; oy < out_h; ++oy) {
-        for (int32_t ox = 0; ox < out_w; ++ox) {
-            int8_t *out = output_data + (oy * out_w + ox) * out_c;
-            for (int32_t o = 0; o < out_c; ++o) {
-                const uint8_t *row = filter_data + o * row_bytes;
-                int32_t acc = 0;
-                if (fast_1x1) {
-                    const int8_t *src = input_data + (oy * in_w + ox) * in_c;
-                    for (int32_t ci = 0; ci < in_c; ++ci) {
-                        acc += tr_t5_weight(row, ci) * src[ci];
-                    }
-                } else {
-                    for (int32_t ky = 0; ky < k_h; ++ky) {
-                        const int32_t iy = oy * stride_h - pad_top + ky;
-                        for (int32_t kx = 0; kx < k_w; ++kx) {
-                            const int32_t ix = ox * stride_w - pad_left + kx;
-                            const int32_t valid = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
-                            const int8_t *src = valid ? input_data + (iy * in_w + ix) * in_c : NULL;
-                            const int32_t base = (ky * k_w + kx) * in_c;
-                            for (int32_t ci = 0; ci < in_c; ++ci) {
-                                const int32_t x = valid ? src[ci] : conv_params->pad_value;
-                                acc += tr_t5_weight(row, base + ci) * x;
-                            }
-                        }
-                    }
-                }
-                out[o] = tr_output_stage(tr_add_bias(acc, bias_scale, bias_data, o), mult[o], shift[o],
-                                         conv_params->output_offset, &conv_params->activation);
-            }
-        }
-    }
+    tr_convolve_plain(TR_FMT_T5, conv_params, mult, shift, input_dims, input_data, filter_dims, filter_data, row_bytes,
+                      bias_scale, bias_data, fast_1x1, output_dims, output_data);
 #endif
     return TR_NN_SUCCESS;
 }

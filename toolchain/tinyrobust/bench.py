@@ -31,7 +31,14 @@ import numpy as np
 
 from . import kernels, packing
 from .boards import Board, load_board
-from .build import COMMON_CFLAGS, board_defines, find_tool, firmware_templates_dir, render_linker_script
+from .build import (
+    COMMON_CFLAGS,
+    board_defines,
+    find_tool,
+    firmware_templates_dir,
+    render_linker_script,
+    startup_sources,
+)
 
 BENCH_BOARD = "qemu_mps2_an500"
 BENCH_ARENA_REGION = "AXI_SRAM"
@@ -200,7 +207,7 @@ def build_bench_firmware(out_dir: Path, *, reference: bool, board: Board | None 
     linker.write_text(render_linker_script(board, BENCH_ARENA_REGION))
     defines = board_defines(board)
     sources = [*sorted((templates / "tr_nn").glob("*.c")), *sorted(bench_sources_dir().glob("*.c")),
-               *board.c_sources]
+               *startup_sources(), *board.c_sources]
     cmd = [gcc, *board.cflags, *COMMON_CFLAGS, *(f"-D{k}={v}" for k, v in sorted(defines.items())),
            *([REFERENCE_FLAG] if reference else []),
            *(f"-I{d}" for d in (templates / "tr_nn", templates / "app", bench_sources_dir(), board.directory)),

@@ -136,6 +136,11 @@ def board_defines(board: Board) -> dict[str, str]:
     }
 
 
+def startup_sources() -> list[Path]:
+    """Start-up code every board's image needs (Reset_Handler, section set-up)."""
+    return [firmware_templates_dir() / "app" / "tr_crt0.c"]
+
+
 def _sources(model_c_dir: Path, board: Board) -> list[tuple[str, Path]]:
     templates = firmware_templates_dir()
     groups: list[tuple[str, Path]] = []
