@@ -39,7 +39,7 @@ lint: venv
 	$(VENV)/bin/ruff check toolchain tests
 
 fuzz: setup
-	$(VENV)/bin/pytest -m fuzz -k fuzz tests/test_firmware_proto.py
+	$(VENV)/bin/pytest -m fuzz -k fuzz tests/firmware/test_app_protocol.py
 
 bench: setup
 	$(VENV)/bin/tinyrobust bench

@@ -7,8 +7,8 @@
 
 from pathlib import Path
 
-from tinyrobust.demo import EXAMPLE_NAME, train_digits_model
+from tinyrobust.workflows.demo import train_digits_model
 
 if __name__ == "__main__":
-    out = train_digits_model(Path(__file__).resolve().parent / EXAMPLE_NAME)
+    out = train_digits_model(Path(__file__).resolve().parent / "digits_stq.h5")
     print(f"wrote {out}")

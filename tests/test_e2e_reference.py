@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import zoo
+from tinyrobust.converter.pipeline import convert
 from tinyrobust.dataset import Dataset
-from tinyrobust.pipeline import convert
 
 pytestmark = pytest.mark.slow
 

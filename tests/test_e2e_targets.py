@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 import zoo
-from tinyrobust.cbuild import sanitizer_preload
 from tinyrobust.cli import main
-from tinyrobust.commands import convert_model
-from tinyrobust.export import export_program
+from tinyrobust.converter.pipeline import convert_file
+from tinyrobust.firmware.hostbuild import sanitizer_preload
+from tinyrobust.workflows.export import export_program
 
 pytestmark = pytest.mark.slow
 
@@ -32,8 +32,8 @@ def exported(trained_model, digits_files, tmp_path_factory):
         key = (name, packing)
         if key not in _exports:
             out = tmp_path_factory.mktemp("exports") / f"{name}_{packing}"
-            deployed = convert_model(trained_model(name), calibration=digits_files["calibration"],
-                                     input_range="0,1", packing=packing)
+            deployed = convert_file(trained_model(name), calibration=digits_files["calibration"],
+                                    input_range=(0.0, 1.0), packing=packing)
             export_program(deployed.program, "nucleo_h743zi", out, model_path=trained_model(name))
             _exports[key] = out
         return _exports[key]
@@ -89,7 +89,7 @@ def test_paper_size_model_is_bit_exact_on_qemu(tmp_path):
     rng = np.random.default_rng(5)
     np.savez(tmp_path / "cal.npz", x=rng.random((16, 32, 32, 1)).astype(np.float32))
     np.savez(tmp_path / "few.npz", x=rng.random((3, 32, 32, 1)).astype(np.float32), y=np.arange(3))
-    deployed = convert_model(model, calibration=tmp_path / "cal.npz", input_range="0,1", packing="t2")
+    deployed = convert_file(model, calibration=tmp_path / "cal.npz", input_range=(0.0, 1.0), packing="t2")
     export_program(deployed.program, "nucleo_h743zi", tmp_path / "export", model_path=model)
     rc, r = _validate(tmp_path / "export", tmp_path / "few.npz", "qemu", tmp_path)
     assert rc == 0 and r["agreement"]["target_reference_exact"] == 3

@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_train, y_train, x_test, y_test): the demo's load_digits split (1200 / 597, inputs in [0, 1])."""
-    from tinyrobust.demo import digits_split
+    from tinyrobust.workflows.demo import digits_split
 
     s = digits_split()
     return s.x_train, s.y_train, s.x_test, s.y_test
@@ -159,7 +159,7 @@ def train_and_save(name: str, out_dir: Path, epochs: int = 20) -> Path:
 
 def paper_model() -> object:
     """The seed-paper-sized model (~1 M stochastic-ternary weights) the bench uses too."""
-    from tinyrobust.bench_models import paper_model as build
+    from tinyrobust.converter.frontend.models import paper_model as build
 
     return build()
 

@@ -50,7 +50,7 @@ static void enable_caches(void)
 }
 
 
-/* Reset_Handler and the section set-up are shared by every board: firmware_templates/app/tr_crt0.c. */
+/* Reset_Handler and the section set-up are shared by every board: firmware/app/tr_crt0.c. */
 void tr_board_early_init(void)
 {
     SCB_VTOR = (uint32_t)(uintptr_t)&tr_vectors[0];

@@ -1,10 +1,10 @@
 /*
- * fuzz_tr_proto.c - libFuzzer harness for the firmware frame parser (firmware_templates/app/tr_proto.c).
+ * fuzz_tr_proto.c - libFuzzer harness for the firmware frame parser (firmware/app/tr_proto.c).
  *
  * Build and run (also done by tests/test_firmware_proto.py):
  *   clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
- *     -I firmware_templates/app \
- *     tests/fuzz/fuzz_tr_proto.c firmware_templates/app/tr_proto.c firmware_templates/app/tr_crc16.c \
+ *     -I firmware/app \
+ *     tests/fuzz/fuzz_tr_proto.c firmware/app/tr_proto.c firmware/app/tr_crc16.c \
  *     -o /tmp/fuzz_tr_proto && /tmp/fuzz_tr_proto -max_total_time=20
  *
  * Input layout: byte 0 = mode bits, then the byte stream fed to the parser.

@@ -1,20 +1,16 @@
-"""tinyrobust: deploy ternary QKeras models on STM32H7 and prove on target that nothing was lost."""
+"""tinyrobust: deploy ternary QKeras models on STM32H7 and prove on target that nothing was lost.
+
+Packages: converter/ (model → Program: frontend, IR and passes, ops, lowering, reference, memory
+plan), firmware/ (codegen, boards, budget, builds, kernel runner), targets/ (host, QEMU, Renode,
+serial), workflows/ (export, validate, robustness, bench, demo); cli.py parses and dispatches.
+docs/ARCHITECTURE.md is the map.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 
-if TYPE_CHECKING:
-    from .pipeline import DeployedModel
+# convert(path, calibration=..., packing=...) → DeployedModel; .predict(x) runs the bit-exact reference.
+from .converter.pipeline import DeployedModel, convert  # noqa: E402
 
-
-def convert(model_path: Any, **kwargs: Any) -> DeployedModel:
-    """Load a QKeras .h5 model and lower it; the result's `.predict(x)` runs the bit-exact reference."""
-    from .pipeline import convert as _convert
-
-    return _convert(model_path, **kwargs)
-
-
-__all__ = ["convert", "__version__"]
+__all__ = ["convert", "DeployedModel", "__version__"]

@@ -1,116 +1,184 @@
-"""The `tinyrobust` command line: argparse only; the work is in commands.py and friends."""
+"""The `tinyrobust` command line: parse the arguments, dispatch to the command's workflow, and turn
+what it raises into one line and an exit code (errors.py). No work happens here."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-EXIT_BAD_INPUT = 2
+from . import __version__, lazy
+from .errors import EXIT_INTERNAL, TinyRobustError
+
+ATTACKS = ("fgsm", "pgd", "cw", "square", "boundary")
+TARGETS_HELP = "reference | host | qemu | renode | serial[:PORT]"
+
+
+# ---------------------------------------------------------------- argument types
+
+
+def float_list(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one number")
+    return values
+
+
+def value_range(text: str) -> tuple[float, float]:
+    """'lo,hi' with lo < hi."""
+    values = float_list(text)
+    if len(values) != 2 or not values[0] < values[1]:
+        raise argparse.ArgumentTypeError(f"expected lo,hi with lo < hi, got '{text}'")
+    return values[0], values[1]
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def attack_list(text: str) -> list[str]:
+    names = [a.strip().lower() for a in text.split(",") if a.strip()]
+    if not names or any(a not in ATTACKS for a in names):
+        raise argparse.ArgumentTypeError(f"unknown attack(s) '{text}'; choose from {','.join(ATTACKS)}")
+    return names
+
+
+# ---------------------------------------------------------------- the parser
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--board", default="nucleo_h743zi", help="target board (default: nucleo_h743zi)")
-    p.add_argument("--calibration", type=str, default=None,
+    p.add_argument("--board", default="nucleo_h743zi", help="target board")
+    p.add_argument("--calibration", type=Path, default=None,
                    help=".npz with x: samples that give ranges to tensors the model states no grid for")
-    p.add_argument("--input-range", default="0,1", help="float range of the model input when it has no "
-                   "input quantizer (default 0,1)")
+    p.add_argument("--input-range", type=value_range, default=(0.0, 1.0), metavar="LO,HI",
+                   help="float range of the model input when it has no input quantizer")
     p.add_argument("--packing", choices=("t2", "trit5"), default="t2", help="ternary weight packing")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .robustness_cli import add_robustness_arguments
-
-    parser = argparse.ArgumentParser(prog="tinyrobust", description="Deploy ternary QKeras models on STM32H7 "
-                                     "and prove on the target that nothing was lost.")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(prog="tinyrobust", formatter_class=fmt,
+                                     description="Deploy ternary QKeras models on STM32H7 and prove on the target "
+                                     "that nothing was lost.")
+    parser.add_argument("--version", action="version", version=f"tinyrobust {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("export", help="QKeras .h5 → C library, firmware project, manifest and report")
-    p.add_argument("model", help="QKeras model (.h5)")
-    p.add_argument("-o", "--output", help="export directory (default: <model>_<board>)")
+    p = sub.add_parser("export", formatter_class=fmt,
+                       help="QKeras .h5 → C library, firmware project, manifest and report")
+    p.add_argument("model", type=Path, help="QKeras model (.h5)")
+    p.add_argument("-o", "--output", type=Path, help="export directory (default: <model>_<board>)")
     p.add_argument("--build", action="store_true", help="cross-build the firmware and check the linked budget")
     _model_options(p)
 
-    p = sub.add_parser("validate", help="accuracy, bit-exactness and latency on a target")
-    p.add_argument("model", help="QKeras model (.h5) or an export directory")
-    p.add_argument("--data", required=True, help=".npz with x (N, ...) float32 and y (N,) labels")
-    p.add_argument("--target", default="reference", help="reference | host | qemu | renode | serial[:PORT]")
-    p.add_argument("--json", help="write the report as JSON here")
-    p.add_argument("--limit", type=int, default=None, help="use the first N samples only")
-    p.add_argument("--out", help="where to export a .h5 model (default: a temporary directory)")
+    p = sub.add_parser("validate", formatter_class=fmt, help="accuracy, bit-exactness and latency on a target")
+    p.add_argument("model", type=Path, help="QKeras model (.h5) or an export directory")
+    p.add_argument("--data", type=Path, required=True, help=".npz with x (N, ...) float32 and y (N,) labels")
+    p.add_argument("--target", default="reference", help=TARGETS_HELP)
+    p.add_argument("--json", type=Path, help="write the report as JSON here")
+    p.add_argument("--limit", type=positive_int, default=None, help="use the first N samples only")
+    p.add_argument("--out", type=Path, help="where to export a .h5 model (default: a temporary directory)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--host-sanitize", action="store_true",
                    help="build the host target with ASan/UBSan (needs libasan in LD_PRELOAD)")
     _model_options(p)
 
-    p = sub.add_parser("robustness", help="adversarial robustness (ART) of the deployed model, confirmed on a target")
+    p = sub.add_parser("robustness", formatter_class=fmt,
+                       help="adversarial robustness (ART) of the deployed model, confirmed on a target")
+    p.add_argument("model", type=Path, metavar="MODEL.h5", help="the trained QKeras model")
+    p.add_argument("--data", type=Path, required=True, help="dataset .npz with x (N, …) float32 and y (N,) labels")
+    p.add_argument("--target", default="reference", help=TARGETS_HELP)
+    p.add_argument("--attacks", type=attack_list, default=list(ATTACKS), help="comma-separated subset")
+    p.add_argument("--eps", type=float_list, default=None,
+                   help="L∞ budgets in input units, e.g. 0.05,0.1 (default: 0,.02,.05,.1,.2,.3 × input range)")
+    p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N samples")
+    p.add_argument("--seed", type=int, default=0, help="seed for numpy, TensorFlow and the attacks")
+    p.add_argument("--json", type=Path, default=None, help="write the JSON report here")
+    p.add_argument("--html", type=Path, default=None, help="write the HTML report (with plots) here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _model_options(p)
-    add_robustness_arguments(p)
 
-    p = sub.add_parser("demo", help="train/load the load_digits example, export, build, validate on QEMU")
-    p.add_argument("--work-dir", help="keep the demo's files here (default: a temporary directory)")
-    p.add_argument("--target", default="qemu", help="where to validate (default: qemu)")
-    p.add_argument("--limit", type=int, default=None, help="validate on the first N held-out samples")
+    p = sub.add_parser("demo", formatter_class=fmt,
+                       help="train/load the load_digits example, export, build, validate on QEMU")
+    p.add_argument("--work-dir", type=Path, help="keep the demo's files here (default: a temporary directory)")
+    p.add_argument("--target", default="qemu", help="where to validate")
+    p.add_argument("--limit", type=positive_int, default=None, help="validate on the first N held-out samples")
 
-    p = sub.add_parser("bench", help="instructions per MAC of the tr_nn kernels and a paper-size model (QEMU)")
-    p.add_argument("--json", help="write the results as JSON here")
+    p = sub.add_parser("bench", formatter_class=fmt,
+                       help="instructions per MAC of the tr_nn kernels and a paper-size model (QEMU)")
+    p.add_argument("--json", type=Path, help="write the results as JSON here")
     p.add_argument("--quick", action="store_true", help="smaller spatial sizes (same kernels), for tests")
     p.add_argument("--no-model", action="store_true", help="kernels only: skip the paper-size model")
-    p.add_argument("--work-dir", help="keep the bench's builds and runs here (default: a temporary directory)")
+    p.add_argument("--work-dir", type=Path, help="keep the bench's builds and runs here (default: temporary)")
 
-    sub.add_parser("devices", help="list connected boards (mbed-tools detection)")
+    sub.add_parser("devices", formatter_class=fmt, help="list connected boards (mbed-tools detection)")
 
-    p = sub.add_parser("flash", help="copy an export's firmware.bin to a connected board's ST-LINK drive")
-    p.add_argument("export_dir", help="export directory built with --build")
-    p.add_argument("--mount", help="mount point of the board's drive (default: the one connected board)")
-
+    p = sub.add_parser("flash", formatter_class=fmt,
+                       help="copy an export's firmware.bin to a connected board's ST-LINK drive")
+    p.add_argument("export_dir", type=Path, help="export directory built with --build")
+    p.add_argument("--mount", type=Path, help="mount point of the board's drive (default: the one connected board)")
     return parser
 
 
-def _known_errors() -> tuple[type[BaseException], ...]:
-    """Errors that mean bad input or an unusable environment: one line and exit 2, no traceback."""
-    from .bench import BenchError
-    from .budget import BudgetError
-    from .build import BuildError
-    from .dataset import DatasetError
-    from .export import ExportError
-    from .frontend.safe_load import ModelFileError
-    from .ir import UnsupportedModelError
-    from .targets.factory import TargetSpecError
-    from .targets.protocol import ProtocolError
-    from .targets.qemu import QemuNotFound
-    from .targets.renode import RenodeNotFound
-    from .targets.serial_target import FlashError
-
-    return (BenchError, BudgetError, BuildError, DatasetError, ExportError, ModelFileError, UnsupportedModelError,
-            TargetSpecError, ProtocolError, QemuNotFound, RenodeNotFound, FlashError, FileNotFoundError)
+# ---------------------------------------------------------------- dispatch
 
 
-def _handlers() -> dict[str, Callable[[Any], int]]:
-    from . import bench, commands
+def _model_kwargs(a: argparse.Namespace) -> dict[str, Any]:
+    return {"board": a.board, "calibration": a.calibration, "input_range": a.input_range, "packing": a.packing}
 
-    return {
-        "bench": bench.run_bench,
-        "robustness": commands.run_robustness,
-        "export": commands.run_export,
-        "validate": commands.run_validate,
-        "demo": commands.run_demo,
-        "devices": commands.run_devices,
-        "flash": commands.run_flash,
-    }
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "export": lambda a: lazy.workflow("export").export_command(
+        model=a.model, output=a.output, build=a.build, **_model_kwargs(a)),
+    "validate": lambda a: lazy.workflow("validate").validate_command(
+        model=a.model, data=a.data, target=a.target, json_path=a.json, limit=a.limit, out=a.out,
+        progress=not a.no_progress, host_sanitize=a.host_sanitize, **_model_kwargs(a)),
+    "robustness": lambda a: lazy.workflow("robustness.command").robustness_command(
+        model=a.model, data=a.data, target=a.target, attacks=a.attacks, eps=a.eps, limit=a.limit, seed=a.seed,
+        json_path=a.json, html_path=a.html, progress=not a.no_progress, **_model_kwargs(a)),
+    "demo": lambda a: lazy.workflow("demo").demo_command(work_dir=a.work_dir, target=a.target, limit=a.limit),
+    "bench": lambda a: lazy.workflow("bench").bench_command(
+        json_path=a.json, quick=a.quick, with_model=not a.no_model, work_dir=a.work_dir),
+    "devices": lambda a: lazy.workflow("board").devices_command(),
+    "flash": lambda a: lazy.workflow("board").flash_command(export_dir=a.export_dir, mount=a.mount),
+}
+
+
+def _report_crash(command: str) -> int:
+    """An unexpected exception is a bug: one line, the traceback in a file, exit 3."""
+    fd, path = tempfile.mkstemp(prefix="tinyrobust-crash-", suffix=".txt")
+    with os.fdopen(fd, "w") as f:
+        f.write(f"tinyrobust {__version__} {' '.join(sys.argv[1:])}\n\n{traceback.format_exc()}")
+    kind = type(sys.exc_info()[1]).__name__
+    print(f"tinyrobust {command}: internal error ({kind}); the traceback is in {path}", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _handlers()[args.command](args)
-    except _known_errors() as exc:
+        return COMMANDS[args.command](args)
+    except TinyRobustError as exc:
         print(f"tinyrobust {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except ValueError as exc:  # argument values the parser could not check (ranges, shapes)
-        print(f"tinyrobust {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"tinyrobust {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        return _report_crash(args.command)
 
 
 if __name__ == "__main__":

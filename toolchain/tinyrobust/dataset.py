@@ -7,9 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-class DatasetError(ValueError):
-    pass
+from .errors import DatasetError
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .errors import EnvironmentProblem
+
 _PACKAGE = Path(__file__).resolve().parent
+_CHECKOUT = _PACKAGE.parents[1]
 
 
 def resource_dir(name: str) -> Path:
-    """`firmware_templates`, `boards` or `renode`."""
-    for candidate in (_PACKAGE.parents[1] / name, _PACKAGE / "_data" / name):
+    """`firmware`, `firmware_templates`, `boards` or `renode`."""
+    for candidate in (_CHECKOUT / name, _PACKAGE / "_data" / name):
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError(f"tinyrobust resource folder '{name}' is missing from this installation")
+    raise EnvironmentProblem(f"tinyrobust resource folder '{name}' is missing from this installation")
+
+
+def checkout_file(relative: str) -> Path | None:
+    """A file of the source checkout (e.g. the committed example model), or None in an installed wheel."""
+    candidate = _CHECKOUT / relative
+    return candidate if candidate.is_file() and (_CHECKOUT / "pyproject.toml").is_file() else None

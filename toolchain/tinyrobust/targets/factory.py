@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..boards import load_board
-from ..budget import estimate
-from ..export import LoadedExport
+from ..errors import BadInputError
+from ..firmware.boards import load_board
+from ..firmware.budget import estimate
+from ..firmware.crossbuild import build_firmware
+from ..firmware.project import LoadedExport
 from .base import Target
+from .host import HostTarget
+from .qemu import QEMU_BOARD, QemuTarget
+from .renode import RenodeTarget
+from .serial_target import SerialTarget, find_boards
 
 TARGET_KINDS = ("reference", "host", "qemu", "renode", "serial")
-QEMU_BOARD = "qemu_mps2_an500"
 
 
-class TargetSpecError(ValueError):
-    pass
+class TargetSpecError(BadInputError):
+    """The --target names no known target, or the one it names cannot be chosen."""
 
 
 def parse_target(spec: str) -> tuple[str, str | None]:
@@ -29,8 +34,6 @@ def parse_target(spec: str) -> tuple[str, str | None]:
 
 def firmware_for(export: LoadedExport, board_name: str) -> Path:
     """The export's firmware ELF for `board_name`, cross-built on first use."""
-    from ..build import build_firmware
-
     board = load_board(board_name)
     out = export.directory / ("firmware" if board_name == export.manifest["board"] else f"firmware-{board_name}")
     elf = out / "firmware.elf"
@@ -50,19 +53,11 @@ def open_target(spec: str, export: LoadedExport, *, host_sanitize: bool = False)
     if kind == "reference":
         raise TargetSpecError("the reference is not a device target")
     if kind == "host":
-        from .host import HostTarget
-
         return HostTarget(export.model_dir, export.directory / "host", sanitize=host_sanitize)
     if kind == "qemu":
-        from .qemu import QemuTarget
-
         return QemuTarget(firmware_for(export, QEMU_BOARD))
     if kind == "renode":
-        from .renode import RenodeTarget
-
         return RenodeTarget(firmware_for(export, export.manifest["board"]))
-    from .serial_target import SerialTarget, find_boards
-
     port = arg
     if port is None:
         ports = [b.serial_port for b in find_boards() if b.serial_port]

@@ -82,9 +82,6 @@ class FaultProxy:
         """Start injecting faults (e.g. after a clean HELLO)."""
         self._armed.set()
 
-    def disarm(self) -> None:
-        self._armed.clear()
-
     @property
     def total_faults(self) -> int:
         return sum(s.faults for s in self.stats.values())

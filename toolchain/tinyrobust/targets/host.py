@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cbuild import build_host_shared_lib, tr_nn_dir, tr_nn_sources
+from ..errors import TargetError
+from ..firmware.hostbuild import build_host_shared_lib
+from ..firmware.sources import tr_nn_dir, tr_nn_sources
 from .base import Progress, Target, as_batch, as_sample
 from .protocol import Hello
 
@@ -65,7 +67,7 @@ class HostTarget(Target):
         out = (ctypes.c_int8 * self._hello.output_bytes)()
         status = self._lib.tr_model_run(inp, out)
         if status != 0:
-            raise RuntimeError(f"tr_model_run returned {status}")
+            raise TargetError(f"tr_model_run returned {status}")
         return bytes(out)
 
     def infer_batch(self, x_int8: np.ndarray, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -85,7 +87,7 @@ class HostTarget(Target):
         inp = (ctypes.c_int8 * len(sample)).from_buffer_copy(sample)
         status = self._lib.tr_model_run_until(inp, layer)
         if status != 0:
-            raise RuntimeError(f"tr_model_run_until returned {status}")
+            raise TargetError(f"tr_model_run_until returned {status}")
         n = ctypes.c_int32(0)
         ptr = self._lib.tr_model_layer_output(layer, ctypes.byref(n))
         return ctypes.string_at(ptr, n.value)

@@ -1,4 +1,4 @@
-"""Host side of the tinyrobust wire protocol, version 1 (see firmware_templates/app/PROTOCOL.md).
+"""Host side of the tinyrobust wire protocol, version 1 (see firmware/app/PROTOCOL.md).
 
 Frame: ``A5 5A | type u8 | seq u8 | len u16le | payload | crc16le``; the CRC is CRC-16/CCITT-FALSE over
 type, seq, len and payload. The host is the only side that initiates; the device answers each request
@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from enum import IntEnum
 
 import serial
+
+from ..errors import TargetError
 
 SOF = b"\xa5\x5a"
 HEADER_SIZE = 6  # sof(2) + type + seq + len(2)
@@ -67,7 +69,7 @@ RETRYABLE_ERRORS = frozenset({ErrorCode.CRC_MISMATCH, ErrorCode.PAYLOAD_TOO_LONG
 # Exceptions
 
 
-class ProtocolError(Exception):
+class ProtocolError(TargetError):
     """The device answered something that does not follow the protocol, or refused a request."""
 
 

@@ -23,18 +23,20 @@ from pathlib import Path
 import numpy as np
 import serial
 
+from ..errors import EnvironmentProblem
+from ..firmware.boards import Board, load_board
 from .base import Progress, ProtocolTarget
 from .protocol import ProtocolClient, ProtocolError
 
 QEMU_BINARY = "qemu-system-arm"
-QEMU_MACHINE = "mps2-an500"
-QEMU_CPU = "cortex-m7"
+# The board whose image QEMU runs: the NUCLEO's region sizes on QEMU's mps2-an500 Cortex-M7.
+QEMU_BOARD = "qemu_mps2_an500"
 # Host -> QEMU UART measured ~29 KB/s (4 KB frame in 141 ms); budget 1/6600 s per byte, a wide margin
 # for loaded CI machines. It sizes per-attempt timeouts and the post-timeout flush drain.
 QEMU_UART_S_PER_BYTE = 0.00015
 
 
-class QemuNotFound(RuntimeError):
+class QemuNotFound(EnvironmentProblem):
     def __init__(self) -> None:
         super().__init__(
             f"{QEMU_BINARY} is not on PATH; install the Debian package qemu-system-arm "
@@ -51,6 +53,15 @@ def find_qemu() -> Path:
     if found is None:
         raise QemuNotFound()
     return Path(found)
+
+
+def qemu_command(board: Board, elf: Path, *extra: str) -> list[str]:
+    """QEMU running `elf` as board.toml's [emulator] section says (machine, cpu, -icount, …), plus
+    `extra` (the UART's chardev, semihosting)."""
+    emu = board.emulator
+    if emu is None or emu.kind != "qemu" or emu.machine is None or emu.cpu is None:
+        raise EnvironmentProblem(f"board {board.name} has no QEMU [emulator] section (machine, cpu)")
+    return [str(find_qemu()), "-M", emu.machine, "-cpu", emu.cpu, *emu.args, *extra, "-kernel", str(elf)]
 
 
 def _reap(proc: subprocess.Popen[bytes]) -> None:
@@ -79,20 +90,18 @@ class QemuInstance:
         self,
         elf: Path,
         *,
-        icount_shift: int = 0,
+        board: Board | None = None,
         timeout_s: float = 5.0,
         retries: int = 3,
         start_timeout_s: float = 15.0,
         port_attempts: int = 5,
-        extra_args: tuple[str, ...] = (),
         link_url: Callable[[int], str] | None = None,
     ) -> None:
         self.elf = Path(elf)
         if not self.elf.is_file():
-            raise FileNotFoundError(f"firmware ELF not found: {self.elf}")
-        self.qemu = find_qemu()
-        self.icount_shift = icount_shift
-        self.extra_args = extra_args
+            raise QemuStartError(f"firmware ELF not found: {self.elf}")
+        self.board = board or load_board(QEMU_BOARD)
+        find_qemu()  # a missing QEMU is an environment error, not a start failure
         # Maps QEMU's UART port to the URL the host opens; tests route it through a FaultProxy.
         self.link_url = link_url or (lambda p: f"socket://127.0.0.1:{p}")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -123,14 +132,8 @@ class QemuInstance:
         raise QemuStartError(f"QEMU did not start the firmware {self.elf}: {last_error}") from last_error
 
     def command(self, tcp_port: int) -> list[str]:
-        return [
-            str(self.qemu), "-M", QEMU_MACHINE, "-cpu", QEMU_CPU, "-nographic", "-monitor", "none",
-            "-icount", f"shift={self.icount_shift}",
-            "-chardev", f"socket,id=c0,host=127.0.0.1,port={tcp_port},server=on,wait=off,nodelay=on",
-            "-serial", "chardev:c0",
-            "-kernel", str(self.elf),
-            *self.extra_args,
-        ]  # fmt: skip
+        chardev = f"socket,id=c0,host=127.0.0.1,port={tcp_port},server=on,wait=off,nodelay=on"
+        return qemu_command(self.board, self.elf, "-chardev", chardev, "-serial", "chardev:c0")
 
     def _start(self, tcp_port: int, start_timeout_s: float) -> None:
         self._log.seek(0)
@@ -195,7 +198,6 @@ class QemuTarget(ProtocolTarget):
         self,
         elf: Path,
         *,
-        icount_shift: int = 0,
         parallel: int = 2,
         timeout_s: float = 5.0,
         retries: int = 3,
@@ -208,7 +210,7 @@ class QemuTarget(ProtocolTarget):
         self.elf = Path(elf)
         self.parallel = parallel
         self.min_samples_per_worker = min_samples_per_worker
-        self._opts = {"icount_shift": icount_shift, "timeout_s": timeout_s, "retries": retries,
+        self._opts = {"board": load_board(QEMU_BOARD), "timeout_s": timeout_s, "retries": retries,
                       "link_url": link_url}
         self._instances: list[QemuInstance] = []
         try:

@@ -21,15 +21,19 @@ from pathlib import Path
 import numpy as np
 import serial
 
+from ..errors import EnvironmentProblem
+from ..firmware.boards import load_board
+from ..firmware.crossbuild import build_firmware
 from ..resources import resource_dir
 from .base import ProtocolTarget
 from .protocol import ProtocolClient, ProtocolError
+from .qemu import QemuTarget
 
 RENODE_BINARY = "renode"
 SKIP_REASON = "renode is not installed (no registry provides it)"
 
 
-class RenodeNotFound(RuntimeError):
+class RenodeNotFound(EnvironmentProblem):
     def __init__(self) -> None:
         super().__init__(f"{SKIP_REASON}; install it from https://renode.io to use the renode target")
 
@@ -170,9 +174,6 @@ def _golden_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.cmd == "fixture":
-        from ..boards import load_board
-        from ..build import build_firmware
-
         build_firmware(args.model_dir, load_board("nucleo_h743zi"), args.out, arena_region=args.arena_region)
         qemu = build_firmware(
             args.model_dir, load_board("qemu_mps2_an500"), args.out / "qemu", arena_region=args.arena_region
@@ -186,8 +187,6 @@ def _golden_main(argv: list[str] | None = None) -> int:
 
 
 def write_golden_from_qemu(qemu_elf: Path, path: Path, *, cases: int = 4, seed: int = 0) -> None:
-    from .qemu import QemuTarget
-
     with QemuTarget(qemu_elf, parallel=1) as target:
         rng = np.random.default_rng(seed)
         x = rng.integers(-128, 128, size=(cases, target.hello.input_bytes), dtype=np.int8)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import serial
 
+from ..errors import EnvironmentProblem, TargetError
 from .base import ProtocolTarget
 from .protocol import ProtocolClient
 
@@ -27,8 +28,8 @@ class BoardInfo:
     identified: bool
 
 
-class FlashError(RuntimeError):
-    pass
+class FlashError(TargetError):
+    """Copying the firmware onto the board's drive failed."""
 
 
 def find_boards() -> list[BoardInfo]:
@@ -36,7 +37,7 @@ def find_boards() -> list[BoardInfo]:
     try:
         from mbed_tools.devices import get_connected_devices
     except ImportError as exc:  # a declared dependency, but say what to do if the install lacks it
-        raise RuntimeError("board discovery needs mbed-tools: pip install 'mbed-tools>=7.59'") from exc
+        raise EnvironmentProblem("board discovery needs mbed-tools: pip install 'mbed-tools>=7.59'") from exc
     connected = get_connected_devices()
     boards = []
     groups = ((True, connected.identified_devices), (False, connected.unidentified_devices))

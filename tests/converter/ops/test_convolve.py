@@ -1,0 +1,139 @@
+"""tr_convolve_s8_{t2,t5,s8} against its numpy reference (ops/convolve.py): random layers on the host
+(ASan/UBSan, plain C) and on the emulated Cortex-M7 (DSP and plain C), a realistic layer, and the
+scratch size twin.
+Kernels: tr_convolve_s8_t2, tr_convolve_s8_t5, tr_convolve_s8_s8.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import kernel_cases as kc
+from tinyrobust.converter import packing
+from tinyrobust.converter.ops import convolve
+from tinyrobust.converter.ops.base import HWC, Clamp, Op, Tile
+from tinyrobust.converter.ops.convolve import ConvParams
+from tinyrobust.firmware.runner import RunnerCase
+
+
+def random_case(rng: np.random.Generator, fmt: str) -> RunnerCase:
+    while True:
+        if rng.random() < 0.25:  # 1x1, stride 1: the kernels' direct path
+            h, w = (int(v) for v in rng.integers(1, 10, size=2))
+            kh = kw = sh = sw = 1
+            pt = pl = 0
+            oh, ow = h, w
+        else:
+            h, w = (int(v) for v in rng.integers(1, 10, size=2))
+            kh, kw = (int(v) for v in rng.integers(1, 5, size=2))
+            sh, sw = (int(v) for v in rng.integers(1, 4, size=2))
+            pt, pl = int(rng.integers(0, kh)), int(rng.integers(0, kw))
+            oh, ow = kc.out_len(h, kh, sh, pt, rng), kc.out_len(w, kw, sw, pl, rng)
+        cin, cout = int(rng.integers(1, 14)), int(rng.integers(1, 12))
+        x = kc.i8(rng, (h, w, cin))
+        wt = kc.weights(rng, fmt, (cout, kh, kw, cin))
+        k = kh * kw * cin
+        bias, bias_shift = kc.bias(rng, cout, k, wt)
+        mult, shift = kc.quant(rng, cout, k, 80.0 if fmt == packing.S8 else 1.0, bias_shift)
+        pad_value, out_off = (int(v) for v in rng.integers(-128, 128, size=2))
+        params = ConvParams(HWC(h, w, cin), HWC(oh, ow, cout), Tile(kh, kw), Tile(sh, sw), Tile(pt, pl), pad_value,
+                            out_off, kc.clamp(rng), bias_shift)
+        arrays = kc.weighted_arrays(packing.pack_rows(wt.reshape(cout, k), fmt), bias, mult, shift)
+        op = Op(convolve.FAMILY.kernels[fmt], "conv", ("x",), "y", params, arrays, fmt)
+        try:
+            return kc.weighted_case(op, [x], f"conv {fmt} {params}")
+        except OverflowError:  # the lowering never emits an overflowing left shift; resample
+            continue
+
+
+def random_cases(rounds: int, seed: int) -> list[RunnerCase]:
+    rng = np.random.default_rng(seed)
+    return [random_case(rng, fmt) for _ in range(rounds) for fmt in packing.FORMATS]
+
+
+def test_matches_numpy_on_host(host_runner, tmp_path: Path) -> None:
+    assert kc.run_and_check(host_runner, random_cases(120, seed=11), tmp_path) == 360
+
+
+@pytest.mark.qemu
+def test_matches_numpy_on_m7(m7_runner, tmp_path: Path) -> None:
+    assert kc.run_and_check(m7_runner, random_cases(50, seed=1000), tmp_path) == 150
+
+
+def test_realistic_layer_matches(host_runner, tmp_path: Path) -> None:
+    """16x16x24 -> 32, 3x3, stride 1 and 2, every format, the bias 2^bias_shift finer than the
+    accumulator (0 and 6, as the lowering emits); outputs spread over the int8 range."""
+    rng = np.random.default_rng(5)
+    cases = []
+    for fmt in packing.FORMATS:
+        for stride, bias_shift in ((1, 0), (2, 6), (1, 6)):
+            x = rng.integers(-128, 128, (16, 16, 24)).astype(np.int8)
+            wt = rng.integers(-1, 2, (32, 3, 3, 24)).astype(np.int8)
+            arrays = {"weights": packing.pack_rows(wt.reshape(32, -1), fmt),
+                      "bias": rng.integers(-5000 << bias_shift, 5000 << bias_shift, 32).astype(np.int32),
+                      "multiplier": rng.integers(1 << 30, 1 << 31, 32).astype(np.int32),
+                      "shift": np.full(32, (-7 if fmt != packing.S8 else -12) - bias_shift, np.int32)}
+            oh = (16 + 2 - 3) // stride + 1
+            params = ConvParams(HWC(16, 16, 24), HWC(oh, oh, 32), Tile(3, 3), Tile(stride, stride), Tile(1, 1), -5,
+                                3, Clamp(-128, 127), bias_shift)
+            op = Op(convolve.FAMILY.kernels[fmt], "big", ("x",), "y", params, arrays, fmt)
+            cases.append(RunnerCase.of(op, [x], f"big {fmt} s{stride} bias_shift {bias_shift}"))
+    assert kc.saturated_fraction(cases) < 0.1
+    kc.run_and_check(host_runner, cases, tmp_path)
+
+
+class Dims(ctypes.Structure):
+    _fields_ = [("n", ctypes.c_int32), ("h", ctypes.c_int32), ("w", ctypes.c_int32), ("c", ctypes.c_int32)]
+
+
+def test_scratch_bytes_is_the_c_twin(tr_nn_lib: ctypes.CDLL) -> None:
+    """scratch_bytes (what the memory planner reserves) equals tr_convolve_s8_*_get_buffer_size,
+    over channel counts with every residue of the row granules (4, 16, 20) and some large layers."""
+    rng = np.random.default_rng(3)
+    for fmt, kernel in convolve.FAMILY.kernels.items():
+        fn = getattr(tr_nn_lib, f"{kernel}_get_buffer_size")
+        for _ in range(200):
+            cin = int(rng.integers(1, 41)) if rng.random() < 0.7 else int(rng.integers(41, 1025))
+            kh, kw = (int(v) for v in rng.integers(1, 8, size=2))
+            params = ConvParams(HWC(8, 8, cin), HWC(8, 8, 4), Tile(kh, kw), Tile(1, 1), Tile(0, 0), 0, 0,
+                                Clamp(-128, 127), 0)
+            got = fn(ctypes.byref(Dims(1, 8, 8, cin)), ctypes.byref(Dims(4, kh, kw, cin)))
+            assert got == convolve.scratch_bytes(params, fmt) > 0, (kernel, kh, kw, cin)
+
+
+def test_rejects_scratch_one_byte_short(tr_nn_lib: ctypes.CDLL) -> None:
+    class Ctx(ctypes.Structure):
+        _fields_ = [("buf", ctypes.c_void_p), ("size", ctypes.c_int32)]
+
+    params = ConvParams(HWC(4, 4, 4), HWC(2, 2, 2), Tile(3, 3), Tile(1, 1), Tile(0, 0), 0, 0, Clamp(-128, 127), 0)
+    size = convolve.scratch_bytes(params, packing.T2)
+    buf = ctypes.create_string_buffer(size)
+    inp, filt, bias, out = Dims(1, 4, 4, 4), Dims(2, 3, 3, 4), Dims(1, 1, 1, 2), Dims(1, 2, 2, 2)
+    c_params = (ctypes.c_int32 * 10)(0, 0, 1, 1, 0, 0, -128, 127)  # tr_nn_conv_params, field order
+    mult = (ctypes.c_int32 * 2)(1 << 30, 1 << 30)
+    shift = (ctypes.c_int32 * 2)(0, 0)
+    quant = (ctypes.c_void_p * 2)(ctypes.addressof(mult), ctypes.addressof(shift))
+    x = (ctypes.c_int8 * 64)()
+    w = (ctypes.c_uint8 * packing.row_bytes(36, packing.T2) * 2)()
+    y = (ctypes.c_int8 * 8)()
+    for cap, want in ((size, 0), (size - 1, -1)):
+        ctx = Ctx(ctypes.cast(buf, ctypes.c_void_p), cap)
+        status = tr_nn_lib.tr_convolve_s8_t2(ctypes.byref(ctx), c_params, quant, ctypes.byref(inp), x,
+                                             ctypes.byref(filt), w, ctypes.byref(bias), None, ctypes.byref(out), y)
+        assert status == want
+
+
+def test_numpy_convolution_by_hand() -> None:
+    """A 2x2 input, 2x2 kernel, one output channel: Σ w·x with a padded tap reading pad_value."""
+    x = np.array([[[1], [2]], [[3], [4]]], np.int8)
+    w = np.array([[[[1], [-1]], [[0], [1]]]], np.int8)  # [C_out, KH, KW, C_in]
+    params = ConvParams(HWC(2, 2, 1), HWC(2, 2, 1), Tile(2, 2), Tile(1, 1), Tile(0, 0), -3, 0, Clamp(-128, 127), 0)
+    out = convolve.convolve(x, w, np.zeros(1, np.int32), np.array([1 << 30], np.int32), np.array([1], np.int32),
+                            params)
+    # multiplier 2^30 with shift 1 multiplies by exactly 1; bottom and right taps read -3
+    want = [[1 - 2 + 4, 2 - (-3) + (-3)], [3 - 4 + (-3), 4 - (-3) + (-3)]]
+    np.testing.assert_array_equal(out[..., 0], want)

@@ -1,0 +1,135 @@
+"""tr_depthwise_conv_s8_{t2,t5,s8} against its numpy reference (ops/depthwise_conv.py), and the
+two layers that lower to it: a standalone BatchNorm and an average pool onto a finer grid.
+Kernels: tr_depthwise_conv_s8_t2, tr_depthwise_conv_s8_t5, tr_depthwise_conv_s8_s8.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import kernel_cases as kc
+from tinyrobust.converter import packing
+from tinyrobust.converter.ir import BatchNormNode, Graph, Grid, InputNode, PoolNode, TensorInfo
+from tinyrobust.converter.ops import depthwise_conv, pool
+from tinyrobust.converter.ops.base import HWC, Clamp, Op, Tile
+from tinyrobust.converter.ops.depthwise_conv import DepthwiseParams
+from tinyrobust.converter.ops.lowering import LowerOptions
+from tinyrobust.converter.program import InputQuantization, Program, TensorSpec
+from tinyrobust.converter.reference import Reference
+from tinyrobust.firmware.runner import RunnerCase
+
+
+def random_case(rng: np.random.Generator, fmt: str) -> RunnerCase:
+    while True:
+        h, w = (int(v) for v in rng.integers(1, 10, size=2))
+        cin, ch_mult = int(rng.integers(1, 10)), int(rng.integers(1, 3))
+        cout = cin * ch_mult
+        kh, kw = (int(v) for v in rng.integers(1, 5, size=2))
+        sh, sw = (int(v) for v in rng.integers(1, 4, size=2))
+        pt, pl = int(rng.integers(0, kh)), int(rng.integers(0, kw))
+        oh, ow = kc.out_len(h, kh, sh, pt, rng), kc.out_len(w, kw, sw, pl, rng)
+        x = kc.i8(rng, (h, w, cin))
+        wt = kc.weights(rng, fmt, (kh, kw, cout))
+        bias, bias_shift = kc.bias(rng, cout, kh * kw, wt)
+        mult, shift = kc.quant(rng, cout, kh * kw, 80.0 if fmt == packing.S8 else 1.0, bias_shift)
+        pad_value, out_off = (int(v) for v in rng.integers(-128, 128, size=2))
+        params = DepthwiseParams(HWC(h, w, cin), HWC(oh, ow, cout), Tile(kh, kw), ch_mult, Tile(sh, sw),
+                                 Tile(pt, pl), pad_value, out_off, kc.clamp(rng), bias_shift)
+        arrays = kc.weighted_arrays(packing.pack_rows(wt.reshape(kh * kw, cout), fmt), bias, mult, shift)
+        op = Op(depthwise_conv.FAMILY.kernels[fmt], "dw", ("x",), "y", params, arrays, fmt)
+        try:
+            return kc.weighted_case(op, [x], f"dw {fmt} {params}")
+        except OverflowError:  # the lowering never emits an overflowing left shift; resample
+            continue
+
+
+def random_cases(rounds: int, seed: int) -> list[RunnerCase]:
+    rng = np.random.default_rng(seed)
+    return [random_case(rng, fmt) for _ in range(rounds) for fmt in packing.FORMATS]
+
+
+def test_matches_numpy_on_host(host_runner, tmp_path: Path) -> None:
+    assert kc.run_and_check(host_runner, random_cases(120, seed=12), tmp_path) == 360
+
+
+@pytest.mark.qemu
+def test_matches_numpy_on_m7(m7_runner, tmp_path: Path) -> None:
+    assert kc.run_and_check(m7_runner, random_cases(50, seed=1001), tmp_path) == 150
+
+
+class Dims(ctypes.Structure):
+    _fields_ = [("n", ctypes.c_int32), ("h", ctypes.c_int32), ("w", ctypes.c_int32), ("c", ctypes.c_int32)]
+
+
+def test_needs_no_scratch(tr_nn_lib: ctypes.CDLL) -> None:
+    op = random_cases(1, seed=0)[0].op
+    assert depthwise_conv.FAMILY.scratch_of(op) == 0
+    for kernel in depthwise_conv.FAMILY.kernels.values():
+        fn = getattr(tr_nn_lib, f"{kernel}_get_buffer_size")
+        assert fn(ctypes.byref(Dims(1, 8, 8, 5)), ctypes.byref(Dims(1, 3, 3, 10))) == 0
+
+
+def _graph(nodes, shapes: dict[str, tuple[int, ...]], grids: dict[str, Grid]) -> Graph:
+    tensors = {t: TensorInfo(t, s, t, grids[t]) for t, s in shapes.items()}
+    return Graph(tuple(nodes), tensors, input="x", output=nodes[-1].output, name="g")
+
+
+def _run(ops: tuple[Op, ...], x: np.ndarray, shapes: dict[str, tuple[int, ...]]) -> np.ndarray:
+    tensors = {t: TensorSpec(t, s, 1.0, 0, t) for t, s in shapes.items()}
+    program = Program(tensors, ops, "x", ops[-1].output, InputQuantization(1.0, 0, -128, 127, "test"), packing.T2,
+                      "g")
+    return Reference(program).run_one(x.reshape(-1))
+
+
+def test_standalone_batchnorm_lowers_to_a_sign_coded_depthwise() -> None:
+    """BN y = s·x + b per channel, s with both signs: codes are sign(s), output within one step of the
+    real BN on the grids."""
+    scale, offset = np.array([0.5, -1.25, 2.0]), np.array([0.1, 0.0, -0.3])
+    gi, go = Grid(0.05, 3, -128, 127, "in"), Grid(0.1, -5, -128, 127, "out")
+    shapes = {"x": (2, 2, 3), "y": (2, 2, 3)}
+    g = _graph([InputNode("x", "x"), BatchNormNode("bn", ("x",), "y", scale, offset)], shapes, {"x": gi, "y": go})
+    (op,) = depthwise_conv.lower_batchnorm(g.nodes[1], g, LowerOptions()).ops
+    assert op.kernel == depthwise_conv.FAMILY.kernels[packing.T2]
+    codes = packing.unpack_rows(op.arrays["weights"], op.weight_format, 1, 3)
+    np.testing.assert_array_equal(codes[0], [1, -1, 1])
+    x = np.random.default_rng(0).integers(-128, 128, (2, 2, 3)).astype(np.int8)
+    got = go.scale * (_run((op,), x, shapes).astype(np.float64) - go.zero_point)
+    real = np.clip(gi.scale * (x.astype(np.float64) - gi.zero_point) * scale + offset, go.real_min, go.real_max)
+    assert np.abs(got - real.reshape(-1)).max() <= go.scale * 0.51
+
+
+def test_average_pool_onto_a_finer_grid_is_an_all_ones_depthwise() -> None:
+    """An unpadded 2x2 average of a 16-level grid onto a 256-level grid of the same range: the mean is
+    kept (not rounded back onto the coarse grid), via a depthwise conv with codes +1 and α = 1/4."""
+    gi = Grid.from_levels(0.0, 0.25, 16, "coarse")  # 4-bit relu-like grid over [0, 3.75]
+    go = Grid.from_range(gi.real_min, gi.real_max, "fine")
+    shapes = {"x": (2, 2, 2), "y": (1, 1, 2)}
+    node = PoolNode("avg", ("x",), "y", "avg", (2, 2), (2, 2), (0, 0, 0, 0))
+    g = _graph([InputNode("x", "x"), node], shapes, {"x": gi, "y": go})
+    (op,) = pool.lower(node, g, LowerOptions()).ops
+    assert op.kernel == depthwise_conv.FAMILY.kernels[packing.T2]
+    assert np.all(packing.unpack_rows(op.arrays["weights"], op.weight_format, 4, 2) == 1)
+    levels = np.array([[[0, 1], [3, 5]], [[1, 2], [2, 7]]])  # grid steps per tap; channel means 1.5 and 3.75
+    x = (levels + gi.zero_point).astype(np.int8)
+    got = go.scale * (_run((op,), x, shapes).astype(np.float64) - go.zero_point)
+    real = gi.scale * levels.reshape(4, 2).mean(axis=0)
+    assert np.abs(got - real).max() <= go.scale * 0.51
+    # the same pool onto its own grid keeps the pooling kernel and rounds onto the coarse grid
+    g_same = _graph([InputNode("x", "x"), node], shapes, {"x": gi, "y": gi})
+    (same,) = pool.lower(node, g_same, LowerOptions()).ops
+    assert same.kernel == pool.FAMILY.kernels["avg"]
+
+
+def test_numpy_depthwise_with_channel_multiplier() -> None:
+    """ch_mult = 2: output channel o reads input channel o // 2."""
+    x = np.array([[[3, -2]]], np.int8)  # 1x1x2
+    w = np.array([[[1, -1, 1, 1]]], np.int8)  # [KH, KW, C_out]
+    params = DepthwiseParams(HWC(1, 1, 2), HWC(1, 1, 4), Tile(1, 1), 2, Tile(1, 1), Tile(0, 0), 0, 0,
+                             Clamp(-128, 127), 0)
+    out = depthwise_conv.depthwise_conv(x, w, np.zeros(4, np.int32), np.full(4, 1 << 30, np.int32),
+                                        np.ones(4, np.int32), params)
+    np.testing.assert_array_equal(out[0, 0], [3, -3, -2, -2])

@@ -1,0 +1,87 @@
+"""`tinyrobust bench --quick`: JSON schema, every figure positive and finite, counts reproducible.
+
+No timing asserts: the instruction counts belong to the bench report, not to pass/fail."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tinyrobust.cli import main
+from tinyrobust.converter import packing
+from tinyrobust.firmware import runner
+from tinyrobust.workflows import bench
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.qemu,
+    pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+                       reason="needs qemu-system-arm and arm-none-eabi-gcc"),
+]
+
+KERNELS = ("conv3x3", "conv1x1", "depthwise3x3", "fc")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    work = tmp_path_factory.mktemp("bench")
+    out = work / "bench.json"
+    assert main(["bench", "--quick", "--json", str(out), "--work-dir", str(work / "run")]) == 0
+    return json.loads(out.read_text()), work / "run"
+
+
+def _positive(x: object) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x) and x > 0
+
+
+def test_json_schema_and_figures(quick_run: tuple[dict, Path]) -> None:
+    report, _ = quick_run
+    assert set(report["kernels"]) == set(KERNELS)
+    for name in KERNELS:
+        k = report["kernels"][name]
+        for key in ("t2", "trit5", "plain_c"):
+            assert _positive(k[key]), (name, key, k[key])
+            assert isinstance(k["instructions"][key], int) and k["instructions"][key] > 0
+            assert k[key] == pytest.approx(k["instructions"][key] / k["macs"])
+    assert report["counter_resolution_instructions"] == 40
+    model = report["model"]
+    assert _positive(model["insn_per_mac"]) and _positive(model["flash_bytes_per_weight"])
+    for pk, bits in (("t2", 2.0), ("trit5", 1.6)):
+        m = model["packings"][pk]
+        assert _positive(m["insn_per_mac"]) and 0.9e6 < m["weights"] < 1.1e6
+        # packed bytes per weight: the format's bits / 8 plus a little row padding
+        assert bits / 8 <= m["flash_bytes_per_weight"] < bits / 8 * 1.05
+        assert m["flash_table_bytes_per_weight"] >= m["flash_bytes_per_weight"]
+        assert sum(layer["instructions"] for layer in m["layers"]) == m["instructions"]
+        for layer in m["layers"]:
+            assert layer["instructions"] > 0
+            assert layer["insn_per_mac"] is None or _positive(layer["insn_per_mac"])
+
+
+def _dsp_runner(work: Path) -> runner.Runner:
+    """The DSP kernel runner the bench built (same board and image)."""
+    elf = work / "kernels" / "fw" / f"runner_{bench.QEMU_BOARD}" / "firmware.elf"
+    return runner.Runner(elf, on_host=False, board=bench.QEMU_BOARD)
+
+
+def test_second_run_gives_identical_counts(quick_run: tuple[dict, Path], tmp_path: Path) -> None:
+    """A fresh QEMU run of one kernel (icount) reproduces the count in the report exactly."""
+    report, work = quick_run
+    shape = next(s for s in bench.QUICK_SHAPES if s.name == "conv3x3")
+    (result,) = bench.run_cases(_dsp_runner(work), [bench.make_case(shape, packing.T2)], tmp_path)
+    assert result.counts[0] == report["kernels"]["conv3x3"]["instructions"]["t2"]
+
+
+def test_wrong_output_fails_the_bench(quick_run: tuple[dict, Path], tmp_path: Path) -> None:
+    """A count is only reported for a bit-exact output: a corrupted expectation must raise."""
+    _, work = quick_run
+    shape = next(s for s in bench.QUICK_SHAPES if s.name == "fc")
+    case = bench.make_case(shape, packing.TRIT5)
+    bad = replace(case, expected=bytes([case.expected[0] ^ 1]) + case.expected[1:])
+    with pytest.raises(bench.BenchError, match="bytes differ"):
+        bench.run_cases(_dsp_runner(work), [bad], tmp_path)

@@ -1,0 +1,23 @@
+"""The only part of tinyrobust that imports TensorFlow / QKeras (other modules reach it through
+tinyrobust/lazy.py, the one deferred import).
+
+`load_model` checks the file's config before Keras deserialises it; `build_graph` walks the model
+with class-keyed handlers; `tensor_ranges` and `predict` run the float model; `models` builds the
+architectures the demo, the bench and the tests use.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Must precede the first TensorFlow import anywhere in the process: QKeras needs tf-keras,
+# never Keras 3. Users should not have to set it themselves.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from . import attacks, models  # noqa: E402
+from .evaluate import predict, tensor_ranges  # noqa: E402
+from .loader import load_model  # noqa: E402
+from .walk import build_graph  # noqa: E402
+
+__all__ = ["load_model", "build_graph", "tensor_ranges", "predict", "models", "attacks"]

@@ -1,0 +1,95 @@
+"""Architectures tinyrobust builds itself: the demo's digits CNN (trained) and the bench's
+seed-paper-sized network (random initial weights with a fixed seed: enough for instruction counts,
+flash size and bit-exactness, and the same file every run). Stochastic-ternary QKeras throughout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import qkeras as q
+import tensorflow as tf
+import tf_keras as keras
+from tf_keras import layers
+
+PAPER_INPUT_SHAPE = (32, 32, 1)
+
+
+def paper_model(dense_units: int = 90, seed: int = 7) -> Any:
+    """~1 M ternary weights: 32×32×1 input, six convolutional layers (one depthwise, one separable), a
+    residual Add, BatchNorm (mixed-sign gammas, so the sign-flip folding is exercised), ReLU, sigmoid,
+    and three dense layers; stochastic_ternary(alpha="auto_po2") throughout."""
+    tf.keras.utils.set_random_seed(seed)
+
+    def bn(name: str) -> Any:
+        init = keras.initializers.RandomUniform(-1.5, 1.5, seed=seed)
+        return layers.BatchNormalization(name=name, gamma_initializer=init)
+
+    def st() -> Any:
+        return q.stochastic_ternary(alpha="auto_po2")
+
+    inp = keras.Input(PAPER_INPUT_SHAPE)
+    x = q.QConv2D(32, (3, 3), padding="same", kernel_quantizer=st(), name="conv1")(inp)
+    x = layers.ReLU(name="relu1")(bn("bn1")(x))
+    x = q.QDepthwiseConv2D((3, 3), padding="same", depthwise_quantizer=st(), name="dw2")(x)
+    x = layers.ReLU(name="relu2")(bn("bn2")(x))
+    a = q.QConv2D(64, (3, 3), strides=(2, 2), padding="same", kernel_quantizer=st(), name="conv3")(x)
+    a = layers.ReLU(name="relu3")(bn("bn3")(a))
+    b = q.QSeparableConv2D(64, (3, 3), padding="same", depthwise_quantizer=st(), pointwise_quantizer=st(),
+                           name="sep4")(a)
+    b = layers.ReLU(name="relu4")(bn("bn4")(b))
+    x = layers.Add(name="residual")([a, b])
+    x = q.QConv2D(128, (3, 3), strides=(2, 2), padding="same", kernel_quantizer=st(), name="conv5")(x)
+    x = layers.ReLU(name="relu5")(bn("bn5")(x))
+    x = q.QConv2D(128, (3, 3), padding="same", kernel_quantizer=st(), name="conv6")(x)
+    x = layers.Activation("sigmoid", name="sigmoid6")(bn("bn6")(x))
+    x = layers.Flatten(name="flatten")(x)
+    x = q.QDense(dense_units, kernel_quantizer=st(), name="fc1")(x)
+    x = layers.ReLU(name="relu_fc1")(x)
+    x = q.QDense(64, kernel_quantizer=st(), name="fc2")(x)
+    x = layers.ReLU(name="relu_fc2")(x)
+    x = q.QDense(10, kernel_quantizer=st(), name="fc3")(x)
+    x = layers.Activation("softmax", name="softmax")(x)
+    return keras.Model(inp, x, name="paper_model")
+
+
+def save_paper_model(path: Path, *, seed: int = 7) -> Path:
+    """Writes paper_model(seed=seed) with its random initial weights to `path` (.h5)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    paper_model(seed=seed).save(path)
+    return path
+
+
+def digits_cnn() -> Any:
+    """The demo's example: a small stochastic-ternary CNN in the seed paper's style, 8×8×1 in, 10 classes."""
+    st = q.stochastic_ternary
+    inp = keras.Input((8, 8, 1), name="image")
+    x = q.QConv2D(16, (3, 3), padding="same", kernel_quantizer=st(alpha="auto_po2"), name="conv1")(inp)
+    x = layers.BatchNormalization(name="bn1")(x)
+    x = q.QActivation(q.quantized_relu(4, 2), name="act1")(x)
+    x = q.QDepthwiseConv2D((3, 3), padding="same", depthwise_quantizer=st(alpha="auto_po2"), name="dw2")(x)
+    x = layers.BatchNormalization(name="bn2")(x)
+    x = q.QActivation(q.quantized_relu(4, 2), name="act2")(x)
+    x = layers.MaxPooling2D((2, 2), name="pool2")(x)
+    x = q.QConv2D(32, (3, 3), padding="same", kernel_quantizer=st(alpha="auto_po2"), name="conv3")(x)
+    x = layers.BatchNormalization(name="bn3")(x)
+    x = q.QActivation(q.quantized_relu(4, 2), name="act3")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = q.QDense(10, kernel_quantizer=st(alpha="auto_po2"), name="logits")(x)
+    x = layers.Activation("softmax", name="softmax")(x)
+    return keras.Model(inp, x, name="digits_stq")
+
+
+def train_digits_cnn(path: Path, x: np.ndarray, y: np.ndarray, *, epochs: int = 30, seed: int = 1) -> Path:
+    """digits_cnn trained on (x, y) with Adam (deterministic with `seed`), saved as .h5 at `path`."""
+    tf.keras.utils.set_random_seed(seed)
+    model = digits_cnn()
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    return path

@@ -1,0 +1,99 @@
+"""Open a Keras .h5 safely: read its JSON config with h5py and refuse what we cannot deploy
+*before* Keras deserialises anything (a Lambda's bytecode would run on load)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import h5py
+
+from ...errors import ModelFileError, UnsupportedModelError
+
+# Layer classes the handlers accept, by Keras class name as stored in the file's config.
+SUPPORTED_CLASSES = frozenset(
+    {
+        "InputLayer",
+        "QConv2D",
+        "QDepthwiseConv2D",
+        "QSeparableConv2D",
+        "QDense",
+        "QActivation",
+        "Conv2D",
+        "DepthwiseConv2D",
+        "SeparableConv2D",
+        "Dense",
+        "BatchNormalization",
+        "QBatchNormalization",
+        "Activation",
+        "ReLU",
+        "Add",
+        "Concatenate",
+        "MaxPooling2D",
+        "AveragePooling2D",
+        "GlobalAveragePooling2D",
+        "Flatten",
+        "Reshape",
+        "Dropout",
+        "ZeroPadding2D",
+    }
+)
+CONTAINER_CLASSES = frozenset({"Sequential", "Functional", "Model"})
+CODE_CARRYING_CLASSES = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda"})
+
+
+def read_model_config(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such file")
+    try:
+        with h5py.File(path, "r") as f:
+            raw = f.attrs.get("model_config")
+            if raw is None:
+                raise ModelFileError(f"{path}: HDF5 file holds no Keras model_config (weights-only file?)")
+            if isinstance(raw, bytes):
+                raw = raw.decode("utf-8")
+            if "model_weights" not in f and "layer_names" not in f.attrs:
+                raise ModelFileError(f"{path}: Keras model file has no weights")
+    except ModelFileError:
+        raise
+    except (OSError, KeyError, ValueError) as exc:
+        raise ModelFileError(f"{path}: not a readable Keras .h5 model ({exc})") from exc
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{path}: model_config is not valid JSON ({exc})") from exc
+
+
+def _iter_layers(config: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(class_name, layer name) for every layer, descending into nested models."""
+    inner = config.get("config", {})
+    for layer in inner.get("layers", []):
+        cls = layer.get("class_name", "?")
+        name = layer.get("config", {}).get("name", "?")
+        if cls in CONTAINER_CLASSES:
+            yield cls, name
+            yield from _iter_layers(layer)
+        else:
+            yield cls, name
+
+
+def check_config_supported(config: dict[str, Any], path: Path) -> None:
+    top = config.get("class_name")
+    if top not in CONTAINER_CLASSES:
+        raise ModelFileError(f"{path}: top-level object is {top!r}, not a Keras model")
+    for cls, name in _iter_layers(config):
+        if cls in CODE_CARRYING_CLASSES:
+            raise UnsupportedModelError(
+                f"layer '{name}' ({cls}) is refused: it carries Python code, which tinyrobust never "
+                "executes. Replace it with supported layers and re-save the model."
+            )
+        if cls in CONTAINER_CLASSES:
+            raise UnsupportedModelError(
+                f"layer '{name}' ({cls}) is a nested model; flatten it into one functional model"
+            )
+        if cls not in SUPPORTED_CLASSES:
+            raise UnsupportedModelError(
+                f"layer '{name}' has unsupported class {cls}. Supported: {', '.join(sorted(SUPPORTED_CLASSES))}"
+            )

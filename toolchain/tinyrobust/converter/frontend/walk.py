@@ -1,0 +1,66 @@
+"""Walk a tf-keras model's layers in order into the IR, one class-keyed handler per layer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tf_keras import layers as kl
+
+from ...errors import UnsupportedModelError
+from ..ir import Graph, InputNode, Node, TensorInfo
+from .handlers import LayerContext, handler_table
+
+
+def tensor_shape(t: Any) -> tuple[int, ...]:
+    dims = tuple(t.shape)[1:]
+    if any(d is None for d in dims):
+        raise UnsupportedModelError(f"tensor {t.name} has an undefined dimension {dims}; fix the input shape")
+    return tuple(int(d) for d in dims)
+
+
+def as_list(x: Any) -> list[Any]:
+    return list(x) if isinstance(x, list | tuple) else [x]
+
+
+
+def build_graph(model: Any, name: str) -> Graph:
+    """Walk the layers in order; wire inputs by Keras tensor identity, not by names."""
+    if len(as_list(model.inputs)) != 1 or len(as_list(model.outputs)) != 1:
+        raise UnsupportedModelError("only models with one input and one output are supported")
+    table = handler_table()
+    produced: dict[int, str] = {}  # id(keras tensor) → IR tensor name
+    nodes: list[Node] = []
+    tensors: dict[str, TensorInfo] = {}
+    input_tensor = as_list(model.inputs)[0]
+    layers = list(model.layers)
+    if not any(isinstance(layer, kl.InputLayer) for layer in layers):
+        # Sequential models do not list their InputLayer.
+        in_name = "input"
+        produced[id(input_tensor)] = in_name
+        nodes.append(InputNode(in_name, in_name))
+        tensors[in_name] = TensorInfo(in_name, tensor_shape(input_tensor), "model input")
+    for layer in layers:
+        handler = table.get(type(layer))
+        if handler is None:
+            raise UnsupportedModelError(
+                f"layer '{layer.name}' has unsupported class {type(layer).__name__}; supported: "
+                + ", ".join(sorted(c.__name__ for c in table))
+            )
+        if len(layer._inbound_nodes) != 1:
+            raise UnsupportedModelError(f"layer '{layer.name}' is shared (called {len(layer._inbound_nodes)} times)")
+        if isinstance(layer, kl.InputLayer):
+            ins: list[Any] = []
+        else:
+            ins = as_list(layer.input)
+        try:
+            in_names = tuple(produced[id(t)] for t in ins)
+        except KeyError as exc:
+            raise UnsupportedModelError(f"layer '{layer.name}': an input is not produced by a known layer") from exc
+        ctx = LayerContext(in_names, tuple(tensor_shape(t) for t in ins), tensor_shape(layer.output))
+        result = handler(layer, ctx)
+        nodes.extend(result.nodes)
+        for info in result.tensors:
+            tensors[info.name] = info
+        produced[id(layer.output)] = result.nodes[-1].output
+    output = produced[id(as_list(model.outputs)[0])]
+    return Graph(tuple(nodes), tensors, input=nodes[0].output, output=output, name=name)

@@ -1,0 +1,233 @@
+"""The float-level graph IR: typed, frozen dataclasses, refined by pure passes.
+
+The frontend produces a Graph whose weights are the values QKeras's own quantizers give (float);
+passes fold BatchNorm, factor alpha out of ternary weights, fuse activations and attach int8
+grids; `lower` turns the legal Graph into an integer Program.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+
+from ..errors import UnsupportedModelError
+
+WeightKind = Literal["ternary", "binary", "int8"]
+ActivationKind = Literal["linear", "relu", "quantized", "sigmoid", "tanh", "softmax"]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A uniform int8 grid: real = scale · (q − zero_point), q in [qmin, qmax]."""
+
+    scale: float
+    zero_point: int
+    qmin: int
+    qmax: int
+    origin: str  # where it came from: "quantizer …", "calibration", "sigmoid", …
+
+    @property
+    def real_min(self) -> float:
+        return self.scale * (self.qmin - self.zero_point)
+
+    @property
+    def real_max(self) -> float:
+        return self.scale * (self.qmax - self.zero_point)
+
+    @staticmethod
+    def from_levels(lowest: float, step: float, count: int, origin: str) -> Grid:
+        """Grid for the levels lowest + k·step, k = 0..count−1 (count ≤ 256, 0 among them)."""
+        if not 2 <= count <= 256:
+            raise UnsupportedModelError(f"{origin}: {count} levels do not fit int8")
+        offset = lowest / step
+        if abs(offset - round(offset)) > 1e-4:
+            raise UnsupportedModelError(f"{origin}: zero is not on the grid (lowest {lowest}, step {step})")
+        zero_point = -128 - int(round(offset))
+        if not -128 <= zero_point <= 127 + 128:
+            raise UnsupportedModelError(f"{origin}: zero point {zero_point} outside int8")
+        return Grid(float(step), zero_point, -128, -128 + count - 1, origin)
+
+    @staticmethod
+    def from_range(lo: float, hi: float, origin: str) -> Grid:
+        """Asymmetric 256-level grid covering [lo, hi] ∪ {0}, zero exactly representable."""
+        lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+        if hi - lo <= 0:
+            hi = lo + 1e-6
+        scale = (hi - lo) / 255.0
+        zero_point = int(np.clip(round(-128 - lo / scale), -128, 127))
+        return Grid(scale, zero_point, -128, 127, origin)
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An activation applied to a tensor. `grid` is the output grid a quantizer states."""
+
+    kind: ActivationKind
+    grid: Grid | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class WeightTensor:
+    """Quantized weights. Before factor_alpha: `values` only (float, as Keras computes them).
+    After: codes (int8, same layout) with per-output-channel scale, values ≈ codes·scale.
+    Layout: conv (KH, KW, Cin, Cout); depthwise (KH, KW, Cin, mult); dense (Cin, Cout).
+    """
+
+    values: np.ndarray
+    quantizer: str  # "ternary", "stochastic_ternary", "binary", "stochastic_binary", "quantized_bits", "float"
+    kind: WeightKind
+    codes: np.ndarray | None = None
+    channel_scale: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class InputNode:
+    name: str
+    output: str
+    grid: Grid | None = None
+
+
+@dataclass(frozen=True)
+class ConvNode:
+    """conv2d / depthwise / dense: y = post_scale ⊙ (W ⊛ x) + post_bias, then `activation`."""
+
+    name: str
+    inputs: tuple[str]
+    output: str
+    kind: Literal["conv2d", "depthwise", "dense"]
+    weights: WeightTensor
+    post_scale: np.ndarray  # (Cout,)
+    post_bias: np.ndarray  # (Cout,)
+    strides: tuple[int, int] = (1, 1)
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, left, bottom, right
+    activation: Activation = Activation("linear")
+
+
+@dataclass(frozen=True)
+class BatchNormNode:
+    """y = scale ⊙ x + offset per channel (inference BatchNorm, already reduced)."""
+
+    name: str
+    inputs: tuple[str]
+    output: str
+    scale: np.ndarray
+    offset: np.ndarray
+
+
+@dataclass(frozen=True)
+class ActivationNode:
+    name: str
+    inputs: tuple[str]
+    output: str
+    activation: Activation
+
+
+@dataclass(frozen=True)
+class AddNode:
+    name: str
+    inputs: tuple[str, str]
+    output: str
+    activation: Activation = Activation("linear")
+
+
+@dataclass(frozen=True)
+class ConcatNode:
+    name: str
+    inputs: tuple[str, ...]
+    output: str
+
+
+@dataclass(frozen=True)
+class PoolNode:
+    name: str
+    inputs: tuple[str]
+    output: str
+    kind: Literal["max", "avg"]
+    pool: tuple[int, int]
+    strides: tuple[int, int]
+    padding: tuple[int, int, int, int]
+    global_pool: bool = False
+
+
+@dataclass(frozen=True)
+class PadNode:
+    name: str
+    inputs: tuple[str]
+    output: str
+    padding: tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class ReshapeNode:
+    """Flatten or Reshape: NHWC row-major bytes are unchanged, so it lowers to a view."""
+
+    name: str
+    inputs: tuple[str]
+    output: str
+
+
+@dataclass(frozen=True)
+class IdentityNode:
+    """Dropout and linear activations: removed by the first pass."""
+
+    name: str
+    inputs: tuple[str]
+    output: str
+
+
+Node = (
+    InputNode
+    | ConvNode
+    | BatchNormNode
+    | ActivationNode
+    | AddNode
+    | ConcatNode
+    | PoolNode
+    | PadNode
+    | ReshapeNode
+    | IdentityNode
+)
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: tuple[int, ...]  # without batch
+    source: str  # Keras layer that produces it
+    grid: Grid | None = None
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Nodes in topological order; tensors by name; one input, one output."""
+
+    nodes: tuple[Node, ...]
+    tensors: Mapping[str, TensorInfo]
+    input: str
+    output: str
+    name: str
+    calibration: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def consumers(self, tensor: str) -> list[Node]:
+        return [n for n in self.nodes if not isinstance(n, InputNode) and tensor in n.inputs]
+
+    def producer(self, tensor: str) -> Node:
+        for n in self.nodes:
+            if n.output == tensor:
+                return n
+        raise KeyError(tensor)
+
+    def with_note(self, note: str) -> Graph:
+        return replace(self, notes=(*self.notes, note))
+
+
+def rename_input(node: Node, old: str, new: str) -> Node:
+    """The node with every input `old` replaced by `new`."""
+    if isinstance(node, InputNode):
+        return node
+    return replace(node, inputs=tuple(new if t == old else t for t in node.inputs))

@@ -1,0 +1,97 @@
+"""Lower a legal, quantised Graph to the integer Program, one IR node at a time.
+
+Which op family lowers a node is looked up by the node's class (and, for a conv-like node, its
+kind; for an activation, its function): the families in ops/ do the arithmetic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..errors import UnsupportedModelError
+from .ir import (
+    ActivationNode,
+    AddNode,
+    BatchNormNode,
+    ConcatNode,
+    ConvNode,
+    Graph,
+    InputNode,
+    Node,
+    PadNode,
+    PoolNode,
+    ReshapeNode,
+)
+from .ops import add, concat, convolve, depthwise_conv, fully_connected, lut, pad, pool, requantize
+from .ops.lowering import Lowered, LowerOptions, grids
+from .program import InputQuantization, Program, TensorSpec
+
+Lowering = Callable[[Node, Graph, LowerOptions], Lowered]
+
+CONV_LOWERINGS: dict[str, Lowering] = {
+    "conv2d": convolve.lower,
+    "depthwise": depthwise_conv.lower,
+    "dense": fully_connected.lower,
+}
+
+
+def _lower_conv(node: ConvNode, graph: Graph, opts: LowerOptions) -> Lowered:
+    return CONV_LOWERINGS[node.kind](node, graph, opts)
+
+
+def _lower_activation(node: ActivationNode, graph: Graph, opts: LowerOptions) -> Lowered:
+    """sigmoid / tanh become a table; relu and quantizers a requantisation onto the output grid."""
+    (gi,), go = grids(graph, node)
+    shape = graph.tensors[node.output].shape
+    kind = node.activation.kind
+    if kind in lut.FUNCTIONS:
+        return Lowered((lut.lut_op(node.name, node.inputs[0], node.output, kind, gi, go, shape),))
+    if kind in ("relu", "quantized"):
+        return Lowered((requantize.requantize_op(node.name, node.inputs[0], node.output, gi, go, kind == "relu",
+                                                 shape),))
+    raise UnsupportedModelError(f"layer '{node.name}': activation {kind} cannot be lowered here")
+
+
+LOWERINGS: dict[type, Lowering] = {
+    ConvNode: _lower_conv,
+    BatchNormNode: depthwise_conv.lower_batchnorm,
+    ActivationNode: _lower_activation,
+    AddNode: add.lower,
+    PoolNode: pool.lower,
+    PadNode: pad.lower,
+    ConcatNode: concat.lower,
+}
+
+
+def lower(graph: Graph, opts: LowerOptions) -> Program:
+    tensors: dict[str, TensorSpec] = {}
+    ops = []
+    for node in graph.nodes:
+        info = graph.tensors[node.output]
+        grid = info.grid
+        assert grid is not None
+        alias = node.inputs[0] if isinstance(node, ReshapeNode) else None
+        tensors[node.output] = TensorSpec(node.output, tuple(info.shape), grid.scale, grid.zero_point, info.source,
+                                          alias)
+        if isinstance(node, InputNode | ReshapeNode):
+            continue
+        lowering = LOWERINGS.get(type(node))
+        if lowering is None:
+            raise UnsupportedModelError(f"layer '{node.name}': {type(node).__name__} cannot be lowered")
+        lowered = lowering(node, graph, opts)
+        for t in lowered.tensors:
+            tensors[t.name] = TensorSpec(t.name, tuple(t.shape), t.grid.scale, t.grid.zero_point, t.source)
+        ops.extend(lowered.ops)
+    in_grid = graph.tensors[graph.input].grid
+    assert in_grid is not None
+    return Program(
+        tensors=tensors,
+        ops=tuple(ops),
+        input=graph.input,
+        output=graph.output,
+        input_quantization=InputQuantization(in_grid.scale, in_grid.zero_point, in_grid.qmin, in_grid.qmax,
+                                             in_grid.origin),
+        packing=opts.ternary_format,
+        model_name=graph.name,
+        notes=graph.notes,
+    )

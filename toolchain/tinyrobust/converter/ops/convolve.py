@@ -1,0 +1,108 @@
+"""2-D convolution: tr_convolve_s8_{t2,t5,s8} (firmware/tr_nn/tr_convolve_s8_*.c).
+
+Input [H, W, C_in] int8, filter rows per output channel in order [KH][KW][C_in], bias [C_out],
+output [OH, OW, C_out]; padded taps read pad_value (the input zero point).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import packing
+from ..ir import ConvNode, Graph
+from .arith import exact_dot, output_stage, patches, with_bias
+from .base import HWC, Clamp, Op, OpFamily, OpFn, Tile
+from .lowering import Lowered, LowerOptions
+from .weighted import WEIGHTED_ARRAYS, lower_weighted, unpacked_rows
+
+
+@dataclass(frozen=True)
+class ConvParams:
+    """tr_nn_conv_params plus the geometry of the call's dims."""
+
+    input: HWC
+    output: HWC
+    kernel: Tile
+    stride: Tile
+    padding: Tile  # rows / columns of padding before the first input row / column
+    pad_value: int
+    output_offset: int
+    activation: Clamp
+    bias_shift: int  # acc = Σ w·x · 2^bias_shift + bias
+
+
+def convolve(x: np.ndarray, weights: np.ndarray, bias: np.ndarray, multiplier: np.ndarray, shift: np.ndarray,
+             p: ConvParams) -> np.ndarray:
+    """The kernels' arithmetic: x [H, W, C_in], weights [C_out, KH, KW, C_in] -> [OH, OW, C_out]."""
+    cout, kh, kw, cin = weights.shape
+    if x.shape[2] != cin:
+        raise ValueError(f"input channels {x.shape[2]} != filter channels {cin}")
+    out_hw = (p.output.h, p.output.w)
+    win, _ = patches(x, kh, kw, (p.stride.h, p.stride.w), (p.padding.h, p.padding.w), out_hw, p.pad_value)
+    cols = win.reshape(out_hw[0] * out_hw[1], kh * kw * cin)
+    acc = with_bias(exact_dot(cols, weights.reshape(cout, -1).T), np.asarray(bias)[None, :], p.bias_shift)
+    out = output_stage(acc, np.asarray(multiplier)[None, :], np.asarray(shift)[None, :], p.output_offset,
+                       p.activation.min, p.activation.max)
+    return out.reshape(out_hw[0], out_hw[1], cout)
+
+
+def scratch_bytes(p: ConvParams, fmt: str) -> int:
+    """tr_convolve_s8_<fmt>_get_buffer_size, 8-byte aligned.
+
+    t2 / trit5: the DSP path keeps six interleaved int16 im2col columns (12 bytes per padded weight).
+    s8: four interleaved int16 columns, one plain int16 column and an int8 staging row (11).
+    Every build asks for the same size so arena plans do not depend on the path.
+    """
+    per_weight = 11 if fmt == packing.S8 else 12
+    return per_weight * packing.padded_length(p.kernel.h * p.kernel.w * p.input.c, fmt)
+
+
+def _rows(codes: np.ndarray) -> np.ndarray:
+    """Keras (KH, KW, C_in, C_out) codes as one row per output channel, [KH][KW][C_in] order."""
+    return np.ascontiguousarray(codes.transpose(3, 0, 1, 2).reshape(codes.shape[3], -1))
+
+
+def lower(node: ConvNode, graph: Graph, opts: LowerOptions) -> Lowered:
+    parts = lower_weighted(node, graph, opts, _rows)
+    kh, kw = node.weights.values.shape[:2]
+    params = ConvParams(
+        input=HWC.of(graph.tensors[node.inputs[0]].shape),
+        output=HWC.of(graph.tensors[node.output].shape),
+        kernel=Tile(int(kh), int(kw)),
+        stride=Tile(*node.strides),
+        padding=Tile(node.padding[0], node.padding[1]),
+        pad_value=parts.pad_value,
+        output_offset=parts.output_offset,
+        activation=parts.activation,
+        bias_shift=parts.bias_shift,
+    )
+    op = Op(FAMILY.kernels[parts.weight_format], node.name, node.inputs, node.output, params, parts.arrays,
+            parts.weight_format)
+    return Lowered((op,))
+
+
+def _reference(op: Op) -> OpFn:
+    p: ConvParams = op.params
+    k = p.kernel.h * p.kernel.w * p.input.c
+    w = unpacked_rows(op, p.output.c, k).reshape(p.output.c, p.kernel.h, p.kernel.w, p.input.c)
+    a = op.arrays
+    return lambda xs: convolve(xs[0], w, a["bias"], a["multiplier"], a["shift"], p)
+
+
+def _macs(p: ConvParams) -> int:
+    return p.output.elements * p.kernel.h * p.kernel.w * p.input.c
+
+
+FAMILY = OpFamily(
+    name="convolve",
+    params_type=ConvParams,
+    kernels={packing.T2: "tr_convolve_s8_t2", packing.TRIT5: "tr_convolve_s8_t5", packing.S8: "tr_convolve_s8_s8"},
+    arrays=WEIGHTED_ARRAYS,
+    weight_rows=lambda p: (p.output.c, p.kernel.h * p.kernel.w * p.input.c),
+    inputs_per_call=1,
+    reference=_reference,
+    macs=_macs,
+    scratch_bytes=lambda op: scratch_bytes(op.params, op.weight_format),
+)

@@ -1,0 +1,109 @@
+"""Depthwise convolution: tr_depthwise_conv_s8_{t2,t5,s8} (firmware/tr_nn/tr_depthwise_conv_s8_*.c).
+
+Input [H, W, C_in], weights packed one row per kernel tap ([KH·KW] rows of C_out = C_in·ch_mult
+weights, matching NHWC activations), output [OH, OW, C_out]; output channel o reads input channel
+o // ch_mult. Also lowers a standalone BatchNorm (a 1×1 depthwise whose codes are the signs of its
+scale) and is what an average pool onto a finer grid becomes (see pool.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import packing
+from ..ir import BatchNormNode, ConvNode, Graph, UnsupportedModelError, WeightTensor
+from .arith import output_stage, patches, with_bias
+from .base import HWC, Clamp, Op, OpFamily, OpFn, Tile
+from .lowering import Lowered, LowerOptions, where
+from .weighted import WEIGHTED_ARRAYS, lower_weighted, unpacked_rows
+
+
+@dataclass(frozen=True)
+class DepthwiseParams:
+    """tr_nn_dw_conv_params plus the geometry of the call's dims."""
+
+    input: HWC
+    output: HWC
+    kernel: Tile
+    ch_mult: int
+    stride: Tile
+    padding: Tile
+    pad_value: int
+    output_offset: int
+    activation: Clamp
+    bias_shift: int
+
+
+def depthwise_conv(x: np.ndarray, weights: np.ndarray, bias: np.ndarray, multiplier: np.ndarray,
+                   shift: np.ndarray, p: DepthwiseParams) -> np.ndarray:
+    """The kernels' arithmetic: weights [KH, KW, C_out], C_out = C_in·ch_mult -> [OH, OW, C_out]."""
+    kh, kw, cout = weights.shape
+    if cout != x.shape[2] * p.ch_mult:
+        raise ValueError(f"depthwise: C_out {cout} != C_in {x.shape[2]} * ch_mult {p.ch_mult}")
+    win, _ = patches(x, kh, kw, (p.stride.h, p.stride.w), (p.padding.h, p.padding.w), (p.output.h, p.output.w),
+                     p.pad_value)
+    win = win[..., np.arange(cout) // p.ch_mult]  # (OH, OW, KH, KW, C_out)
+    acc = with_bias(np.einsum("yxhwc,hwc->yxc", win, weights.astype(np.int64)), bias, p.bias_shift)
+    return output_stage(acc, multiplier, shift, p.output_offset, p.activation.min, p.activation.max)
+
+
+def _rows(codes: np.ndarray) -> np.ndarray:
+    """Keras (KH, KW, C_in, mult) codes as one row per tap of C_in·mult weights."""
+    kh, kw, cin, mult = codes.shape
+    return np.ascontiguousarray(codes.reshape(kh * kw, cin * mult))
+
+
+def lower(node: ConvNode, graph: Graph, opts: LowerOptions) -> Lowered:
+    parts = lower_weighted(node, graph, opts, _rows)
+    kh, kw, cin, mult = node.weights.values.shape
+    params = DepthwiseParams(
+        input=HWC.of(graph.tensors[node.inputs[0]].shape),
+        output=HWC.of(graph.tensors[node.output].shape),
+        kernel=Tile(int(kh), int(kw)),
+        ch_mult=int(mult),
+        stride=Tile(*node.strides),
+        padding=Tile(node.padding[0], node.padding[1]),
+        pad_value=parts.pad_value,
+        output_offset=parts.output_offset,
+        activation=parts.activation,
+        bias_shift=parts.bias_shift,
+    )
+    op = Op(FAMILY.kernels[parts.weight_format], node.name, node.inputs, node.output, params, parts.arrays,
+            parts.weight_format)
+    return Lowered((op,))
+
+
+def lower_batchnorm(node: BatchNormNode, graph: Graph, opts: LowerOptions) -> Lowered:
+    """A BatchNorm that follows no conv is a per-channel affine map: a 1×1 depthwise conv whose
+    codes are the signs of the BN scale and whose channel scale is its magnitude."""
+    if len(graph.tensors[node.inputs[0]].shape) != 3:
+        raise UnsupportedModelError(f"{where(node)}: standalone BatchNorm on a non-image tensor")
+    c = len(node.scale)
+    codes = np.sign(node.scale).astype(np.int8).reshape(1, 1, c, 1)
+    weights = WeightTensor(values=node.scale.reshape(1, 1, c, 1), quantizer="batchnorm", kind="ternary",
+                           codes=codes, channel_scale=np.abs(node.scale))
+    conv = ConvNode(name=node.name, inputs=node.inputs, output=node.output, kind="depthwise", weights=weights,
+                    post_scale=np.ones(c), post_bias=node.offset)
+    return lower(conv, graph, opts)
+
+
+def _reference(op: Op) -> OpFn:
+    p: DepthwiseParams = op.params
+    w = unpacked_rows(op, p.kernel.h * p.kernel.w, p.output.c).reshape(p.kernel.h, p.kernel.w, p.output.c)
+    a = op.arrays
+    return lambda xs: depthwise_conv(xs[0], w, a["bias"], a["multiplier"], a["shift"], p)
+
+
+FAMILY = OpFamily(
+    name="depthwise_conv",
+    params_type=DepthwiseParams,
+    kernels={packing.T2: "tr_depthwise_conv_s8_t2", packing.TRIT5: "tr_depthwise_conv_s8_t5",
+             packing.S8: "tr_depthwise_conv_s8_s8"},
+    arrays=WEIGHTED_ARRAYS,
+    weight_rows=lambda p: (p.kernel.h * p.kernel.w, p.output.c),
+    inputs_per_call=1,
+    reference=_reference,
+    macs=lambda p: p.output.elements * p.kernel.h * p.kernel.w,
+)

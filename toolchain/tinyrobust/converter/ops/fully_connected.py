@@ -1,0 +1,71 @@
+"""Fully connected: tr_fully_connected_s8_{t2,t5,s8} (firmware/tr_nn/tr_fully_connected_s8_*.c).
+
+Input [C_in] int8 (a flattened tensor's bytes), one packed row of C_in weights per output channel,
+bias [C_out], output [C_out].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import packing
+from ..ir import ConvNode, Graph
+from .arith import exact_dot, output_stage, with_bias
+from .base import Clamp, Op, OpFamily, OpFn
+from .lowering import Lowered, LowerOptions
+from .weighted import WEIGHTED_ARRAYS, lower_weighted, unpacked_rows
+
+
+@dataclass(frozen=True)
+class FullyConnectedParams:
+    """tr_nn_fc_params plus the channel counts of the call's dims."""
+
+    input_channels: int
+    output_channels: int
+    output_offset: int
+    activation: Clamp
+    bias_shift: int
+
+
+def fully_connected(x: np.ndarray, weights: np.ndarray, bias: np.ndarray, multiplier: np.ndarray,
+                    shift: np.ndarray, p: FullyConnectedParams) -> np.ndarray:
+    """The kernels' arithmetic: x [C_in], weights [C_out, C_in] -> [C_out]."""
+    acc = with_bias(exact_dot(weights, np.asarray(x).reshape(-1)[:, None])[:, 0], bias, p.bias_shift)
+    return output_stage(acc, multiplier, shift, p.output_offset, p.activation.min, p.activation.max)
+
+
+def scratch_bytes(p: FullyConnectedParams, fmt: str) -> int:
+    """tr_fully_connected_s8_<fmt>_get_buffer_size: the DSP path's int16 copy of the input."""
+    return 2 * packing.padded_length(p.input_channels, fmt)
+
+
+def lower(node: ConvNode, graph: Graph, opts: LowerOptions) -> Lowered:
+    parts = lower_weighted(node, graph, opts, lambda codes: np.ascontiguousarray(codes.T))
+    cin, cout = node.weights.values.shape
+    params = FullyConnectedParams(int(cin), int(cout), parts.output_offset, parts.activation, parts.bias_shift)
+    op = Op(FAMILY.kernels[parts.weight_format], node.name, node.inputs, node.output, params, parts.arrays,
+            parts.weight_format)
+    return Lowered((op,))
+
+
+def _reference(op: Op) -> OpFn:
+    p: FullyConnectedParams = op.params
+    w = unpacked_rows(op, p.output_channels, p.input_channels)
+    a = op.arrays
+    return lambda xs: fully_connected(xs[0], w, a["bias"], a["multiplier"], a["shift"], p)
+
+
+FAMILY = OpFamily(
+    name="fully_connected",
+    params_type=FullyConnectedParams,
+    kernels={packing.T2: "tr_fully_connected_s8_t2", packing.TRIT5: "tr_fully_connected_s8_t5",
+             packing.S8: "tr_fully_connected_s8_s8"},
+    arrays=WEIGHTED_ARRAYS,
+    weight_rows=lambda p: (p.output_channels, p.input_channels),
+    inputs_per_call=1,
+    reference=_reference,
+    macs=lambda p: p.input_channels * p.output_channels,
+    scratch_bytes=lambda op: scratch_bytes(op.params, op.weight_format),
+)

@@ -1,0 +1,93 @@
+"""Pooling: tr_max_pool_s8 and tr_avg_pool_s8 (firmware/tr_nn/tr_{max,avg}_pool_s8.c).
+
+Both pool over valid (non-padded) taps only and keep the input grid. An unpadded average whose
+output grid is finer than its input's (a coarse activation grid, see passes/grids.py) is lowered
+as a depthwise convolution instead: all-ones codes, channel scale 1/(KH·KW), one requantisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ir import ConvNode, Graph, PoolNode, WeightTensor
+from . import depthwise_conv
+from .arith import patches
+from .base import HWC, Clamp, Op, OpFamily, OpFn, Tile
+from .lowering import Lowered, LowerOptions, grids
+
+
+@dataclass(frozen=True)
+class PoolParams:
+    """tr_nn_pool_params plus the geometry of the call's dims."""
+
+    input: HWC
+    output: HWC
+    kernel: Tile
+    stride: Tile
+    padding: Tile
+    activation: Clamp
+
+
+def max_pool(x: np.ndarray, p: PoolParams) -> np.ndarray:
+    """Max over valid taps (-128 for a window with none), then clamp."""
+    win, _ = patches(x, p.kernel.h, p.kernel.w, (p.stride.h, p.stride.w), (p.padding.h, p.padding.w),
+                     (p.output.h, p.output.w), -128)
+    return np.clip(win.max(axis=(2, 3)), p.activation.min, p.activation.max).astype(np.int8)
+
+
+def avg_pool(x: np.ndarray, p: PoolParams) -> np.ndarray:
+    """Mean over valid taps, half away from zero, C truncating division (0 if none), then clamp."""
+    win, mask = patches(x, p.kernel.h, p.kernel.w, (p.stride.h, p.stride.w), (p.padding.h, p.padding.w),
+                        (p.output.h, p.output.w), 0)
+    total = win.sum(axis=(2, 3))
+    cnt = mask.sum(axis=(2, 3)).astype(np.int64)[..., None]
+    half = cnt // 2
+    num = np.where(total > 0, total + half, total - half)
+    avg = np.sign(num) * (np.abs(num) // np.maximum(cnt, 1))
+    avg = np.where(cnt > 0, avg, 0)
+    return np.clip(avg, p.activation.min, p.activation.max).astype(np.int8)
+
+
+def _average_as_depthwise(node: PoolNode, graph: Graph) -> ConvNode:
+    """An unpadded average onto a finer output grid is a depthwise conv whose codes are all +1 and
+    whose channel scale is 1/(kh·kw): the sum stays exact and one requantisation rounds it."""
+    c = graph.tensors[node.inputs[0]].shape[-1]
+    kh, kw = node.pool
+    codes = np.ones((kh, kw, c, 1), dtype=np.int8)
+    weights = WeightTensor(values=codes / (kh * kw), quantizer="average", kind="ternary", codes=codes,
+                           channel_scale=np.full(c, 1.0 / (kh * kw)))
+    return ConvNode(name=node.name, inputs=node.inputs, output=node.output, kind="depthwise", weights=weights,
+                    post_scale=np.ones(c), post_bias=np.zeros(c), strides=node.strides)
+
+
+def lower(node: PoolNode, graph: Graph, opts: LowerOptions) -> Lowered:
+    (gi,), go = grids(graph, node)
+    if node.kind == "avg" and go != gi:
+        return depthwise_conv.lower(_average_as_depthwise(node, graph), graph, opts)
+    params = PoolParams(
+        input=HWC.of(graph.tensors[node.inputs[0]].shape),
+        output=HWC.of(graph.tensors[node.output].shape),
+        kernel=Tile(*node.pool),
+        stride=Tile(*node.strides),
+        padding=Tile(node.padding[0], node.padding[1]),
+        activation=Clamp(go.qmin, go.qmax),
+    )
+    return Lowered((Op(FAMILY.kernels[node.kind], node.name, node.inputs, node.output, params),))
+
+
+def _reference(op: Op) -> OpFn:
+    fn = max_pool if op.kernel == FAMILY.kernels["max"] else avg_pool
+    return lambda xs: fn(xs[0], op.params)
+
+
+FAMILY = OpFamily(
+    name="pool",
+    params_type=PoolParams,
+    kernels={"max": "tr_max_pool_s8", "avg": "tr_avg_pool_s8"},
+    arrays=(),
+    inputs_per_call=1,
+    reference=_reference,
+    macs=lambda p: p.output.elements * p.kernel.h * p.kernel.w,
+)

@@ -1,0 +1,172 @@
+"""Attach an int8 grid to every tensor.
+
+Grids come, in order of preference, from the model itself (input and activation quantizers),
+from known function ranges (sigmoid / tanh tables and their inputs), from grid-preserving ops
+(pooling, padding, views, relu), and last from calibration ranges the user supplied. A tensor
+that needs calibration when none was given is an error naming it: never a silent guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ...errors import UnsupportedModelError
+from ..ir import (
+    ActivationNode,
+    AddNode,
+    BatchNormNode,
+    ConcatNode,
+    ConvNode,
+    Graph,
+    Grid,
+    InputNode,
+    PadNode,
+    PoolNode,
+    ReshapeNode,
+)
+from .rewire import drop_node, single_consumer
+
+# Output grids of the 256-entry tables: sigmoid in [0, 1), tanh in [−1, 1).
+SIGMOID_OUTPUT = Grid(1.0 / 256.0, -128, -128, 127, "sigmoid output range [0, 1)")
+TANH_OUTPUT = Grid(1.0 / 128.0, 0, -128, 127, "tanh output range [-1, 1)")
+# Input grids of the tables where the model states none: beyond ±8 (sigmoid) and ±4 (tanh) the
+# functions are within half an output step of saturation, so a wider range only loses resolution.
+SIGMOID_INPUT = Grid(16.0 / 256.0, 0, -128, 127, "sigmoid input range [-8, 8)")
+TANH_INPUT = Grid(8.0 / 256.0, 0, -128, 127, "tanh input range [-4, 4)")
+LUT_INPUT = {"sigmoid": SIGMOID_INPUT, "tanh": TANH_INPUT}
+LUT_SATURATION = {"sigmoid": 8.0, "tanh": 4.0}
+
+
+@dataclass(frozen=True)
+class GridOptions:
+    input_range: tuple[float, float] = (0.0, 1.0)
+
+
+class CalibrationNeededError(UnsupportedModelError):
+    def __init__(self, tensors: list[tuple[str, str]]):
+        self.tensors = tensors
+        listed = ", ".join(f"'{t}' (from {src})" for t, src in tensors)
+        super().__init__(
+            f"these tensors have no grid stated by the model and need calibration data: {listed}. "
+            "Pass --calibration data.npz (x: float32 samples in the model's input domain), or add "
+            "QActivation quantizers to the model."
+        )
+
+
+def absorb_input_quantizer(graph: Graph) -> Graph:
+    """An input quantizer (QActivation right after the input) *is* the firmware's input grid."""
+    node = graph.nodes[0]
+    assert isinstance(node, InputNode)
+    consumer = single_consumer(graph, node.output)
+    if isinstance(consumer, ActivationNode) and consumer.activation.kind == "quantized":
+        assert consumer.activation.grid is not None
+        graph = drop_node(graph, consumer, node.output)
+        grid = replace(consumer.activation.grid, origin=f"input quantizer of '{consumer.name}'")
+        nodes = (replace(node, grid=grid), *graph.nodes[1:])
+        return replace(graph, nodes=nodes)
+    return graph
+
+
+def _lut_consumers_only(graph: Graph, tensor: str) -> str | None:
+    consumers = graph.consumers(tensor)
+    kinds = {c.activation.kind for c in consumers if isinstance(c, ActivationNode)}
+    if consumers and len(kinds) == 1 and all(isinstance(c, ActivationNode) for c in consumers):
+        kind = kinds.pop()
+        return kind if kind in LUT_INPUT else None
+    return None
+
+
+def _calibrated(graph: Graph, tensor: str) -> Grid | None:
+    rng = graph.calibration.get(tensor)
+    return None if rng is None else Grid.from_range(rng[0], rng[1], f"calibration range [{rng[0]:.4g}, {rng[1]:.4g}]")
+
+
+def _lut_input_grid(graph: Graph, tensor: str, lut: str) -> Grid:
+    """Calibrated range clipped to where the function saturates (finer steps, smaller table error);
+    without calibration, the whole useful range."""
+    rng = graph.calibration.get(tensor)
+    if rng is None:
+        return LUT_INPUT[lut]
+    limit = LUT_SATURATION[lut]
+    lo, hi = max(rng[0], -limit), min(rng[1], limit)
+    return Grid.from_range(lo, hi, f"{lut} input: calibration range [{lo:.4g}, {hi:.4g}] within ±{limit:g}")
+
+
+def _grid_for(graph: Graph, node, grids: dict[str, Grid], options: GridOptions) -> Grid | None:
+    if isinstance(node, InputNode):
+        if node.grid is not None:
+            return node.grid
+        lo, hi = options.input_range
+        return Grid.from_range(lo, hi, f"input range [{lo}, {hi}]")
+    if isinstance(node, ConvNode | AddNode) and node.activation.kind == "quantized":
+        return node.activation.grid
+    if isinstance(node, ActivationNode):
+        act = node.activation
+        if act.kind == "quantized":
+            return act.grid
+        if act.kind == "sigmoid":
+            return SIGMOID_OUTPUT
+        if act.kind == "tanh":
+            return TANH_OUTPUT
+        if act.kind == "relu":
+            return grids.get(node.inputs[0])  # same grid, clamped at its zero point
+    if isinstance(node, PoolNode) and node.kind == "avg" and node.padding == (0, 0, 0, 0):
+        gi = grids.get(node.inputs[0])
+        if gi is not None and gi.qmax - gi.qmin + 1 < 256:
+            # The mean of a coarse grid has finer resolution than the grid: keep it (256 levels over
+            # the same range) instead of rounding it back onto the input grid.
+            return Grid.from_range(gi.real_min, gi.real_max, f"average pool: 256 levels over {gi.origin}")
+        return gi
+    if isinstance(node, PoolNode | PadNode | ReshapeNode):
+        return grids.get(node.inputs[0])
+    if isinstance(node, ConcatNode):
+        ins = [grids.get(t) for t in node.inputs]
+        if any(g is None for g in ins):
+            return None
+        if all(g == ins[0] for g in ins):
+            return ins[0]
+        lo = min(g.real_min for g in ins)  # type: ignore[union-attr]
+        hi = max(g.real_max for g in ins)  # type: ignore[union-attr]
+        return Grid.from_range(lo, hi, "union of the concatenated inputs' ranges")
+    if isinstance(node, ConvNode | AddNode | BatchNormNode):
+        lut = _lut_consumers_only(graph, node.output)
+        if lut is not None:
+            return _lut_input_grid(graph, node.output, lut)
+        return _calibrated(graph, node.output)
+    raise UnsupportedModelError(f"layer '{node.name}': no grid rule for {type(node).__name__}")
+
+
+def _walk(graph: Graph, options: GridOptions) -> tuple[dict[str, Grid], list[tuple[str, str]]]:
+    grids: dict[str, Grid] = {}
+    missing: list[tuple[str, str]] = []
+    for node in graph.nodes:
+        grid = _grid_for(graph, node, grids, options)
+        if grid is None:
+            # Grid-inheriting nodes miss only because an upstream tensor does: list the root only.
+            if isinstance(node, ConvNode | AddNode | BatchNormNode):
+                missing.append((node.output, graph.tensors[node.output].source))
+        else:
+            grids[node.output] = grid
+    return grids, missing
+
+
+def tensors_needing_calibration(graph: Graph, options: GridOptions) -> list[tuple[str, str]]:
+    """(tensor, source layer) pairs whose grid must come from calibration data."""
+    return _walk(graph, options)[1]
+
+
+def tensors_improved_by_calibration(graph: Graph) -> list[tuple[str, str]]:
+    """Table inputs: they have a default grid, but a calibrated one is finer."""
+    return [
+        (n.output, graph.tensors[n.output].source)
+        for n in graph.nodes
+        if isinstance(n, ConvNode | AddNode | BatchNormNode) and _lut_consumers_only(graph, n.output)
+    ]
+
+
+def assign_grids(graph: Graph, options: GridOptions) -> Graph:
+    grids, missing = _walk(graph, options)
+    if missing:
+        raise CalibrationNeededError(missing)
+    tensors = {name: replace(info, grid=grids[name]) for name, info in graph.tensors.items() if name in grids}
+    return replace(graph, tensors=tensors)

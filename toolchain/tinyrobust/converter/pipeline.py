@@ -1,0 +1,89 @@
+"""model.h5 → Graph → passes → Program: the Python API (`tinyrobust.convert`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import lazy
+from ..dataset import Dataset
+from ..errors import DatasetError
+from .ir import Graph
+from .lower import lower
+from .ops.lowering import LowerOptions
+from .passes import (
+    GridOptions,
+    run_quantize,
+    run_structural,
+    tensors_improved_by_calibration,
+    tensors_needing_calibration,
+)
+from .program import Program
+from .reference import Reference
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    input_range: tuple[float, float] = (0.0, 1.0)
+    packing: str = "t2"
+    calibration: Dataset | None = None
+
+
+class DeployedModel:
+    """A converted model: its Program, the bit-exact reference, and the float Keras model."""
+
+    def __init__(self, program: Program, graph: Graph, keras_model: Any | None):
+        self.program = program
+        self.graph = graph
+        self.keras_model = keras_model
+        self.reference = Reference(program)
+
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """float samples (N, *input_shape) → the firmware's int8 input bytes (N, input_bytes)."""
+        shape = self.program.tensor(self.program.input).shape
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape[1:] != tuple(shape):
+            raise DatasetError(f"input samples have shape {x.shape[1:]}, the model takes {tuple(shape)}")
+        return self.program.input_quantization.quantize(x).reshape(len(x), -1)
+
+    def predict_int8(self, x: np.ndarray) -> np.ndarray:
+        return self.reference.run(self.quantize_input(x))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Dequantised outputs (logits) of the deployed integer model."""
+        out = self.program.tensor(self.program.output)
+        return out.scale * (self.predict_int8(x).astype(np.float64) - out.zero_point)
+
+    def keras_predict(self, x: np.ndarray) -> np.ndarray:
+        if self.keras_model is None:
+            raise RuntimeError("this model was loaded from an export directory: no Keras model")
+        return lazy.frontend().predict(self.keras_model, np.asarray(x, dtype=np.float32))
+
+
+def convert(model_path: str | Path, options: ConvertOptions | None = None, **kwargs: Any) -> DeployedModel:
+    """Load a QKeras .h5 and lower it. kwargs override ConvertOptions fields, e.g.
+    `convert("m.h5", calibration=Dataset.load("cal.npz"), packing="trit5")`."""
+    frontend = lazy.frontend()
+    options = replace(options or ConvertOptions(), **kwargs)
+    path = Path(model_path)
+    keras_model = frontend.load_model(path)
+    graph = run_structural(frontend.build_graph(keras_model, path.stem))
+    grid_options = GridOptions(input_range=options.input_range)
+    wanted = tensors_needing_calibration(graph, grid_options) + tensors_improved_by_calibration(graph)
+    if wanted and options.calibration is not None:
+        options.calibration.check_shape(graph.tensors[graph.input].shape, "--calibration")
+        ranges = frontend.tensor_ranges(keras_model, sorted({t for t, _ in wanted}), options.calibration.x)
+        graph = replace(graph, calibration=dict(ranges))
+    graph = run_quantize(graph, grid_options)  # raises CalibrationNeededError naming what is missing
+    program = lower(graph, LowerOptions(packing=options.packing))
+    return DeployedModel(program, graph, keras_model)
+
+
+def convert_file(model: Path, *, calibration: Path | None, input_range: tuple[float, float],
+                 packing: str) -> DeployedModel:
+    """convert() with the calibration data read from its .npz (what every command does)."""
+    cal = Dataset.load(calibration, need_labels=False) if calibration else None
+    return convert(model, ConvertOptions(input_range=input_range, packing=packing, calibration=cal))

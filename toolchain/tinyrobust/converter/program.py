@@ -1,0 +1,228 @@
+"""The lowered, integer-only Program and its deterministic serialisation.
+
+A Program is what the reference executes, what codegen renders and what memplan places. It
+holds Ops (the C function each calls, its typed integer params, packed weights and tables),
+the int8 tensors between them and, once planned, arena offsets. Nothing in it needs TensorFlow.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ExportError
+from .ops import family_of
+from .ops.base import Op, params_from_obj, params_to_obj
+
+PROGRAM_FORMAT = "tinyrobust-program-v2"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """An int8 activation tensor, real = scale · (q − zero_point), NHWC without the batch axis.
+
+    `alias_of` names the tensor whose bytes this one reinterprets (Flatten, Reshape); an alias
+    owns no memory. `source` is the Keras layer that produced it, for reports and calibration.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    scale: float
+    zero_point: int
+    source: str
+    alias_of: str | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class InputQuantization:
+    """How the host turns the model's float input into the firmware's int8 input."""
+
+    scale: float
+    zero_point: int
+    qmin: int
+    qmax: int
+    source: str  # where the grid came from: an input quantizer or the --input-range
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        """float → int8 on this grid; round half to even like tf.round, so an input quantizer matches."""
+        q = np.round(np.asarray(x, dtype=np.float64) / self.scale) + self.zero_point
+        return np.clip(q, self.qmin, self.qmax).astype(np.int8)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Arena offsets from memplan: tensor name → byte offset, plus per-op scratch offsets."""
+
+    arena_bytes: int
+    lower_bound_bytes: int
+    tensor_offsets: Mapping[str, int]
+    scratch_offsets: Mapping[int, int]
+
+
+@dataclass(frozen=True)
+class Program:
+    tensors: Mapping[str, TensorSpec]
+    ops: tuple[Op, ...]
+    input: str
+    output: str
+    input_quantization: InputQuantization
+    packing: str
+    model_name: str
+    notes: tuple[str, ...] = ()
+    placement: Placement | None = None
+
+    def tensor(self, name: str) -> TensorSpec:
+        return self.tensors[name]
+
+    def storage_of(self, name: str) -> str:
+        """The tensor whose memory `name` lives in (follows Flatten/Reshape aliases)."""
+        spec = self.tensors[name]
+        while spec.alias_of is not None:
+            spec = self.tensors[spec.alias_of]
+        return spec.name
+
+    def with_placement(self, placement: Placement) -> Program:
+        return replace(self, placement=placement)
+
+    # ---- serialisation: canonical JSON, arrays as base64 of little-endian bytes ----
+    def to_json_bytes(self) -> bytes:
+        return (json.dumps(_program_to_obj(self), sort_keys=True, indent=1) + "\n").encode()
+
+    def sha256(self) -> bytes:
+        return hashlib.sha256(self.to_json_bytes()).digest()
+
+    def save(self, path: Path) -> None:
+        path.write_bytes(self.to_json_bytes())
+
+    @staticmethod
+    def load(path: Path) -> Program:
+        try:
+            obj = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ExportError(f"{path}: not a readable tinyrobust program ({exc})") from exc
+        if obj.get("format") != PROGRAM_FORMAT:
+            raise ExportError(f"{path}: program format {obj.get('format')!r}, expected {PROGRAM_FORMAT!r}")
+        return _program_from_obj(obj)
+
+
+def _array_to_obj(a: np.ndarray) -> dict[str, Any]:
+    a = np.ascontiguousarray(a)
+    little = a.astype(a.dtype.newbyteorder("<"), copy=False)
+    return {"dtype": a.dtype.name, "shape": list(a.shape), "b64": base64.b64encode(little.tobytes()).decode()}
+
+
+def _array_from_obj(o: Mapping[str, Any]) -> np.ndarray:
+    dtype = np.dtype(o["dtype"]).newbyteorder("<")
+    raw = base64.b64decode(o["b64"])
+    return np.frombuffer(raw, dtype=dtype).reshape(o["shape"]).astype(dtype.newbyteorder("="))
+
+
+def _program_to_obj(p: Program) -> dict[str, Any]:
+    return {
+        "format": PROGRAM_FORMAT,
+        "model_name": p.model_name,
+        "packing": p.packing,
+        "input": p.input,
+        "output": p.output,
+        "notes": list(p.notes),
+        "input_quantization": {
+            "scale": p.input_quantization.scale,
+            "zero_point": p.input_quantization.zero_point,
+            "qmin": p.input_quantization.qmin,
+            "qmax": p.input_quantization.qmax,
+            "source": p.input_quantization.source,
+        },
+        "tensors": [
+            {
+                "name": t.name,
+                "shape": list(t.shape),
+                "scale": t.scale,
+                "zero_point": t.zero_point,
+                "source": t.source,
+                "alias_of": t.alias_of,
+            }
+            for t in p.tensors.values()
+        ],
+        "ops": [
+            {
+                "kernel": op.kernel,
+                "name": op.name,
+                "inputs": list(op.inputs),
+                "output": op.output,
+                "params": params_to_obj(op.params),
+                "arrays": {k: _array_to_obj(v) for k, v in op.arrays.items()},
+                "weight_format": op.weight_format,
+            }
+            for op in p.ops
+        ],
+        "placement": None
+        if p.placement is None
+        else {
+            "arena_bytes": p.placement.arena_bytes,
+            "lower_bound_bytes": p.placement.lower_bound_bytes,
+            "tensor_offsets": dict(p.placement.tensor_offsets),
+            "scratch_offsets": {str(k): v for k, v in p.placement.scratch_offsets.items()},
+        },
+    }
+
+
+def _program_from_obj(o: Mapping[str, Any]) -> Program:
+    tensors = {
+        t["name"]: TensorSpec(
+            name=t["name"],
+            shape=tuple(t["shape"]),
+            scale=float(t["scale"]),
+            zero_point=int(t["zero_point"]),
+            source=t["source"],
+            alias_of=t["alias_of"],
+        )
+        for t in o["tensors"]
+    }
+    ops = tuple(
+        Op(
+            kernel=op["kernel"],
+            name=op["name"],
+            inputs=tuple(op["inputs"]),
+            output=op["output"],
+            params=params_from_obj(family_of(op["kernel"]).params_type, op["params"]),
+            arrays={k: _array_from_obj(v) for k, v in op["arrays"].items()},
+            weight_format=op["weight_format"],
+        )
+        for op in o["ops"]
+    )
+    pl = o.get("placement")
+    placement = (
+        None
+        if pl is None
+        else Placement(
+            arena_bytes=int(pl["arena_bytes"]),
+            lower_bound_bytes=int(pl["lower_bound_bytes"]),
+            tensor_offsets={k: int(v) for k, v in pl["tensor_offsets"].items()},
+            scratch_offsets={int(k): int(v) for k, v in pl["scratch_offsets"].items()},
+        )
+    )
+    iq = o["input_quantization"]
+    return Program(
+        tensors=tensors,
+        ops=ops,
+        input=o["input"],
+        output=o["output"],
+        input_quantization=InputQuantization(
+            float(iq["scale"]), int(iq["zero_point"]), int(iq["qmin"]), int(iq["qmax"]), iq["source"]
+        ),
+        packing=o["packing"],
+        model_name=o["model_name"],
+        notes=tuple(o["notes"]),
+        placement=placement,
+    )

@@ -1,0 +1,123 @@
+"""Everything the templates print, computed here: templates only loop and substitute.
+
+A kernel call is handed to its family's macro (firmware_templates/model/ops/<family>.c.j2) as a
+`CallText`: every scalar, array, buffer and the scratch as C text. The model library fills it with
+constants and arena addresses; the kernel runner's dispatch (runner.py) with reads of the case it
+received. One macro per family serves both, so the runner calls each kernel exactly as models do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ... import __version__
+from ...converter import ops
+from ...converter.ops.base import scalar_map
+from ...converter.program import Program
+from .c_arrays import c_initializer, c_string
+
+# Packed weights and requantisation tables stay in flash; small hot tables go to fast RAM
+# (DTCM on the NUCLEO), as the kernels' own decode tables do.
+WEIGHTS_SECTION = ".rodata.tr_weights"
+FAST_DATA_SECTION = ".tr_fast_data"
+
+
+@dataclass(frozen=True)
+class CallText:
+    """One kernel call as its family's template macro reads it: C text by name."""
+
+    function: str
+    v: Mapping[str, str]  # scalars: the family's flattened params names
+    a: Mapping[str, str]  # constant arrays: pointers, by the family's array names
+    ins: tuple[str, ...]  # input tensors: pointers
+    out: str  # output tensor: pointer
+    scratch: str  # scratch buffer: pointer
+    scratch_bytes: str
+    storage: str  # qualifiers of the macro's local structs: "static const" for constants
+
+
+@dataclass(frozen=True)
+class ArrayDecl:
+    symbol: str
+    c_type: str
+    length: int
+    body: str
+    comment: str
+    section: str
+
+
+@dataclass(frozen=True)
+class OpCall:
+    index: int
+    family: str  # the macro file: ops/<family>.c.j2
+    kernel: str
+    layer: str
+    calls: tuple[CallText, ...]
+    output_offset: int
+    output_bytes: int
+
+
+def _arena(offset: int) -> str:
+    return f"&tr_arena[{offset}]"
+
+
+def _op_call(i: int, op: ops.Op, program: Program, arrays: list[ArrayDecl]) -> OpCall:
+    placement = program.placement
+    assert placement is not None
+    family = ops.family_of(op.kernel)
+    symbols: dict[str, str] = {}
+    for spec in family.arrays:
+        symbol = f"tr_op{i}_{spec.name}"
+        values = op.arrays[spec.name]
+        section = FAST_DATA_SECTION if spec.fast else WEIGHTS_SECTION
+        comment = f"{op.name}: {spec.name}" + (f" ({op.weight_format})" if spec.name == "weights" else "")
+        arrays.append(ArrayDecl(symbol, spec.c_type, int(values.size), c_initializer(values), comment, section))
+        symbols[spec.name] = symbol
+    calls = tuple(
+        CallText(
+            function=call.function,
+            v={name: str(value) for name, value in scalar_map(call.scalars).items()},
+            a=symbols,
+            ins=tuple(_arena(placement.tensor_offsets[op.inputs[k]]) for k in call.inputs),
+            out=_arena(placement.tensor_offsets[op.output]),
+            scratch=_arena(placement.scratch_offsets.get(i, 0)),
+            scratch_bytes=str(call.scratch_bytes),
+            storage="static const",
+        )
+        for call in family.kernel_calls(op)
+    )
+    return OpCall(i, family.name, op.kernel, c_string(op.name), calls, placement.tensor_offsets[op.output],
+                  program.tensor(op.output).nbytes)
+
+
+def model_context(program: Program) -> dict[str, Any]:
+    placement = program.placement
+    if placement is None:
+        raise ValueError("codegen needs a planned Program (memplan.plan)")
+    arrays: list[ArrayDecl] = []
+    calls = [_op_call(i, op, program, arrays) for i, op in enumerate(program.ops)]
+    inp = program.tensor(program.input)
+    out = program.tensor(program.output)
+    digest = program.sha256()
+    return {
+        "version": __version__,
+        "model_name": c_string(program.model_name),
+        "hash_bytes": ", ".join(f"0x{b:02x}" for b in digest),
+        "hash_hex": digest.hex(),
+        "packing": program.packing,
+        "formats": sorted({op.weight_format for op in program.ops if op.weight_format}),
+        "input_bytes": inp.nbytes,
+        "output_bytes": out.nbytes,
+        "input_offset": placement.tensor_offsets[program.input],
+        "output_offset": placement.tensor_offsets[program.output],
+        "arena_bytes": max(placement.arena_bytes, 8),
+        "input_scale": repr(inp.scale),
+        "input_zero_point": inp.zero_point,
+        "output_scale": repr(out.scale),
+        "output_zero_point": out.zero_point,
+        "calls": calls,
+        "families": sorted({c.family for c in calls}),
+        "arrays": arrays,
+    }

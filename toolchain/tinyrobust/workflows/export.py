@@ -1,0 +1,145 @@
+"""`tinyrobust export`: write a self-describing export directory (firmware/project.py), atomically.
+
+Everything is written into a sibling temporary directory first and renamed into place, so a
+failure (bad model, over budget, link error) leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..converter import memplan
+from ..converter.pipeline import convert_file
+from ..converter.program import Program
+from ..errors import BudgetError, ExportError
+from ..firmware import budget
+from ..firmware.boards import Board, load_board
+from ..firmware.codegen import render_model_library
+from ..firmware.crossbuild import build_firmware, read_section_usage
+from ..firmware.project import EXPORT_FORMAT, MANIFEST, PROGRAM
+from ..firmware.sources import tr_nn_dir
+from .report import build_report, write_reports
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    out_dir: Path
+    program: Program
+    report: dict[str, Any]
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def manifest(program: Program, board: Board, model_path: Path | None, arena_region: str | None) -> dict[str, Any]:
+    inp = program.tensor(program.input)
+    out = program.tensor(program.output)
+    return {
+        "format": EXPORT_FORMAT,
+        "versions": {
+            "tinyrobust": __version__,
+            "tensorflow": _version("tensorflow-cpu") or _version("tensorflow"),
+            "tf_keras": _version("tf-keras"),
+            "qkeras": _version("qkeras"),
+        },
+        "model": None if model_path is None else {
+            "file": model_path.name,
+            "sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
+        },
+        "program": PROGRAM,
+        "program_sha256": program.sha256().hex(),
+        "board": board.name,
+        "packing": program.packing,
+        "weight_formats": sorted({op.weight_format for op in program.ops if op.weight_format}),
+        "input": {"shape": list(inp.shape), "bytes": inp.nbytes, "scale": program.input_quantization.scale,
+                  "zero_point": program.input_quantization.zero_point,
+                  "qmin": program.input_quantization.qmin, "qmax": program.input_quantization.qmax,
+                  "grid_source": program.input_quantization.source},
+        "output": {"shape": list(out.shape), "bytes": out.nbytes, "scale": out.scale, "zero_point": out.zero_point},
+        "arena_bytes": program.placement.arena_bytes if program.placement else None,
+        "arena_region": arena_region,
+    }
+
+
+def _replace_dir(tmp: Path, out_dir: Path) -> None:
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise ExportError(f"{out_dir} exists and is not a directory")
+        if any(out_dir.iterdir()) and not (out_dir / MANIFEST).is_file():
+            raise ExportError(f"{out_dir} exists, is not empty and is not a tinyrobust export; refusing to replace it")
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+
+
+def export_program(program: Program, board_name: str, out_dir: Path, *, model_path: Path | None = None,
+                   build: bool = False) -> ExportResult:
+    board = load_board(board_name)
+    if not program.ops:
+        raise ExportError("the model has no computation to deploy")
+    planned = memplan.plan(program)
+    memplan.check_no_overlap(planned)
+    estimate = budget.estimate(planned, board)
+    budget.check(planned, board, estimate)
+    out_dir = Path(out_dir).resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        planned.save(tmp / PROGRAM)
+        model_dir = tmp / "model"
+        model_dir.mkdir()
+        render_model_library(planned, model_dir)
+        shutil.copytree(tr_nn_dir(), tmp / "tr_nn", ignore=shutil.ignore_patterns("*.md"))
+        linked = None
+        if build:
+            linked = _build_into(tmp, board, estimate.arena_region or "")
+        report = build_report(planned, board=board.name, budget=estimate, linked=linked)
+        write_reports(report, tmp)
+        (tmp / MANIFEST).write_text(
+            json.dumps(manifest(planned, board, model_path, estimate.arena_region), indent=1, sort_keys=True) + "\n"
+        )
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ExportResult(out_dir, planned, report)
+
+
+def _build_into(export_dir: Path, board: Board, arena_region: str) -> budget.Budget:
+    artifacts = build_firmware(export_dir / "model", board, export_dir / "firmware", arena_region=arena_region)
+    usage = read_section_usage(artifacts.elf, board)
+    linked = budget.from_elf_usage(usage, board, arena_region)
+    over = [r for r in linked.regions if not r.fits]
+    if over:
+        raise BudgetError(
+            "; ".join(f"{r.region}: linked image needs {r.used} bytes, has {r.size} (over by {-r.free})" for r in over)
+        )
+    return linked
+
+
+def export_command(*, model: Path, board: str, output: Path | None, calibration: Path | None,
+                   input_range: tuple[float, float], packing: str, build: bool) -> int:
+    """`tinyrobust export`: convert, export (and build), print what was written."""
+    deployed = convert_file(model, calibration=calibration, input_range=input_range, packing=packing)
+    out = output or Path(f"{model.stem}_{board}")
+    result = export_program(deployed.program, board, out, model_path=model, build=build)
+    t = result.report["totals"]
+    arena = result.report["arena"]
+    print(f"exported {model.name} → {result.out_dir}")
+    print(f"  {len(deployed.program.ops)} ops, {t['params']:,} weights, {t['macs']:,} MACs")
+    print(f"  packed weights {t['packed_weight_bytes']:,} B ({deployed.program.packing}), flash tables "
+          f"{t['flash_bytes']:,} B; arena {arena['bytes']:,} B in {arena['region']}")
+    if build:
+        print(f"  firmware: {result.out_dir / 'firmware' / 'firmware.elf'}")
+    return 0

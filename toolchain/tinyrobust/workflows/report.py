@@ -1,0 +1,144 @@
+"""report.json / report.md of an export: the per-layer table, totals, arena and budget."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..converter import ops, packing
+from ..converter.program import Program
+from ..firmware.budget import Budget
+
+BAR_WIDTH = 30
+
+
+def layer_rows(program: Program) -> list[dict[str, Any]]:
+    pl = program.placement
+    rows = []
+    for i, op in enumerate(program.ops):
+        packed = int(op.arrays["weights"].nbytes) if "weights" in op.arrays else 0
+        flash = sum(int(a.nbytes) for a in op.arrays.values())
+        weights = ops.weight_count(op)
+        ideal = weights * packing.BITS_PER_WEIGHT.get(op.weight_format or "", 0.0) / 8.0
+        padding_weights = 0
+        shape = ops.weight_rows(op)
+        if shape is not None and op.weight_format is not None:
+            rows_n, length = shape
+            padding_weights = rows_n * (packing.padded_length(length, op.weight_format) - length)
+        rows.append({
+            "index": i,
+            "layer": op.name,
+            "kernel": op.kernel,
+            "inputs": [list(program.tensor(t).shape) for t in op.inputs],
+            "output": list(program.tensor(op.output).shape),
+            "weight_format": op.weight_format,
+            "params": weights,
+            "macs": ops.macs(op),
+            "packed_bytes": packed,
+            "ideal_packed_bytes": ideal,
+            "row_padding_weights": padding_weights,
+            "flash_bytes": flash,
+            "scratch_bytes": ops.scratch_bytes(op),
+            "arena_offset": None if pl is None else pl.tensor_offsets.get(op.output),
+            "output_bytes": program.tensor(op.output).nbytes,
+        })
+    return rows
+
+
+def build_report(program: Program, *, board: str, budget: Budget | None, linked: Budget | None,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    rows = layer_rows(program)
+    pl = program.placement
+    totals = {
+        "params": sum(r["params"] for r in rows),
+        "macs": sum(r["macs"] for r in rows),
+        "packed_weight_bytes": sum(r["packed_bytes"] for r in rows),
+        "ideal_packed_weight_bytes": sum(r["ideal_packed_bytes"] for r in rows),
+        "row_padding_weights": sum(r["row_padding_weights"] for r in rows),
+        "flash_bytes": sum(r["flash_bytes"] for r in rows),
+    }
+    ternary_params = sum(r["params"] for r in rows if r["weight_format"] in packing.TERNARY_FORMATS)
+    totals["ternary_params"] = ternary_params
+    return {
+        "model": program.model_name,
+        "board": board,
+        "packing": program.packing,
+        "program_sha256": program.sha256().hex(),
+        "input": {"shape": list(program.tensor(program.input).shape),
+                  "scale": program.input_quantization.scale,
+                  "zero_point": program.input_quantization.zero_point,
+                  "grid_source": program.input_quantization.source},
+        "output": {"shape": list(program.tensor(program.output).shape),
+                   "scale": program.tensor(program.output).scale,
+                   "zero_point": program.tensor(program.output).zero_point},
+        "layers": rows,
+        "totals": totals,
+        "arena": None if pl is None else {
+            "bytes": pl.arena_bytes,
+            "lower_bound_bytes": pl.lower_bound_bytes,
+            "region": None if budget is None else budget.arena_region,
+        },
+        "budget": {
+            "estimate": None if budget is None else budget.as_dict(),
+            "linked": None if linked is None else linked.as_dict(),
+        },
+        "notes": list(program.notes),
+        **(extra or {}),
+    }
+
+
+def _bar(used: int, size: int) -> str:
+    frac = 0.0 if size == 0 else used / size
+    filled = min(BAR_WIDTH, round(frac * BAR_WIDTH))
+    return "█" * filled + "░" * (BAR_WIDTH - filled) + f" {100 * frac:5.1f} %"
+
+
+def _budget_md(title: str, budget: dict[str, Any] | None) -> list[str]:
+    if budget is None:
+        return []
+    lines = [f"### {title} ({budget['source']})", "", "| region | used | size | |", "|---|---:|---:|---|"]
+    for name, r in budget["regions"].items():
+        flag = "" if r["fits"] else " **OVER**"
+        lines.append(f"| {name} | {r['used']:,} | {r['size']:,} | `{_bar(r['used'], r['size'])}`{flag} |")
+    return [*lines, ""]
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    t = report["totals"]
+    lines = [
+        f"# tinyrobust export: {report['model']} → {report['board']}",
+        "",
+        f"Packing `{report['packing']}`; program sha256 `{report['program_sha256'][:16]}…`.",
+        "",
+        "| # | layer | kernel | in | out | weights | params | MACs | packed B | flash B | arena off |",
+        "|---:|---|---|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["layers"]:
+        ins = " + ".join("×".join(map(str, s)) for s in r["inputs"])
+        lines.append(
+            f"| {r['index']} | {r['layer']} | `{r['kernel']}` | {ins} | {'×'.join(map(str, r['output']))} | "
+            f"{r['weight_format'] or '–'} | {r['params']:,} | {r['macs']:,} | {r['packed_bytes']:,} | "
+            f"{r['flash_bytes']:,} | {r['arena_offset']} |"
+        )
+    lines += [
+        f"| | **total** | | | | | **{t['params']:,}** | **{t['macs']:,}** | **{t['packed_weight_bytes']:,}** | "
+        f"**{t['flash_bytes']:,}** | |",
+        "",
+        f"Packed weights: {t['packed_weight_bytes']:,} bytes vs {t['ideal_packed_weight_bytes']:,.0f} at the "
+        f"format's bits per weight; row padding: {t['row_padding_weights']:,} weights.",
+        "",
+    ]
+    if report.get("arena"):
+        a = report["arena"]
+        lines += [f"Arena: {a['bytes']:,} bytes (lower bound {a['lower_bound_bytes']:,}) in {a['region']}.", ""]
+    lines += _budget_md("Budget", report["budget"]["estimate"])
+    lines += _budget_md("Budget", report["budget"]["linked"])
+    if report["notes"]:
+        lines += ["## Notes", "", *(f"- {n}" for n in report["notes"]), ""]
+    return "\n".join(lines)
+
+
+def write_reports(report: dict[str, Any], out_dir: Path) -> None:
+    (out_dir / "report.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    (out_dir / "report.md").write_text(render_markdown(report))

@@ -1,0 +1,171 @@
+"""`tinyrobust validate`: accuracy of Keras / reference / target, byte-exactness, latency.
+
+Every sample runs through the reference and the target; any output byte that differs makes the
+run fail, and the first divergent layer of the first differing sample is found by comparing
+per-layer dumps (reference vs target).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from ..converter import ops
+from ..converter.pipeline import DeployedModel, convert_file
+from ..converter.reference import Reference
+from ..dataset import Dataset
+from ..errors import EXIT_MISMATCH
+from ..firmware.project import LoadedExport, load_export
+from ..targets.factory import open_target, parse_target
+from .export import export_program
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    report: dict[str, Any]
+
+    @property
+    def bit_exact(self) -> bool:
+        return self.report["agreement"]["target_reference_exact"] == self.report["samples"]
+
+
+def _accuracy(outputs: np.ndarray, labels: np.ndarray | None) -> float | None:
+    if labels is None:
+        return None
+    return float(np.mean(outputs.argmax(axis=1) == labels))
+
+
+def first_divergent_layer(export: LoadedExport, target, sample: np.ndarray) -> dict[str, Any] | None:
+    """Re-run one sample layer by layer on both sides; the first op whose output bytes differ."""
+    reference_layers = Reference(export.program).run_layers(sample)
+    for i, (op, expected) in enumerate(zip(export.program.ops, reference_layers, strict=True)):
+        got = np.frombuffer(target.layer_output(sample, i), dtype=np.int8)
+        if got.shape != expected.shape or not np.array_equal(got, expected):
+            mismatched = int(np.sum(got != expected)) if got.shape == expected.shape else -1
+            return {"index": i, "layer": op.name, "kernel": op.kernel, "mismatched_bytes": mismatched,
+                    "bytes": int(expected.size)}
+    return None
+
+
+def validate(export: LoadedExport, data: Dataset, target_spec: str, *, keras_outputs: np.ndarray | None = None,
+             progress: bool = True, host_sanitize: bool = False) -> ValidationResult:
+    program = export.program
+    data.check_shape(program.tensor(program.input).shape, "--data")
+    x_int8 = program.input_quantization.quantize(data.x).reshape(len(data), -1)
+    kind, _ = parse_target(target_spec)
+    reference = Reference(program)
+    ref_out = np.stack([
+        reference.run_one(x) for x in tqdm(x_int8, desc="reference", unit="sample", disable=not progress)
+    ])
+    report: dict[str, Any] = {
+        "samples": len(data),
+        "target": target_spec,
+        "board": export.manifest["board"],
+        "model": export.manifest["model"],
+        "program_sha256": export.manifest["program_sha256"],
+        "accuracy": {"keras": None if keras_outputs is None else _accuracy(keras_outputs, data.y),
+                     "reference": _accuracy(ref_out, data.y)},
+        "agreement": {},
+        "latency": None,
+        "per_layer": None,
+        "first_divergence": None,
+    }
+    if keras_outputs is not None:
+        report["agreement"]["reference_keras_top1"] = int(np.sum(ref_out.argmax(1) == keras_outputs.argmax(1)))
+    if kind == "reference":
+        target_out = ref_out
+        report["latency"] = {"unit": "none"}
+    else:
+        with open_target(target_spec, export, host_sanitize=host_sanitize) as target:
+            target.check_model_hash(bytes.fromhex(export.manifest["program_sha256"]))
+            with tqdm(total=len(data), desc=f"{kind}", unit="sample", disable=not progress) as bar:
+                target_out, counts = target.infer_batch(x_int8, progress=bar.update)
+            unit = target.counter_unit
+            if unit != "none":
+                report["latency"] = {"unit": unit, "mean": float(np.mean(counts)), "max": int(np.max(counts)),
+                                     "min": int(np.min(counts))}
+                profile = target.profile(x_int8[0])
+                report["per_layer"] = [
+                    {"index": i, "layer": op.name, "kernel": op.kernel, "count": int(c), "macs": ops.macs(op)}
+                    for i, (op, c) in enumerate(zip(program.ops, profile, strict=True))
+                ]
+            else:
+                report["latency"] = {"unit": "none"}
+            exact = np.all(target_out == ref_out, axis=1)
+            if not exact.all():
+                bad = int(np.argmin(exact))
+                layer = first_divergent_layer(export, target, x_int8[bad]) or {}
+                report["first_divergence"] = {"sample": bad, **layer}
+            stats = target.batch_stats
+            if stats is not None:
+                report["link"] = stats.as_dict()
+    report["accuracy"]["target"] = _accuracy(target_out, data.y)
+    report["agreement"]["target_reference_exact"] = int(np.sum(np.all(target_out == ref_out, axis=1)))
+    return ValidationResult(report)
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    def pct(v: float | None) -> str:
+        return "n/a" if v is None else f"{100 * v:.2f} %"
+
+    acc = report["accuracy"]
+    agr = report["agreement"]
+    n = report["samples"]
+    lines = [
+        f"samples: {n}   target: {report['target']}   board: {report['board']}",
+        f"accuracy: keras {pct(acc['keras'])}   reference {pct(acc['reference'])}   target {pct(acc['target'])}",
+        f"bit-exact target vs reference: {agr['target_reference_exact']}/{n}",
+    ]
+    if "reference_keras_top1" in agr:
+        lines.append(f"top-1 agreement reference vs keras: {agr['reference_keras_top1']}/{n}")
+    lat = report.get("latency") or {}
+    if lat.get("unit") not in (None, "none"):
+        lines.append(f"latency: mean {lat['mean']:.0f} {lat['unit']} per inference (max {lat['max']})")
+    div = report.get("first_divergence")
+    if div:
+        lines.append(f"FIRST DIVERGENCE: sample {div['sample']}, layer {div.get('index')} '{div.get('layer')}' "
+                     f"({div.get('kernel')}): {div.get('mismatched_bytes')} of {div.get('bytes')} bytes differ")
+    return lines
+
+
+def _export_for_validation(model: Path, out: Path | None, stack: ExitStack, *, board: str,
+                           calibration: Path | None, input_range: tuple[float, float],
+                           packing: str) -> tuple[LoadedExport, DeployedModel | None]:
+    """An export directory is used as is; a .h5 is converted and exported (to `out` or a temporary
+    directory), and its Keras model kept for the accuracy comparison."""
+    if model.is_dir():
+        return load_export(model), None
+    deployed = convert_file(model, calibration=calibration, input_range=input_range, packing=packing)
+    directory = out or Path(stack.enter_context(tempfile.TemporaryDirectory())) / "export"
+    export_program(deployed.program, board, directory, model_path=model)
+    return load_export(directory), deployed
+
+
+def validate_command(*, model: Path, data: Path, target: str, json_path: Path | None, limit: int | None,
+                     out: Path | None, progress: bool, host_sanitize: bool, board: str, calibration: Path | None,
+                     input_range: tuple[float, float], packing: str) -> int:
+    """`tinyrobust validate`: exit 0 when the target is bit-exact with the reference, 1 when not."""
+    dataset = Dataset.load(data).limit(limit)
+    with ExitStack() as stack:
+        export, deployed = _export_for_validation(model, out, stack, board=board, calibration=calibration,
+                                                  input_range=input_range, packing=packing)
+        dataset.check_shape(export.program.tensor(export.program.input).shape, "--data")  # before Keras sees it
+        keras_outputs = deployed.keras_predict(dataset.x) if deployed is not None else None
+        result = validate(export, dataset, target, keras_outputs=keras_outputs, progress=progress,
+                          host_sanitize=host_sanitize)
+    for line in summary_lines(result.report):
+        print(line)
+    if json_path is not None:
+        json_path.write_text(json.dumps(result.report, indent=1, sort_keys=True) + "\n")
+    if not result.bit_exact:
+        print("error: target output differs from the reference", file=sys.stderr)
+        return EXIT_MISMATCH
+    return 0
