@@ -131,12 +131,29 @@ def float_layers() -> object:
     return keras.Model(inp, x, name="float_layers")
 
 
+def gated_multiply() -> object:
+    """Keras Multiply: a feature map gated by a sigmoid of a 1×1 conv of itself (same shapes)."""
+    keras, layers, q = _q()
+    inp = keras.Input((8, 8, 1))
+    x = q.QActivation(q.quantized_relu(8, 0), name="in_q")(inp)
+    a = q.QConv2D(8, (3, 3), padding="same", kernel_quantizer=q.ternary(alpha="auto"), name="feat")(x)
+    a = q.QActivation(q.quantized_relu(4, 2), name="feat_act")(a)
+    g = q.QConv2D(8, (1, 1), kernel_quantizer=q.ternary(alpha="auto"), name="gate")(a)
+    g = layers.Activation("sigmoid", name="gate_sig")(g)
+    m = layers.Multiply(name="gated")([a, g])
+    m = layers.MaxPooling2D((2, 2), name="pool")(m)
+    m = layers.Flatten(name="flat")(m)
+    m = q.QDense(10, kernel_quantizer=q.ternary(alpha="auto"), name="logits")(m)
+    return keras.Model(inp, m, name="gated_multiply")
+
+
 ZOO: dict[str, Callable[[], object]] = {
     "ternary_bn_relu": ternary_bn_relu,
     "stochastic_dw_sep": stochastic_depthwise_separable,
     "residual_concat": residual_concat,
     "mixed_precision": mixed_precision,
     "float_layers": float_layers,
+    "gated_multiply": gated_multiply,
 }
 
 

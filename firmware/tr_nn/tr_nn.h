@@ -101,6 +101,9 @@ tr_nn_status tr_fully_connected_s8_s8(const tr_nn_context *ctx, const tr_nn_fc_p
 /* ---- elementwise and data movement ---- */
 tr_nn_status tr_add_s8(const tr_nn_add_params *add_params, const tr_nn_dims *dims,
                        const int8_t *input_1_data, const int8_t *input_2_data, int8_t *output_data);
+/* Elementwise product, offsets and one requantisation as documented at tr_nn_mul_params. */
+tr_nn_status tr_mul_s8(const tr_nn_mul_params *mul_params, const tr_nn_dims *dims, const int8_t *input_1_data,
+                       const int8_t *input_2_data, int8_t *output_data);
 tr_nn_status tr_requantize_s8(const tr_nn_requantize_params *params, const tr_nn_dims *dims,
                               const int8_t *input_data, int8_t *output_data);
 /* 256-entry table indexed by (q + 128). */

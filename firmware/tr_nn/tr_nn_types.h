@@ -111,6 +111,18 @@ typedef struct {
     tr_nn_activation activation;
 } tr_nn_add_params;
 
+/* Elementwise multiply (TFLite / CMSIS-NN scheme, one requantisation of the product):
+ *   out = clamp(requantize((q1 + input_1_offset) * (q2 + input_2_offset), output_mult, output_shift)
+ *               + output_offset, min, max) */
+typedef struct {
+    int32_t input_1_offset; /* -z1 */
+    int32_t input_2_offset; /* -z2 */
+    int32_t output_offset;
+    int32_t output_mult;
+    int32_t output_shift;
+    tr_nn_activation activation;
+} tr_nn_mul_params;
+
 /* Per-tensor elementwise requantisation:
  *   out = clamp(requantize(q + input_offset, mult, shift) + output_offset, min, max) */
 typedef struct {

@@ -135,6 +135,16 @@ class AddNode:
 
 
 @dataclass(frozen=True)
+class MulNode:
+    """Elementwise product of two tensors of one shape (Keras Multiply)."""
+
+    name: str
+    inputs: tuple[str, str]
+    output: str
+    activation: Activation = Activation("linear")
+
+
+@dataclass(frozen=True)
 class ConcatNode:
     name: str
     inputs: tuple[str, ...]
@@ -185,6 +195,7 @@ Node = (
     | BatchNormNode
     | ActivationNode
     | AddNode
+    | MulNode
     | ConcatNode
     | PoolNode
     | PadNode

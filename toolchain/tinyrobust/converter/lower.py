@@ -17,12 +17,13 @@ from .ir import (
     ConvNode,
     Graph,
     InputNode,
+    MulNode,
     Node,
     PadNode,
     PoolNode,
     ReshapeNode,
 )
-from .ops import add, concat, convolve, depthwise_conv, fully_connected, lut, pad, pool, requantize
+from .ops import add, concat, convolve, depthwise_conv, fully_connected, lut, mul, pad, pool, requantize
 from .ops.lowering import Lowered, LowerOptions, grids
 from .program import InputQuantization, Program, TensorSpec
 
@@ -57,6 +58,7 @@ LOWERINGS: dict[type, Lowering] = {
     BatchNormNode: depthwise_conv.lower_batchnorm,
     ActivationNode: _lower_activation,
     AddNode: add.lower,
+    MulNode: mul.lower,
     PoolNode: pool.lower,
     PadNode: pad.lower,
     ConcatNode: concat.lower,

@@ -21,6 +21,7 @@ from ..ir import (
     ConvNode,
     IdentityNode,
     InputNode,
+    MulNode,
     Node,
     PadNode,
     PoolNode,
@@ -297,6 +298,15 @@ def handle_add(layer: Any, ctx: LayerContext) -> HandlerResult:
     return HandlerResult((node,), (TensorInfo(layer.name, ctx.output_shape, layer.name),))
 
 
+def handle_multiply(layer: Any, ctx: LayerContext) -> HandlerResult:
+    if len(ctx.inputs) != 2:
+        raise UnsupportedModelError(f"{_where(layer)}: Multiply of {len(ctx.inputs)} inputs; only 2 are supported")
+    if ctx.input_shapes[0] != ctx.input_shapes[1]:
+        raise UnsupportedModelError(f"{_where(layer)}: Multiply with broadcasting is not supported")
+    node = MulNode(layer.name, (ctx.inputs[0], ctx.inputs[1]), layer.name)
+    return HandlerResult((node,), (TensorInfo(layer.name, ctx.output_shape, layer.name),))
+
+
 def handle_concat(layer: Any, ctx: LayerContext) -> HandlerResult:
     rank = len(ctx.output_shape)
     if layer.axis not in (-1, rank):
@@ -366,6 +376,7 @@ def handler_table() -> dict[type, Handler]:
         kl.Activation: handle_activation,
         kl.ReLU: handle_relu,
         kl.Add: handle_add,
+        kl.Multiply: handle_multiply,
         kl.Concatenate: handle_concat,
         kl.MaxPooling2D: handle_maxpool,
         kl.AveragePooling2D: handle_avgpool,

@@ -30,6 +30,7 @@ SUPPORTED_CLASSES = frozenset(
         "Activation",
         "ReLU",
         "Add",
+        "Multiply",
         "Concatenate",
         "MaxPooling2D",
         "AveragePooling2D",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from . import add, concat, convolve, depthwise_conv, fully_connected, lut, pad, pool, requantize
+from . import add, concat, convolve, depthwise_conv, fully_connected, lut, mul, pad, pool, requantize
 from .base import KernelCall, Op, OpFamily
 
 # Registration order fixes the op codes (1, 2, …) of the kernel runner: append new families at the end.
@@ -25,6 +25,7 @@ FAMILIES: tuple[OpFamily, ...] = (
     concat.FAMILY,
     pool.FAMILY,
     pad.FAMILY,
+    mul.FAMILY,
 )
 
 KERNELS: Mapping[str, OpFamily] = {kernel: f for f in FAMILIES for kernel in f.kernels.values()}

@@ -1,11 +1,11 @@
-"""Fuse relu / quantized activations into the conv, dense or add that produces their input:
+"""Fuse relu / quantized activations into the conv, dense, add or multiply that produces their input:
 the activation becomes that op's output clamp and, for a quantizer, its output grid."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from ..ir import ActivationNode, AddNode, ConvNode, Graph
+from ..ir import ActivationNode, AddNode, ConvNode, Graph, MulNode
 from .rewire import merge_into_producer, single_consumer
 
 FUSABLE = ("relu", "quantized")
@@ -17,7 +17,7 @@ def fuse_activations(graph: Graph) -> Graph:
             continue
         producer = graph.producer(node.inputs[0])
         if (
-            isinstance(producer, ConvNode | AddNode)
+            isinstance(producer, ConvNode | AddNode | MulNode)
             and producer.activation.kind == "linear"
             and single_consumer(graph, producer.output) is node
         ):

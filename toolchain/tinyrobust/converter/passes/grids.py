@@ -20,6 +20,7 @@ from ..ir import (
     Graph,
     Grid,
     InputNode,
+    MulNode,
     PadNode,
     PoolNode,
     ReshapeNode,
@@ -35,6 +36,8 @@ SIGMOID_INPUT = Grid(16.0 / 256.0, 0, -128, 127, "sigmoid input range [-8, 8)")
 TANH_INPUT = Grid(8.0 / 256.0, 0, -128, 127, "tanh input range [-4, 4)")
 LUT_INPUT = {"sigmoid": SIGMOID_INPUT, "tanh": TANH_INPUT}
 LUT_SATURATION = {"sigmoid": 8.0, "tanh": 4.0}
+# Nodes whose output range is computed (not inherited): without a stated grid they need calibration.
+COMPUTED = (ConvNode, AddNode, MulNode, BatchNormNode)
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ def _grid_for(graph: Graph, node, grids: dict[str, Grid], options: GridOptions) 
             return node.grid
         lo, hi = options.input_range
         return Grid.from_range(lo, hi, f"input range [{lo}, {hi}]")
-    if isinstance(node, ConvNode | AddNode) and node.activation.kind == "quantized":
+    if isinstance(node, ConvNode | AddNode | MulNode) and node.activation.kind == "quantized":
         return node.activation.grid
     if isinstance(node, ActivationNode):
         act = node.activation
@@ -128,7 +131,7 @@ def _grid_for(graph: Graph, node, grids: dict[str, Grid], options: GridOptions) 
         lo = min(g.real_min for g in ins)  # type: ignore[union-attr]
         hi = max(g.real_max for g in ins)  # type: ignore[union-attr]
         return Grid.from_range(lo, hi, "union of the concatenated inputs' ranges")
-    if isinstance(node, ConvNode | AddNode | BatchNormNode):
+    if isinstance(node, COMPUTED):
         lut = _lut_consumers_only(graph, node.output)
         if lut is not None:
             return _lut_input_grid(graph, node.output, lut)
@@ -143,7 +146,7 @@ def _walk(graph: Graph, options: GridOptions) -> tuple[dict[str, Grid], list[tup
         grid = _grid_for(graph, node, grids, options)
         if grid is None:
             # Grid-inheriting nodes miss only because an upstream tensor does: list the root only.
-            if isinstance(node, ConvNode | AddNode | BatchNormNode):
+            if isinstance(node, COMPUTED):
                 missing.append((node.output, graph.tensors[node.output].source))
         else:
             grids[node.output] = grid
@@ -160,7 +163,7 @@ def tensors_improved_by_calibration(graph: Graph) -> list[tuple[str, str]]:
     return [
         (n.output, graph.tensors[n.output].source)
         for n in graph.nodes
-        if isinstance(n, ConvNode | AddNode | BatchNormNode) and _lut_consumers_only(graph, n.output)
+        if isinstance(n, COMPUTED) and _lut_consumers_only(graph, n.output)
     ]
 
 
