@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,14 +28,17 @@ class Dataset:
     def load(path: str | Path, *, need_labels: bool = True) -> Dataset:
         path = Path(path)
         try:
-            with np.load(path, allow_pickle=False) as f:
+            loaded = np.load(path, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise DatasetError(f"{path}: a single .npy array, not an .npz dataset with arrays 'x' and 'y'")
+            with loaded as f:
                 if "x" not in f:
                     raise DatasetError(f"{path}: no array 'x' (found: {', '.join(f.files) or 'none'})")
                 x = np.asarray(f["x"])
                 y = np.asarray(f["y"]) if "y" in f else None
         except DatasetError:
             raise
-        except (OSError, ValueError, EOFError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise DatasetError(f"{path}: not a readable .npz dataset ({exc})") from exc
         if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
             raise DatasetError(f"{path}: x has dtype {x.dtype}, expected float32")

@@ -46,8 +46,9 @@ class Grid:
         if abs(offset - round(offset)) > 1e-4:
             raise UnsupportedModelError(f"{origin}: zero is not on the grid (lowest {lowest}, step {step})")
         zero_point = -128 - int(round(offset))
-        if not -128 <= zero_point <= 127 + 128:
-            raise UnsupportedModelError(f"{origin}: zero point {zero_point} outside int8")
+        if not -128 <= zero_point <= -128 + count - 1:
+            raise UnsupportedModelError(f"{origin}: zero point {zero_point} outside int8 or off its levels "
+                                        "(0 must be one of the grid's levels)")
         return Grid(float(step), zero_point, -128, -128 + count - 1, origin)
 
     @staticmethod

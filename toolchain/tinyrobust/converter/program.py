@@ -108,12 +108,16 @@ class Program:
     @staticmethod
     def load(path: Path) -> Program:
         try:
-            obj = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            obj = json.loads(Path(path).read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ExportError(f"{path}: not a readable tinyrobust program ({exc})") from exc
-        if obj.get("format") != PROGRAM_FORMAT:
-            raise ExportError(f"{path}: program format {obj.get('format')!r}, expected {PROGRAM_FORMAT!r}")
-        return _program_from_obj(obj)
+        if not isinstance(obj, dict) or obj.get("format") != PROGRAM_FORMAT:
+            found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
+            raise ExportError(f"{path}: program format {found!r}, expected {PROGRAM_FORMAT!r}")
+        try:
+            return _program_from_obj(obj)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ExportError(f"{path}: a damaged tinyrobust program ({type(exc).__name__}: {exc})") from exc
 
 
 def _array_to_obj(a: np.ndarray) -> dict[str, Any]:

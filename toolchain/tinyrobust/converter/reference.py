@@ -57,4 +57,6 @@ class Reference:
     def run(self, x_int8: np.ndarray) -> np.ndarray:
         """(N, *input_shape) int8 → (N, output_bytes) int8."""
         x_int8 = np.asarray(x_int8, dtype=np.int8)
-        return np.stack([self.run_one(x) for x in x_int8]) if len(x_int8) else np.zeros((0,), np.int8)
+        if not len(x_int8):
+            return np.zeros((0, self.program.tensor(self.program.output).nbytes), np.int8)
+        return np.stack([self.run_one(x) for x in x_int8])
