@@ -114,3 +114,16 @@ def weighted_case(op: Op, inputs: Sequence[np.ndarray], label: str) -> RunnerCas
     cout = len(op.arrays["multiplier"])
     expected = RunnerCase.of(replace(op, arrays=with_zero_bias(dict(op.arrays), cout)), inputs).expected
     return RunnerCase(op, tuple(np.asarray(x, np.int8) for x in inputs), expected, None, label)
+
+
+def spread(rng: np.random.Generator, cout: int, k: int, w_scale: float, bias_values: np.ndarray | None,
+           bias_shift: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """Bias and shifts that spread a layer's outputs over int8 (few saturate): a bias within half a
+    typical |Σ w·x| (one case in ten keeps `bias`'s int32 extremes), shifts within ±1 of the one that
+    maps a typical accumulator to ~2^6. For tests of the fast paths, whose values must be compared."""
+    typical = max(1.0, np.sqrt(2 * k / 3) * 74.0 * w_scale)
+    if bias_values is not None and rng.random() < 0.9:
+        bound = int(typical / 2) << bias_shift
+        bias_values = rng.integers(-bound, bound, size=cout, endpoint=True).astype(np.int32)
+    base = -int(np.ceil(np.log2(typical))) + 6 - bias_shift
+    return bias_values, np.clip(base + rng.integers(-1, 2, size=cout), -31, 4).astype(np.int32)

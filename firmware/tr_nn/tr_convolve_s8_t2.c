@@ -8,99 +8,148 @@
  * pad_value; out = clamp(requantize(acc) + output_offset, activation).
  *
  * Scratch (same size on every build so the arena plan does not depend on the path):
- * 12 * Kp bytes, Kp = K rounded up to 16; an 8-byte aligned buffer is required. The DSP path
- * keeps six interleaved int16 im2col columns (output pixels go in sixes so that one weight decode
- * feeds six MAC chains): per group of four k, 6 pixels x 4 int16. Each column is written straight
- * into its slot (four channels per LDR + two SXTB16 + two PKH when C_in % 4 == 0, one value at a time
- * otherwise), each output channel's requantisation constants are prepared once for its six pixels,
- * and the inner loop (tr_dot6_t2_dsp) is hand-scheduled: 21 instructions per 24 MACs.
+ * 17 * Kp bytes, Kp = K rounded up to 16; an 8-byte aligned buffer is required. The DSP path keeps,
+ * for a block of eight output pixels (four pairs), one int32 X word per pair and tap (16 * Kp bytes)
+ * and a row of C_in pad bytes (<= Kp). Its inner loop (tr_dot8x2_t2) accumulates two pixels x two
+ * output channels per 64-bit SMLAL in four 15-bit fields: 9 instructions per 16 MACs, plus 4 per 16
+ * taps for the code words and a flush per chunk of 112 taps; both channels of a pair are requantised
+ * in one asm block. First layers (C_in 1 or 2, 3x3, stride 1) take the int16-plane passes of
+ * tr_plane3x3.h instead (3 KB of stack, no scratch used).
  */
 #include "tr_convolve_plain.h"
+#include "tr_conv_pairs.h"
+#include "tr_plane3x3.h"
 
 #if TR_NN_USE_DSP
-#define TR_T2_PIX 6              /* output pixels per block */
-#define TR_T2_GROUP (4 * TR_T2_PIX) /* int16 per group of four k: 6 pixels x 4 values */
+/* ---- DSP path: tr_conv_pairs.h, with the t2 decode ----
+ * t2 codes are 2-bit two's complement, so SBFX decodes w_a and AND + ADD-with-shift places w_b:
+ * W = w_a + w_b * 2^30 in 3 instructions, then two LDRD and four SMLAL: 9 instructions per 16 MACs. */
+#define TR_T2_CHUNK_WORDS 7 /* 112 taps: TR_CP_MAX_CHUNK_TAPS */
 
-/* Four int8 values -> their slot in the blocked layout: (x0, x1), (x2, x3) as int16 pairs, stored
- * with one STRD (slots are 8-byte aligned). */
-static inline void tr_put4(int16_t *dst, uint32_t w)
-{
-    const uint32_t even = (uint32_t)__sxtb16(w); /* (x0, x2) */
-    const uint32_t odd = tr_sxtb16_ror8(w);      /* (x1, x3) */
-    const uint64_t pairs = (uint64_t)tr_pack_lo(even, odd) | ((uint64_t)tr_pack_hi(even, odd) << 32);
-    memcpy(__builtin_assume_aligned(dst, 8), &pairs, sizeof pairs);
-}
+/* One tap i (0..15) of a code word: W from wa / wb, then the four pixel pairs at col + 16 i - 256
+ * (col has already been advanced past the word's 16 taps by the first load). */
+#define TR_T2_TAP(i, o0, o1)                                          \
+    "sbfx   %[w], %[wa], #(2*" #i "), #2\n\t"                         \
+    "and    %[x0], %[wb], #(3 << (2*" #i "))\n\t"                     \
+    "add    %[w], %[w], %[x0], lsl #(30-2*" #i ")\n\t"                \
+    "ldrd   %[x0], %[x1], [%[col], #" #o0 "]\n\t"                     \
+    "smlal  %[l0], %[h0], %[x0], %[w]\n\t"                            \
+    "smlal  %[l1], %[h1], %[x1], %[w]\n\t"                            \
+    "ldrd   %[x0], %[x1], [%[col], #" #o1 "]\n\t"                     \
+    "smlal  %[l2], %[h2], %[x0], %[w]\n\t"                            \
+    "smlal  %[l3], %[h3], %[x1], %[w]\n\t"
 
-/* in_c (a multiple of 4) channels of one input pixel into consecutive groups of a slot; two groups
- * per iteration from one 8-byte load. */
-static inline void tr_put_pixel(int16_t *dst, const int8_t *src, int32_t in_c)
-{
-    int32_t c = 0;
-    for (; c + 8 <= in_c; c += 8) {
-        const uint64_t v = tr_load_u64(src + c);
-        tr_put4(dst, (uint32_t)v);
-        tr_put4(dst + TR_T2_GROUP, (uint32_t)(v >> 32));
-        dst += 2 * TR_T2_GROUP;
-    }
-    if (c < in_c) {
-        tr_put4(dst, tr_load_u32(src + c));
-    }
-}
+/* tot[16] = the biased field sums of rows a (ra) and b (ra + rbo), nwords >= 1 code words, against the
+ * X words at col (16 bytes per tap): chunks of at most TR_T2_CHUNK_WORDS words, each starting from
+ * TR_CP_FIELD_BIAS in every field and flushed into tot at its end (stored by the first chunk, 7
+ * instructions per pair; added by the others, 12). The
+ * caller subtracts chunks * TR_CP_FIELD_BIAS. Per code word 16 x 9 instructions for the taps and 4
+ * to fetch the two code words in a full chunk (straight-line), 8 with the loop control of the last, partial
+ * chunk (the row pointers live on the stack: all 14 registers are taken). */
+/* The 16 taps of one code word (wa, wb loaded); the first load advances col past the word. */
+#define TR_T2_TAPS16                                                                          \
+    "sbfx   %[w], %[wa], #0, #2\n\t"                                                         \
+    "and    %[x0], %[wb], #3\n\t"                                                            \
+    "add    %[w], %[w], %[x0], lsl #30\n\t"                                                  \
+    "ldrd   %[x0], %[x1], [%[col]], #256\n\t"                                                \
+    "smlal  %[l0], %[h0], %[x0], %[w]\n\t"                                                   \
+    "smlal  %[l1], %[h1], %[x1], %[w]\n\t"                                                   \
+    "ldrd   %[x0], %[x1], [%[col], #-248]\n\t"                                               \
+    "smlal  %[l2], %[h2], %[x0], %[w]\n\t"                                                   \
+    "smlal  %[l3], %[h3], %[x1], %[w]\n\t"                                                   \
+    TR_T2_TAP(1, -240, -232) TR_T2_TAP(2, -224, -216) TR_T2_TAP(3, -208, -200)              \
+    TR_T2_TAP(4, -192, -184) TR_T2_TAP(5, -176, -168) TR_T2_TAP(6, -160, -152)              \
+    TR_T2_TAP(7, -144, -136) TR_T2_TAP(8, -128, -120) TR_T2_TAP(9, -112, -104)              \
+    TR_T2_TAP(10, -96, -88) TR_T2_TAP(11, -80, -72) TR_T2_TAP(12, -64, -56)                 \
+    TR_T2_TAP(13, -48, -40) TR_T2_TAP(14, -32, -24) TR_T2_TAP(15, -16, -8)
 
-static inline void tr_put_pad(int16_t *dst, int32_t pad_value, int32_t in_c)
-{
-    const uint32_t pair = (uint32_t)(uint16_t)(int16_t)pad_value * 0x00010001u;
-    const uint64_t pairs = (uint64_t)pair | ((uint64_t)pair << 32);
-    for (int32_t c = 0; c < in_c; c += 4) {
-        memcpy(__builtin_assume_aligned(dst, 8), &pairs, sizeof pairs);
-        dst += TR_T2_GROUP;
-    }
-}
+/* Word j of a full chunk, straight-line: 4 loads fetch its two code words. */
+#define TR_T2_FULL_WORD(j)                                                                    \
+    "ldr    %[w], %[ra]\n\t"                                                                 \
+    "ldr    %[wa], [%[w], #(4*" #j ")]\n\t"                                                  \
+    "ldr    %[w], %[rb]\n\t"                                                                 \
+    "ldr    %[wb], [%[w], #(4*" #j ")]\n\t"                                                  \
+    TR_T2_TAPS16
 
-/* Pixel (oy, ox)'s int16 im2col column (K values in [KH][KW][C_in] order, zero up to k_pad) into
- * slot j of the blocked layout. */
-static void tr_conv_t2_fill_slot(const tr_nn_conv_params *conv_params, const tr_nn_dims *input_dims,
-                                 const int8_t *input_data, const tr_nn_dims *filter_dims, int32_t oy, int32_t ox,
-                                 int32_t k_pad, int16_t *blocks, int32_t j)
+static inline void tr_dot8x2_t2(const int32_t *col, const uint8_t *ra, int32_t rbo, int32_t nwords, int32_t *tot)
 {
-    const int32_t in_h = input_dims->h;
-    const int32_t in_w = input_dims->w;
-    const int32_t in_c = input_dims->c;
-    const int32_t pad_value = conv_params->pad_value;
-    int16_t *slot = blocks + 4 * j;
-    int32_t i = 0; /* k index */
-    for (int32_t ky = 0; ky < filter_dims->h; ++ky) {
-        const int32_t iy = oy * conv_params->stride.h - conv_params->padding.h + ky;
-        for (int32_t kx = 0; kx < filter_dims->w; ++kx) {
-            const int32_t ix = ox * conv_params->stride.w - conv_params->padding.w + kx;
-            const int32_t valid = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
-            const int8_t *src = valid ? input_data + (iy * in_w + ix) * in_c : NULL;
-            if (in_c % 4 == 0) { /* then i % 4 == 0 here: whole groups */
-                int16_t *dst = slot + (i / 4) * TR_T2_GROUP;
-                if (valid) {
-                    tr_put_pixel(dst, src, in_c);
-                } else {
-                    tr_put_pad(dst, pad_value, in_c);
-                }
-                i += in_c;
-            } else {
-                for (int32_t c = 0; c < in_c; ++c, ++i) {
-                    slot[(i / 4) * TR_T2_GROUP + i % 4] = (int16_t)(valid ? src[c] : pad_value);
-                }
-            }
-        }
-    }
-    for (; i < k_pad; ++i) {
-        slot[(i / 4) * TR_T2_GROUP + i % 4] = 0;
-    }
+    const uint8_t *const ra_end = ra + 4 * nwords;
+    const uint8_t *rb = ra + rbo;
+    const uint32_t init[2] __attribute__((aligned(8))) = {TR_CP_FIELD_LO, TR_CP_FIELD_HI};
+    int32_t first = 1;
+    uint32_t l0, h0, l1, h1, l2, h2, l3, h3, w, wa, wb, x0, x1;
+    __asm__ volatile(
+        "0:\n\t"
+        "ldr    %[l0], %[init0]\n\t"
+        "ldr    %[h0], %[init1]\n\t"
+        "mov    %[l1], %[l0]\n\t"
+        "mov    %[h1], %[h0]\n\t"
+        "mov    %[l2], %[l0]\n\t"
+        "mov    %[h2], %[h0]\n\t"
+        "mov    %[l3], %[l0]\n\t"
+        "mov    %[h3], %[h0]\n\t"
+        "ldr    %[w], %[ra]\n\t"
+        "ldr    %[x1], %[ra_end]\n\t"
+        "sub    %[x0], %[x1], %[w]\n\t"
+        "cmp    %[x0], #(4*" TR_STR(TR_T2_CHUNK_WORDS) ")\n\t"
+        "blt    4f\n\t"
+        TR_T2_FULL_WORD(0) TR_T2_FULL_WORD(1) TR_T2_FULL_WORD(2) TR_T2_FULL_WORD(3)
+        TR_T2_FULL_WORD(4) TR_T2_FULL_WORD(5) TR_T2_FULL_WORD(6)
+        "ldr    %[w], %[ra]\n\t"
+        "adds   %[w], %[w], #(4*" TR_STR(TR_T2_CHUNK_WORDS) ")\n\t"
+        "str    %[w], %[ra]\n\t"
+        "ldr    %[w], %[rb]\n\t"
+        "adds   %[w], %[w], #(4*" TR_STR(TR_T2_CHUNK_WORDS) ")\n\t"
+        "str    %[w], %[rb]\n\t"
+        "b      5f\n\t"
+        "4:\n\t" /* the last, partial chunk: a loop over its words */
+        "ldr    %[w], %[ra]\n\t"
+        "ldr    %[wb], %[rbo]\n\t"
+        "ldr    %[x1], %[ra_end]\n\t"
+        "ldr    %[wb], [%[w], %[wb]]\n\t"
+        "ldr    %[wa], [%[w]], #4\n\t"
+        "str    %[w], %[ra]\n\t"
+        "cmp    %[w], %[x1]\n\t"
+        TR_T2_TAPS16
+        "bne    4b\n\t"
+        "5:\n\t"
+        "ldr    %[wa], %[tot]\n\t"
+        "ldr    %[w], %[first]\n\t"
+        "cmp    %[w], #0\n\t"
+        "beq    2f\n\t"
+        TR_CP_FLUSH_FIRST(l0, h0, 0, 32)
+        TR_CP_FLUSH_FIRST(l1, h1, 8, 40)
+        TR_CP_FLUSH_FIRST(l2, h2, 16, 48)
+        TR_CP_FLUSH_FIRST(l3, h3, 24, 56)
+        "movs   %[w], #0\n\t"
+        "str    %[w], %[first]\n\t"
+        "b      3f\n\t"
+        "2:\n\t"
+        TR_CP_FLUSH(l0, h0, 0, 32)
+        TR_CP_FLUSH(l1, h1, 8, 40)
+        TR_CP_FLUSH(l2, h2, 16, 48)
+        TR_CP_FLUSH(l3, h3, 24, 56)
+        "3:\n\t"
+        "ldr    %[w], %[ra]\n\t"
+        "ldr    %[x1], %[ra_end]\n\t"
+        "cmp    %[w], %[x1]\n\t"
+        "bne    0b\n\t"
+        : [l0] "=&r"(l0), [h0] "=&r"(h0), [l1] "=&r"(l1), [h1] "=&r"(h1), [l2] "=&r"(l2), [h2] "=&r"(h2),
+          [l3] "=&r"(l3), [h3] "=&r"(h3), [col] "+r"(col), [w] "=&r"(w), [wa] "=&r"(wa), [wb] "=&r"(wb),
+          [x0] "=&r"(x0), [x1] "=&r"(x1), [ra] "+m"(ra), [rb] "+m"(rb), [first] "+m"(first)
+        : [rbo] "m"(rbo), [ra_end] "m"(ra_end), [tot] "m"(tot), [init0] "m"(init[0]), [init1] "m"(init[1])
+        : "cc", "memory");
 }
+#undef TR_T2_TAP
+#undef TR_T2_TAPS16
+#undef TR_T2_FULL_WORD
 
 #endif
 
 int32_t tr_convolve_s8_t2_get_buffer_size(const tr_nn_dims *input_dims, const tr_nn_dims *filter_dims)
 {
     const int32_t k = filter_dims->h * filter_dims->w * input_dims->c;
-    return 12 * (((k + 16 - 1) / 16) * 16);
+    return 17 * (((k + 16 - 1) / 16) * 16);
 }
 
 tr_nn_status tr_convolve_s8_t2(const tr_nn_context *ctx, const tr_nn_conv_params *conv_params,
@@ -141,46 +190,20 @@ tr_nn_status tr_convolve_s8_t2(const tr_nn_context *ctx, const tr_nn_conv_params
                              pad_left == 0 && out_h <= in_h && out_w <= in_w;
 
 #if TR_NN_USE_DSP
-    /* Output pixels go in blocks of six so that one weight decode feeds six columns. */
-    const int32_t k_pad = ((k + 16 - 1) / 16) * 16;
-    int16_t *blocks = (int16_t *)ctx->buf; /* 6 interleaved columns: 12 * k_pad bytes */
-    const int32_t n_pix = out_h * out_w;
-    const int32_t offset = conv_params->output_offset;
-    const int32_t lo = conv_params->activation.min;
-    const int32_t hi = conv_params->activation.max;
-    (void)fast_1x1; /* the slot fill reads a 1x1 window directly already */
-    for (int32_t p = 0; p < n_pix; p += TR_T2_PIX) {
-        const int32_t count = n_pix - p < TR_T2_PIX ? n_pix - p : TR_T2_PIX;
-        for (int32_t j = 0; j < TR_T2_PIX; ++j) {
-            if (j < count) {
-                tr_conv_t2_fill_slot(conv_params, input_dims, input_data, filter_dims, (p + j) / out_w,
-                                     (p + j) % out_w, k_pad, blocks, j);
-            } else {
-                for (int32_t g = 0; g < k_pad / 4; ++g) { /* unused lane: defined, discarded */
-                    memset(blocks + g * TR_T2_GROUP + 4 * j, 0, 4 * sizeof(int16_t));
-                }
-            }
-        }
-        int8_t *out = output_data + p * out_c;
-        for (int32_t o = 0; o < out_c; ++o) {
-            int32_t acc[TR_T2_PIX] = {0, 0, 0, 0, 0, 0};
-            tr_dot6_t2_dsp(blocks, filter_data + o * row_bytes, k_pad / 16, acc);
-            const tr_rq rq = tr_rq_prepare(mult[o], shift[o], bias_data, o);
-            int8_t *dst = out + o;
-            if (count == TR_T2_PIX) { /* straight-line: the accumulators stay in registers */
-                dst[0] = tr_rq_apply(&rq, acc[0], bias_scale, offset, lo, hi);
-                dst[out_c] = tr_rq_apply(&rq, acc[1], bias_scale, offset, lo, hi);
-                dst[2 * out_c] = tr_rq_apply(&rq, acc[2], bias_scale, offset, lo, hi);
-                dst[3 * out_c] = tr_rq_apply(&rq, acc[3], bias_scale, offset, lo, hi);
-                dst[4 * out_c] = tr_rq_apply(&rq, acc[4], bias_scale, offset, lo, hi);
-                dst[5 * out_c] = tr_rq_apply(&rq, acc[5], bias_scale, offset, lo, hi);
-            } else {
-                for (int32_t j = 0; j < count; ++j) {
-                    dst[j * out_c] = tr_rq_apply(&rq, acc[j], bias_scale, offset, lo, hi);
-                }
-            }
-        }
+    if (in_c <= 2 && k_h == 3 && k_w == 3 && stride_h == 1 && stride_w == 1 && bias_shift <= 14) {
+        /* a first layer: one or two input channels, through the int16-plane passes (tr_plane3x3.h) */
+        tr_conv_c12_plane3x3(TR_FMT_T2, conv_params, mult, shift, input_dims, input_data, filter_data, row_bytes,
+                             bias_data, output_dims, output_data, out_c);
+        return TR_NN_SUCCESS;
     }
+#endif
+#if TR_NN_USE_DSP
+    const int32_t k_pad = ((k + 16 - 1) / 16) * 16;
+    const int32_t nwords = k_pad / 16;
+    (void)fast_1x1;
+    tr_conv_pairs_dsp(conv_params, mult, shift, input_dims, input_data, filter_dims, filter_data, row_bytes, bias_data,
+                      bias_scale, output_dims, output_data, ctx->buf, k_pad, nwords,
+                      (nwords + TR_T2_CHUNK_WORDS - 1) / TR_T2_CHUNK_WORDS, tr_dot8x2_t2);
 #else
     tr_convolve_plain(TR_FMT_T2, conv_params, mult, shift, input_dims, input_data, filter_dims, filter_data, row_bytes,
                       bias_scale, bias_data, fast_1x1, output_dims, output_data);

@@ -10,6 +10,65 @@
 #define TR_DEPTHWISE_CONV_CORE_H
 
 #include "tr_nn_support.h"
+#include "tr_plane3x3.h"
+
+#if TR_NN_USE_DSP
+/* 3x3, stride 1, ch_mult 1: each channel through the int16-plane passes of tr_plane3x3.h (bands of
+ * TR_P3_ROWS output rows by tiles of TR_P3_TILE columns, two channels gathered together; 3 KB of
+ * stack, in its own frame: not inlined). */
+__attribute__((noinline)) static void
+tr_dw_plane3x3(int32_t fmt, const tr_nn_dw_conv_params *p, const tr_nn_per_channel_quant_params *q,
+               const tr_nn_dims *input_dims, const int8_t *input, const uint8_t *filter, int32_t row_bytes,
+               const int32_t *bias, const tr_nn_dims *output_dims, int8_t *output)
+{
+    const int32_t ch = input_dims->c;
+    const int32_t out_h = output_dims->h;
+    const int32_t out_w = output_dims->w;
+    const int32_t scale = (int32_t)1 << p->bias_shift;
+    tr_p3_buf buf;
+    for (int32_t c = 0; c < ch; c += 2) {
+        const int32_t nc = c + 1 < ch ? 2 : 1; /* channels gathered together */
+        tr_p3_weights pw[2];
+        tr_p3_out po[2];
+        for (int32_t i = 0; i < nc; ++i) {
+            int32_t w[9];
+            for (int32_t t = 0; t < 9; ++t) {
+                w[t] = tr_weight_of(fmt, filter + t * row_bytes, c + i);
+            }
+            pw[i] = tr_p3_pack(w, scale, bias != NULL ? bias[c + i] : 0);
+            po[i] = tr_p3_out_prepare(q->multiplier[c + i], q->shift[c + i], p->output_offset, p->activation.min,
+                                      p->activation.max);
+        }
+        for (int32_t oy0 = 0; oy0 < out_h; oy0 += TR_P3_ROWS) {
+            const int32_t rows = out_h - oy0 < TR_P3_ROWS ? out_h - oy0 : TR_P3_ROWS;
+            for (int32_t ox0 = 0; ox0 < out_w; ox0 += TR_P3_TILE) {
+                const int32_t tw = out_w - ox0 < TR_P3_TILE ? out_w - ox0 : TR_P3_TILE;
+                const int32_t twr = (tw + 3) & ~3;
+                if (nc == 2) {
+                    tr_p3_gather2(&buf, input, input_dims->h, input_dims->w, ch, c, oy0 - p->padding.h,
+                                  ox0 - p->padding.w, rows + 2, twr + 2, p->pad_value);
+                } else {
+                    tr_p3_gather(&buf, input, input_dims->h, input_dims->w, ch, c, oy0 - p->padding.h,
+                                 ox0 - p->padding.w, rows + 2, twr + 2, p->pad_value);
+                }
+                int32_t *acc = tr_p3_acc(&buf, twr / 4);
+                for (int32_t i = 0; i < nc; ++i) {
+                    int8_t *dst = output + (oy0 * out_w + ox0) * ch + c + i;
+                    if (po[i].fast && po[i].rq.right >= 2) {
+                        tr_p3_band(buf.g[i][0], acc, tw, rows, &pw[i], &po[i], dst, ch, out_w * ch);
+                        continue;
+                    }
+                    for (int32_t r = 0; r < rows; ++r) {
+                        tr_p3_row(buf.g[i][r], acc, &pw[i]);
+                        tr_p3_store(acc, tw, &po[i], dst, ch);
+                        dst += out_w * ch;
+                    }
+                }
+            }
+        }
+    }
+}
+#endif
 
 /* always_inline: one specialised copy per format (a generic copy measured 6 % slower). */
 __attribute__((always_inline)) static inline tr_nn_status tr_depthwise_conv_core(int32_t fmt, const tr_nn_context *ctx,
@@ -49,6 +108,13 @@ __attribute__((always_inline)) static inline tr_nn_status tr_depthwise_conv_core
     const int32_t bias_scale = (int32_t)1 << bias_shift;
     int32_t o_begin = 0; /* channels below o_begin are done by the DSP fast path */
 #if TR_NN_USE_DSP
+    /* |w| * 2^bias_shift must fit an int16 weight lane: ternary up to 14, int8 (|w| <= 128) up to 7 */
+    if (ch_mult == 1 && k_h == 3 && k_w == 3 && stride_h == 1 && stride_w == 1 &&
+        bias_shift <= (fmt == TR_FMT_S8 ? 7 : 14)) {
+        tr_dw_plane3x3(fmt, dw_conv_params, quant_params, input_dims, input_data, filter_data, row_bytes, bias_data,
+                       output_dims, output_data);
+        return TR_NN_SUCCESS;
+    }
     if (ch_mult == 1 && k_h * k_w <= TR_DW_MAX_TAPS) {
         o_begin = out_c & ~3;
         for (int32_t c0 = 0; c0 < o_begin; c0 += TR_DW_BLOCK) {

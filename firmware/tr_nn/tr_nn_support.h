@@ -59,16 +59,20 @@ static inline int32_t tr_clamp(int32_t x, int32_t lo, int32_t hi)
     return x < lo ? lo : (x > hi ? hi : x);
 }
 
-/* Final output stage shared by every MAC kernel. */
-static inline int8_t tr_output_stage(int32_t acc, int32_t mult, int32_t shift, int32_t offset,
-                                     const tr_nn_activation *act)
-{
-    return (int8_t)tr_clamp(tr_requantize_inline(acc, mult, shift) + offset, act->min, act->max);
-}
 
 /* tr_output_stage(tr_add_bias(...)) split in two for kernels that requantise many outputs of one
- * channel: tr_rq_prepare does the per-channel part (bias, shift split, rounding mask) once, and
- * tr_rq_apply the per-output part; the arithmetic is exactly tr_requantize_inline's. */
+ * channel: tr_rq_prepare does the per-channel part (bias, shift split, rounding constants) once, and
+ * tr_rq_requantize / tr_rq_apply the per-output part; the result is exactly tr_requantize_inline's.
+ *
+ * DSP path (about 5 instructions instead of ~20), derived from arm_nn_requantize's definition:
+ *  - right == 0: x = (a * m + 2^30) >> 31 with a = acc << left: SMULL, then LSRS (carry = bit 30 of
+ *    the low word) and ADC of the high word shifted left by one;
+ *  - right = r >= 1 (then left == 0): the rounding shift of x, ties away from zero, is
+ *    (x + 2^(r-1) - [x < 0]) >> r, and with x = floor((a*m + 2^30) / 2^31) nested floors merge into
+ *    one: result = floor(P / 2^(31+r)) with P = a*m + 2^30 + 2^(30+r) - [x < 0] * 2^31, a 64-bit
+ *    value whose high word shifted right by r - 1 is the result (no intermediate can overflow).
+ *    [x < 0] may be replaced by [a < 0] (m >= 0): they differ only when x = 0, where both give 0.
+ *    So: AND (sign bit of a), ADDS / ADC (the constant minus the sign term), SMLAL, ASR. */
 typedef struct {
     int32_t mult;
     int32_t left;  /* left shift before the multiply (shift > 0) */
@@ -76,6 +80,9 @@ typedef struct {
     int32_t mask;  /* (1 << right) - 1 */
     int32_t half;  /* mask >> 1: the rounding threshold of a non-negative result */
     int32_t bias;
+    uint32_t clo;  /* low / high word of 2^30 + 2^(30 + right) (right >= 1) */
+    int32_t chi;
+    int32_t rm1;   /* right - 1 */
 } tr_rq;
 
 static inline tr_rq tr_rq_prepare(int32_t mult, int32_t shift, const int32_t *bias, int32_t o)
@@ -87,17 +94,76 @@ static inline tr_rq tr_rq_prepare(int32_t mult, int32_t shift, const int32_t *bi
     rq.mask = (int32_t)((1u << (uint32_t)rq.right) - 1u);
     rq.half = rq.mask >> 1;
     rq.bias = bias != NULL ? bias[o] : 0;
+    /* 2^30 + 2^(30 + right): right == 1 adds 2^31 to the low word, right >= 2 puts 2^(right - 2) in the high word */
+    rq.clo = rq.right == 1 ? 0xC0000000u : 0x40000000u;
+    rq.chi = rq.right >= 2 ? (int32_t)(1u << (uint32_t)(rq.right - 2)) : 0;
+    rq.rm1 = rq.right > 0 ? rq.right - 1 : 0;
     return rq;
+}
+
+#if TR_NN_USE_DSP
+/* requantize(acc) for right == 0 (see above). */
+static inline int32_t tr_rq_r0(const tr_rq *rq, int32_t acc)
+{
+    const int32_t a = (int32_t)((uint32_t)acc << (uint32_t)rq->left);
+    uint32_t lo;
+    int32_t hi;
+    int32_t x;
+    __asm__("smull  %[lo], %[hi], %[a], %[m]\n\t"
+            "lsrs   %[lo], %[lo], #31\n\t"
+            "adc    %[x], %[lo], %[hi], lsl #1"
+            : [lo] "=&r"(lo), [hi] "=&r"(hi), [x] "=r"(x)
+            : [a] "r"(a), [m] "r"(rq->mult)
+            : "cc");
+    return x;
+}
+
+/* requantize(acc) for right >= 1 (see above). */
+static inline int32_t tr_rq_rn(const tr_rq *rq, int32_t acc)
+{
+    uint32_t lo;
+    int32_t hi;
+    uint32_t t;
+    __asm__("and    %[t], %[a], #0x80000000\n\t"
+            "adds   %[lo], %[clo], %[t]\n\t"
+            "adc    %[hi], %[chi], %[t], asr #31\n\t"
+            "smlal  %[lo], %[hi], %[a], %[m]"
+            : [lo] "=&r"(lo), [hi] "=&r"(hi), [t] "=&r"(t)
+            : [a] "r"(acc), [m] "r"(rq->mult), [clo] "r"(rq->clo), [chi] "r"(rq->chi)
+            : "cc");
+    return hi >> rq->rm1;
+}
+#endif
+
+/* requantize(acc, mult, shift) with rq prepared from (mult, shift). */
+static inline int32_t tr_rq_requantize(const tr_rq *rq, int32_t acc)
+{
+#if TR_NN_USE_DSP
+    return rq->right == 0 ? tr_rq_r0(rq, acc) : tr_rq_rn(rq, acc);
+#else
+    const int32_t x = tr_doubling_high_mult((int32_t)((uint32_t)acc << (uint32_t)rq->left), rq->mult);
+    const int32_t res = x >> rq->right;
+    const int32_t threshold = rq->half + (int32_t)((uint32_t)res >> 31); /* +1 when res < 0 */
+    return res + ((x & rq->mask) > threshold ? 1 : 0);
+#endif
 }
 
 static inline int8_t tr_rq_apply(const tr_rq *rq, int32_t sum, int32_t bias_scale, int32_t offset, int32_t lo,
                                  int32_t hi)
 {
-    const int32_t acc = sum * bias_scale + rq->bias;
-    const int32_t x = tr_doubling_high_mult((int32_t)((uint32_t)acc << (uint32_t)rq->left), rq->mult);
-    const int32_t res = x >> rq->right;
-    const int32_t threshold = rq->half + (int32_t)((uint32_t)res >> 31); /* +1 when res < 0 */
-    return (int8_t)tr_clamp(res + ((x & rq->mask) > threshold ? 1 : 0) + offset, lo, hi);
+    return (int8_t)tr_clamp(tr_rq_requantize(rq, sum * bias_scale + rq->bias) + offset, lo, hi);
+}
+
+/* Final output stage shared by every MAC kernel. */
+static inline int8_t tr_output_stage(int32_t acc, int32_t mult, int32_t shift, int32_t offset,
+                                     const tr_nn_activation *act)
+{
+#if TR_NN_USE_DSP
+    const tr_rq rq = tr_rq_prepare(mult, shift, NULL, 0);
+    return (int8_t)tr_clamp(tr_rq_requantize(&rq, acc) + offset, act->min, act->max);
+#else
+    return (int8_t)tr_clamp(tr_requantize_inline(acc, mult, shift) + offset, act->min, act->max);
+#endif
 }
 
 /* Largest bias_shift the weighted kernels accept (see tr_nn_conv_params in tr_nn_types.h). */
@@ -201,7 +267,7 @@ static inline uint32_t tr_ror(uint32_t x, uint32_t n)
 }
 
 /* Single instructions GCC does not form from the C idioms (it emits MOV ROR + SXTB16, and
- * UXTH + ORR or LSR + LSL + ORR instead of PKHBT / PKHTB). */
+ * UXTH + ORR instead of PKHBT). */
 static inline uint32_t tr_sxtb16_ror8(uint32_t x) /* (x1, x3) sign-extended to int16 */
 {
     uint32_t r;
@@ -216,12 +282,6 @@ static inline uint32_t tr_pack_lo(uint32_t a, uint32_t b) /* (a.lo, b.lo) */
     return r;
 }
 
-static inline uint32_t tr_pack_hi(uint32_t a, uint32_t b) /* (a.hi, b.hi) */
-{
-    uint32_t r;
-    __asm__("pkhtb %0, %2, %1, asr #16" : "=r"(r) : "r"(a), "r"(b));
-    return r;
-}
 
 /* Sign-extend n int8 values to int16 and zero-fill up to n_padded (a multiple of 4).
  * permuted != 0 stores each group of four as x0, x2, x1, x3: the order tr_dot_s8_dsp wants,
@@ -332,9 +392,9 @@ static inline int32_t tr_dot_s8_dsp(const int16_t *col, const uint8_t *row, int3
     }
     return acc;
 }
-/* ---- four-column kernels for convolution ----
+/* ---- four-column kernels for the s8 convolution (t2 / trit5: tr_conv_pairs.h) ----
  * Four output pixels share every weight decode. Their int16 im2col columns are interleaved in
- * blocks of B values (B = 4 for t2 / s8, 10 for trit5: one code byte, one pair of trit5 bytes):
+ * blocks of B = 4 values (one word of s8 weights):
  * block i = [pixel 0: B values][pixel 1: B values][pixel 2][pixel 3], so one pointer with
  * constant offsets reaches all four pixels and the loads pair up into LDRD. */
 
@@ -349,85 +409,8 @@ static inline void tr_interleave_column(const int16_t *col, int16_t *blocks, int
     }
 }
 
-/* Six-pixel t2 dot products over nwords (>= 1) code words, on the blocked layout of
- * tr_convolve_s8_t2.c (per group of four k: 6 pixels x 4 int16 = 48 bytes). Hand-scheduled Thumb-2:
- * per code byte (4 weights x 6 pixels = 24 MACs) one LDRB, one ADD and one LDRD decode the weights into
- * two int16 pairs, then each pixel costs one LDRD of its four activations and two SMLAD: 21
- * instructions per 24 MACs, loop overhead once per two code words. All 14 live values stay in
- * registers (r0-r12, lr); the loop bound is re-read from the stack into the decode register. GCC's own schedule of the C equivalent split the
- * LDRDs and spilled accumulators (about 1.3 instructions per MAC).
- * C semantics, for reading: acc[p] += sum_k w[k] * blk[(k / 4) * 24 + p * 4 + k % 4]. */
-static inline void tr_dot6_t2_dsp(const int16_t *blk, const uint8_t *row, int32_t nwords, int32_t acc[6])
-{
-    const uint8_t *const row_end = row + 4 * nwords;
-    const uint32_t *const lut = &tr_t2_pair_lut[0][0];
-    int32_t a0 = acc[0];
-    int32_t a1 = acc[1];
-    int32_t a2 = acc[2];
-    int32_t a3 = acc[3];
-    int32_t a4 = acc[4];
-    int32_t a5 = acc[5];
-    uint32_t e;
-    uint32_t w01;
-    uint32_t w23;
-    uint32_t xa;
-    uint32_t xb;
-#define TR_T2_ASM_PIX(acc, off)                                \
-    "ldrd   %[xa], %[xb], [%[blk], #" #off "]\n\t"             \
-    "smlad  %[" #acc "], %[xa], %[w01], %[" #acc "]\n\t"       \
-    "smlad  %[" #acc "], %[xb], %[w23], %[" #acc "]\n\t"
-#define TR_T2_ASM_BYTE6(o0, o1, o2, o3, o4, o5)                \
-    "ldrb   %[e], [%[row]], #1\n\t"                            \
-    "add    %[e], %[lut], %[e], lsl #3\n\t"                    \
-    "ldrd   %[w01], %[w23], [%[e]]\n\t"                        \
-    TR_T2_ASM_PIX(a0, o0) TR_T2_ASM_PIX(a1, o1) TR_T2_ASM_PIX(a2, o2)  \
-    TR_T2_ASM_PIX(a3, o3) TR_T2_ASM_PIX(a4, o4) TR_T2_ASM_PIX(a5, o5)
-#define TR_T2_ASM_OUTPUTS                                                                                   \
-    [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [a4] "+r"(a4), [a5] "+r"(a5), [blk] "+r"(blk), \
-        [row] "+r"(row), [e] "=&r"(e), [w01] "=&r"(w01), [w23] "=&r"(w23), [xa] "=&r"(xa), [xb] "=&r"(xb)
-    if (nwords & 1) { /* one word on its own, so that the loop below can take two per iteration */
-        __asm__ volatile(
-            TR_T2_ASM_BYTE6(0, 8, 16, 24, 32, 40)
-            TR_T2_ASM_BYTE6(48, 56, 64, 72, 80, 88)
-            TR_T2_ASM_BYTE6(96, 104, 112, 120, 128, 136)
-            TR_T2_ASM_BYTE6(144, 152, 160, 168, 176, 184)
-            "adds   %[blk], %[blk], #192\n\t"
-            : TR_T2_ASM_OUTPUTS
-            : [lut] "r"(lut)
-            : "cc", "memory");
-    }
-    if (nwords >= 2) { /* loop overhead (ADDS, LDR, CMP, BNE) once per 32 code bytes */
-        __asm__ volatile(
-            "1:\n\t"
-            TR_T2_ASM_BYTE6(0, 8, 16, 24, 32, 40)
-            TR_T2_ASM_BYTE6(48, 56, 64, 72, 80, 88)
-            TR_T2_ASM_BYTE6(96, 104, 112, 120, 128, 136)
-            TR_T2_ASM_BYTE6(144, 152, 160, 168, 176, 184)
-            TR_T2_ASM_BYTE6(192, 200, 208, 216, 224, 232)
-            TR_T2_ASM_BYTE6(240, 248, 256, 264, 272, 280)
-            TR_T2_ASM_BYTE6(288, 296, 304, 312, 320, 328)
-            TR_T2_ASM_BYTE6(336, 344, 352, 360, 368, 376)
-            "adds   %[blk], %[blk], #384\n\t"
-            "ldr    %[e], %[row_end]\n\t"
-            "cmp    %[row], %[e]\n\t"
-            "bne    1b\n\t"
-            : TR_T2_ASM_OUTPUTS
-            : [row_end] "m"(row_end), [lut] "r"(lut)
-            : "cc", "memory");
-    }
-#undef TR_T2_ASM_OUTPUTS
-#undef TR_T2_ASM_BYTE6
-#undef TR_T2_ASM_PIX
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
-    acc[4] = a4;
-    acc[5] = a5;
-}
-
-/* Decode of one trit5 byte pair (10 weights) into five int16 pairs w0..w4, shared by the asm kernels
- * below: LDRB + ADD + LDRD + LDR for the even byte, LDRB + ADD + three LDR + ORR for the odd one (its
+/* Decode of one trit5 byte pair (10 weights) into five int16 pairs w0..w4, for the fully connected
+ * kernel below (tr_dot_t5_asm): LDRB + ADD + LDRD + LDR for the even byte, LDRB + ADD + three LDR + ORR for the odd one (its
  * entries sit TR_T5_ODD_OFFSET = 3888 bytes further in tr_t5_lut; the even entry's third pair holds
  * w4 low, the odd entry's first pair w5 high, so one ORR joins them). */
 #define TR_T5_ASM_DECODE                               \
@@ -441,49 +424,6 @@ static inline void tr_dot6_t2_dsp(const int16_t *blk, const uint8_t *row, int32_
     "orr    %[w2], %[w2], %[w4]\n\t"                   \
     "ldr    %[w3], [%[e], #3892]\n\t"                  \
     "ldr    %[w4], [%[e], #3896]\n\t"
-
-/* Three pixels of the six-pixel trit5 blocked layout of tr_convolve_s8_t5.c (per byte pair 60 int16:
- * 6 pixels x 10 values; the three pixels at blk, blk + 10, blk + 20) against the first npairs >= 1
- * byte pairs of one trit5 row: per byte pair 10 decode instructions and, per pixel, two LDRD + one
- * LDR + five SMLAD; 38 instructions per 30 MACs with the loop. 14 live values in registers, the loop
- * bound re-read from the stack. */
-static inline void tr_dot3_t5_asm(const int16_t *blk, const uint8_t *row, int32_t npairs, int32_t acc[3])
-{
-    const uint8_t *const row_end = row + 2 * npairs;
-    const uint32_t *const lut = &tr_t5_lut[0][0][0];
-    int32_t a0 = acc[0];
-    int32_t a1 = acc[1];
-    int32_t a2 = acc[2];
-    uint32_t e, w0, w1, w2, w3, w4, xa, xb;
-#define TR_T5_ASM_PIX(acc, off0, off1, off2)              \
-    "ldrd   %[xa], %[xb], [%[blk], #" #off0 "]\n\t"       \
-    "smlad  %[" #acc "], %[xa], %[w0], %[" #acc "]\n\t"   \
-    "smlad  %[" #acc "], %[xb], %[w1], %[" #acc "]\n\t"   \
-    "ldrd   %[xa], %[xb], [%[blk], #" #off1 "]\n\t"       \
-    "smlad  %[" #acc "], %[xa], %[w2], %[" #acc "]\n\t"   \
-    "smlad  %[" #acc "], %[xb], %[w3], %[" #acc "]\n\t"   \
-    "ldr    %[xa], [%[blk], #" #off2 "]\n\t"              \
-    "smlad  %[" #acc "], %[xa], %[w4], %[" #acc "]\n\t"
-    __asm__ volatile(
-        "1:\n\t"
-        TR_T5_ASM_DECODE
-        TR_T5_ASM_PIX(a0, 0, 8, 16)
-        TR_T5_ASM_PIX(a1, 20, 28, 36)
-        TR_T5_ASM_PIX(a2, 40, 48, 56)
-        "adds   %[blk], %[blk], #120\n\t"
-        "ldr    %[e], %[row_end]\n\t"
-        "cmp    %[row], %[e]\n\t"
-        "bne    1b\n\t"
-        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [blk] "+r"(blk), [row] "+r"(row), [e] "=&r"(e),
-          [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2), [w3] "=&r"(w3), [w4] "=&r"(w4), [xa] "=&r"(xa),
-          [xb] "=&r"(xb)
-        : [row_end] "m"(row_end), [lut] "r"(lut)
-        : "cc", "memory");
-#undef TR_T5_ASM_PIX
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-}
 
 /* One trit5 row (its first npairs >= 1 byte pairs) against a natural-order int16 column: 20
  * instructions per 10 MACs (10 decode, two LDRD + one LDR, five SMLAD, loop). */

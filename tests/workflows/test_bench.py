@@ -10,6 +10,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tinyrobust.cli import main
@@ -24,7 +25,7 @@ pytestmark = [
                        reason="needs qemu-system-arm and arm-none-eabi-gcc"),
 ]
 
-KERNELS = ("conv3x3", "conv1x1", "depthwise3x3", "fc")
+KERNELS = ("conv3x3", "conv1x1", "depthwise3x3", "fc", "firstconv", "add")
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +86,25 @@ def test_wrong_output_fails_the_bench(quick_run: tuple[dict, Path], tmp_path: Pa
     bad = replace(case, expected=bytes([case.expected[0] ^ 1]) + case.expected[1:])
     with pytest.raises(bench.BenchError, match="bytes differ"):
         bench.run_cases(_dsp_runner(work), [bad], tmp_path)
+
+
+@pytest.mark.parametrize("shapes", [bench.SHAPES, bench.QUICK_SHAPES], ids=["full", "quick"])
+def test_bench_outputs_are_not_saturated(shapes: tuple[bench.KernelShape, ...]) -> None:
+    """Counts measured on outputs pinned at -128 / 127 would flatter a kernel (and hide wrong sums): at
+    most 10 % of each bench case's reference outputs may saturate, and they must spread."""
+    for shape in shapes:
+        for fmt in (packing.T2, packing.TRIT5):
+            out = np.frombuffer(bench.make_case(shape, fmt).expected, np.int8)
+            saturated = np.mean((out == -128) | (out == 127))
+            assert saturated <= 0.10, (shape.name, fmt, saturated)
+            assert out.std() > 16, (shape.name, fmt, out.std())
+
+
+def test_cmsis_nn_figures_are_recorded_anchors_with_provenance() -> None:
+    """The CMSIS-NN column is read from the anchors file and labelled as recorded, never as measured."""
+    recorded = bench.anchors()
+    assert "not measured by this project" in recorded["what"]
+    report = {"unit": "u", "kernels": {"conv3x3": {"shape": "s", "goal_t2": 0.7, "t2": 0.69, "trit5": 0.77,
+                                                   "plain_c": 20.0, "anchor": {"cmsis_nn_s8": 1.75}}}}
+    table = bench.format_table(report)
+    assert "1.75" in table and "recorded anchor, not measured here" in table

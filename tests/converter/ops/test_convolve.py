@@ -19,27 +19,53 @@ from tinyrobust.converter.ops.base import HWC, Clamp, Op, Tile
 from tinyrobust.converter.ops.convolve import ConvParams
 from tinyrobust.firmware.runner import RunnerCase
 
+# Reduction lengths K = KH·KW·C_in around the t2/trit5 DSP path's limits: one 16-tap code word, a chunk of
+# 112 / 110 taps (127 is the exactness bound of its 15-bit fields) and two chunks.
+EDGE_K = (1, 15, 16, 17, 109, 110, 111, 112, 113, 127, 128, 129, 219, 220, 223, 224, 225)
 
-def random_case(rng: np.random.Generator, fmt: str) -> RunnerCase:
-    while True:
-        if rng.random() < 0.25:  # 1x1, stride 1: the kernels' direct path
-            h, w = (int(v) for v in rng.integers(1, 10, size=2))
-            kh = kw = sh = sw = 1
-            pt = pl = 0
-            oh, ow = h, w
+
+def _geometry(rng: np.random.Generator, edges: bool) -> tuple[int, ...]:
+    """(h, w, cin, cout, kh, kw, sh, sw, pt, pl, oh, ow). edges: C_in 1–3 (first layers), K at the chunk
+    limits (EDGE_K, as 1×1 or 1×3 windows), odd C_out, output widths off the 8-pixel block, strides 2 and
+    asymmetric padding."""
+    h, w = (int(v) for v in rng.integers(1, 13 if edges else 10, size=2))
+    cin, cout = int(rng.integers(1, 14)), int(rng.integers(1, 12))
+    kh, kw = (int(v) for v in rng.integers(1, 5, size=2))
+    sh, sw = (int(v) for v in rng.integers(1, 4, size=2))
+    direct = rng.random() < 0.25  # 1x1, stride 1: the kernels' direct path
+    if edges:
+        cout = int(rng.choice([1, 2, 3, 5, 7, 9, 16]))
+        if rng.random() < 0.5:
+            cin, (kh, kw) = int(rng.integers(1, 4)), (3, 3)
         else:
-            h, w = (int(v) for v in rng.integers(1, 10, size=2))
-            kh, kw = (int(v) for v in rng.integers(1, 5, size=2))
-            sh, sw = (int(v) for v in rng.integers(1, 4, size=2))
-            pt, pl = int(rng.integers(0, kh)), int(rng.integers(0, kw))
-            oh, ow = kc.out_len(h, kh, sh, pt, rng), kc.out_len(w, kw, sw, pl, rng)
-        cin, cout = int(rng.integers(1, 14)), int(rng.integers(1, 12))
+            target = int(rng.choice(EDGE_K))
+            direct = rng.random() < 0.5
+            cin, (kh, kw) = (target, (1, 1)) if direct or target % 3 else (target // 3, (1, 3))
+        sh, sw = (int(v) for v in rng.integers(1, 3, size=2))
+    if direct:
+        kh = kw = sh = sw = 1
+    pt, pl = int(rng.integers(0, kh)), int(rng.integers(0, kw))
+    oh, ow = kc.out_len(h, kh, sh, pt, rng), kc.out_len(w, kw, sw, pl, rng)
+    if direct:
+        pt = pl = 0
+        oh, ow = h, w
+    return h, w, cin, cout, kh, kw, sh, sw, pt, pl, oh, ow
+
+
+def random_case(rng: np.random.Generator, fmt: str, edges: bool = False) -> RunnerCase:
+    while True:
+        h, w, cin, cout, kh, kw, sh, sw, pt, pl, oh, ow = _geometry(rng, edges)
         x = kc.i8(rng, (h, w, cin))
         wt = kc.weights(rng, fmt, (cout, kh, kw, cin))
         k = kh * kw * cin
         bias, bias_shift = kc.bias(rng, cout, k, wt)
-        mult, shift = kc.quant(rng, cout, k, 80.0 if fmt == packing.S8 else 1.0, bias_shift)
+        w_scale = 80.0 if fmt == packing.S8 else 1.0
+        mult, shift = kc.quant(rng, cout, k, w_scale, bias_shift)
+        if edges:
+            bias, shift = kc.spread(rng, cout, k, w_scale, bias, bias_shift)
         pad_value, out_off = (int(v) for v in rng.integers(-128, 128, size=2))
+        if edges:
+            out_off = int(rng.integers(-20, 21))
         params = ConvParams(HWC(h, w, cin), HWC(oh, ow, cout), Tile(kh, kw), Tile(sh, sw), Tile(pt, pl), pad_value,
                             out_off, kc.clamp(rng), bias_shift)
         arrays = kc.weighted_arrays(packing.pack_rows(wt.reshape(cout, k), fmt), bias, mult, shift)
@@ -50,9 +76,9 @@ def random_case(rng: np.random.Generator, fmt: str) -> RunnerCase:
             continue
 
 
-def random_cases(rounds: int, seed: int) -> list[RunnerCase]:
+def random_cases(rounds: int, seed: int, edges: bool = False) -> list[RunnerCase]:
     rng = np.random.default_rng(seed)
-    return [random_case(rng, fmt) for _ in range(rounds) for fmt in packing.FORMATS]
+    return [random_case(rng, fmt, edges) for _ in range(rounds) for fmt in packing.FORMATS]
 
 
 def test_matches_numpy_on_host(host_runner, tmp_path: Path) -> None:
@@ -62,6 +88,16 @@ def test_matches_numpy_on_host(host_runner, tmp_path: Path) -> None:
 @pytest.mark.qemu
 def test_matches_numpy_on_m7(m7_runner, tmp_path: Path) -> None:
     assert kc.run_and_check(m7_runner, random_cases(50, seed=1000), tmp_path) == 150
+
+
+@pytest.mark.qemu
+def test_fast_path_edges_match_numpy(host_runner, m7_runner, tmp_path: Path) -> None:
+    """The DSP paths' edge shapes (first layers, K at the chunk limits, odd channels, strides, padding),
+    with outputs spread over int8 so the comparison compares values, on the host and the M7."""
+    cases = random_cases(60, seed=2000, edges=True)
+    assert kc.saturated_fraction(cases) < 0.10
+    assert kc.run_and_check(host_runner, cases, tmp_path / "host") == 180
+    assert kc.run_and_check(m7_runner, cases, tmp_path / "m7") == 180
 
 
 def test_realistic_layer_matches(host_runner, tmp_path: Path) -> None:

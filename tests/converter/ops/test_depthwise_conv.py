@@ -23,20 +23,34 @@ from tinyrobust.converter.reference import Reference
 from tinyrobust.firmware.runner import RunnerCase
 
 
-def random_case(rng: np.random.Generator, fmt: str) -> RunnerCase:
+def random_case(rng: np.random.Generator, fmt: str, edges: bool = False) -> RunnerCase:
+    """edges: mostly 3×3 stride-1 ch_mult-1 layers (the DSP plane path: bands of rows, tiles of columns,
+    passes of 4) with heights and widths around those limits, some ch_mult 2 and stride 2, outputs
+    spread over int8."""
     while True:
         h, w = (int(v) for v in rng.integers(1, 10, size=2))
         cin, ch_mult = int(rng.integers(1, 10)), int(rng.integers(1, 3))
-        cout = cin * ch_mult
         kh, kw = (int(v) for v in rng.integers(1, 5, size=2))
         sh, sw = (int(v) for v in rng.integers(1, 4, size=2))
+        if edges:
+            h = int(rng.choice([1, 2, 3, 13, 14, 15, 16, 29])) if rng.random() < 0.5 else int(rng.integers(1, 20))
+            w = int(rng.choice([1, 2, 3, 4, 5, 31, 32, 33, 55, 56, 57, 61])) if rng.random() < 0.5 else int(
+                rng.integers(1, 20))
+            cin, ch_mult = int(rng.integers(1, 6)), (1 if rng.random() < 0.8 else 2)
+            kh, kw = (3, 3) if rng.random() < 0.85 else (kh, kw)
+            sh, sw = (1, 1) if rng.random() < 0.85 else (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        cout = cin * ch_mult
         pt, pl = int(rng.integers(0, kh)), int(rng.integers(0, kw))
         oh, ow = kc.out_len(h, kh, sh, pt, rng), kc.out_len(w, kw, sw, pl, rng)
         x = kc.i8(rng, (h, w, cin))
         wt = kc.weights(rng, fmt, (kh, kw, cout))
         bias, bias_shift = kc.bias(rng, cout, kh * kw, wt)
-        mult, shift = kc.quant(rng, cout, kh * kw, 80.0 if fmt == packing.S8 else 1.0, bias_shift)
+        w_scale = 80.0 if fmt == packing.S8 else 1.0
+        mult, shift = kc.quant(rng, cout, kh * kw, w_scale, bias_shift)
         pad_value, out_off = (int(v) for v in rng.integers(-128, 128, size=2))
+        if edges:
+            bias, shift = kc.spread(rng, cout, kh * kw, w_scale, bias, bias_shift)
+            out_off = int(rng.integers(-20, 21))
         params = DepthwiseParams(HWC(h, w, cin), HWC(oh, ow, cout), Tile(kh, kw), ch_mult, Tile(sh, sw),
                                  Tile(pt, pl), pad_value, out_off, kc.clamp(rng), bias_shift)
         arrays = kc.weighted_arrays(packing.pack_rows(wt.reshape(kh * kw, cout), fmt), bias, mult, shift)
@@ -47,9 +61,9 @@ def random_case(rng: np.random.Generator, fmt: str) -> RunnerCase:
             continue
 
 
-def random_cases(rounds: int, seed: int) -> list[RunnerCase]:
+def random_cases(rounds: int, seed: int, edges: bool = False) -> list[RunnerCase]:
     rng = np.random.default_rng(seed)
-    return [random_case(rng, fmt) for _ in range(rounds) for fmt in packing.FORMATS]
+    return [random_case(rng, fmt, edges) for _ in range(rounds) for fmt in packing.FORMATS]
 
 
 def test_matches_numpy_on_host(host_runner, tmp_path: Path) -> None:
@@ -59,6 +73,15 @@ def test_matches_numpy_on_host(host_runner, tmp_path: Path) -> None:
 @pytest.mark.qemu
 def test_matches_numpy_on_m7(m7_runner, tmp_path: Path) -> None:
     assert kc.run_and_check(m7_runner, random_cases(50, seed=1001), tmp_path) == 150
+
+
+@pytest.mark.qemu
+def test_fast_path_edges_match_numpy(host_runner, m7_runner, tmp_path: Path) -> None:
+    """The DSP plane path's edge shapes, outputs spread over int8, on the host and the M7."""
+    cases = random_cases(50, seed=2001, edges=True)
+    assert kc.saturated_fraction(cases) < 0.10
+    assert kc.run_and_check(host_runner, cases, tmp_path / "host") == 150
+    assert kc.run_and_check(m7_runner, cases, tmp_path / "m7") == 150
 
 
 class Dims(ctypes.Structure):

@@ -19,14 +19,24 @@ from tinyrobust.converter.ops.fully_connected import FullyConnectedParams
 from tinyrobust.firmware.runner import RunnerCase
 
 
-def random_case(rng: np.random.Generator, fmt: str) -> RunnerCase:
+def random_case(rng: np.random.Generator, fmt: str, edges: bool = False) -> RunnerCase:
+    """edges: wide layers around the t2 table path's row threshold (192), C_in around its 16/32-value
+    slices, outputs spread over int8."""
     while True:
         cin, cout = int(rng.integers(1, 120)), int(rng.integers(1, 24))
+        if edges:
+            cin = int(rng.choice([1, 3, 4, 15, 16, 17, 31, 32, 33, 47, 48, 49, 64, 100, 130]))
+            cout = int(rng.choice([4, 5, 6, 7, 191, 192, 193, 200, 257]))
         x = kc.i8(rng, cin)
         wt = kc.weights(rng, fmt, (cout, cin))
         bias, bias_shift = kc.bias(rng, cout, cin, wt)
-        mult, shift = kc.quant(rng, cout, cin, 80.0 if fmt == packing.S8 else 1.0, bias_shift)
-        params = FullyConnectedParams(cin, cout, int(rng.integers(-128, 128)), kc.clamp(rng), bias_shift)
+        w_scale = 80.0 if fmt == packing.S8 else 1.0
+        mult, shift = kc.quant(rng, cout, cin, w_scale, bias_shift)
+        out_off = int(rng.integers(-128, 128))
+        if edges:
+            bias, shift = kc.spread(rng, cout, cin, w_scale, bias, bias_shift)
+            out_off = int(rng.integers(-20, 21))
+        params = FullyConnectedParams(cin, cout, out_off, kc.clamp(rng), bias_shift)
         arrays = kc.weighted_arrays(packing.pack_rows(wt, fmt), bias, mult, shift)
         op = Op(fully_connected.FAMILY.kernels[fmt], "fc", ("x",), "y", params, arrays, fmt)
         try:
@@ -35,9 +45,9 @@ def random_case(rng: np.random.Generator, fmt: str) -> RunnerCase:
             continue
 
 
-def random_cases(rounds: int, seed: int) -> list[RunnerCase]:
+def random_cases(rounds: int, seed: int, edges: bool = False) -> list[RunnerCase]:
     rng = np.random.default_rng(seed)
-    return [random_case(rng, fmt) for _ in range(rounds) for fmt in packing.FORMATS]
+    return [random_case(rng, fmt, edges) for _ in range(rounds) for fmt in packing.FORMATS]
 
 
 def test_matches_numpy_on_host(host_runner, tmp_path: Path) -> None:
@@ -47,6 +57,15 @@ def test_matches_numpy_on_host(host_runner, tmp_path: Path) -> None:
 @pytest.mark.qemu
 def test_matches_numpy_on_m7(m7_runner, tmp_path: Path) -> None:
     assert kc.run_and_check(m7_runner, random_cases(50, seed=1002), tmp_path) == 150
+
+
+@pytest.mark.qemu
+def test_fast_path_edges_match_numpy(host_runner, m7_runner, tmp_path: Path) -> None:
+    """Wide layers (the t2 table path from 192 rows) and C_in at its slice limits, on the host and the M7."""
+    cases = random_cases(30, seed=2002, edges=True)
+    assert kc.saturated_fraction(cases) < 0.10
+    assert kc.run_and_check(host_runner, cases, tmp_path / "host") == 90
+    assert kc.run_and_check(m7_runner, cases, tmp_path / "m7") == 90
 
 
 class Dims(ctypes.Structure):
@@ -59,8 +78,9 @@ def test_scratch_bytes_is_the_c_twin(tr_nn_lib: ctypes.CDLL) -> None:
         fn = getattr(tr_nn_lib, f"{kernel}_get_buffer_size")
         for _ in range(200):
             cin = int(rng.integers(1, 41)) if rng.random() < 0.7 else int(rng.integers(41, 4097))
-            params = FullyConnectedParams(cin, 7, 0, Clamp(-128, 127), 0)
-            got = fn(ctypes.byref(Dims(7, 1, 1, cin)))
+            cout = int(rng.integers(1, 600))  # from 192 rows on, the t2 kernel's table path
+            params = FullyConnectedParams(cin, cout, 0, Clamp(-128, 127), 0)
+            got = fn(ctypes.byref(Dims(cout, 1, 1, cin)))
             assert got == fully_connected.scratch_bytes(params, fmt) > 0, (kernel, cin)
 
 

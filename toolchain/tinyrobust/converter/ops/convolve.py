@@ -51,11 +51,12 @@ def convolve(x: np.ndarray, weights: np.ndarray, bias: np.ndarray, multiplier: n
 def scratch_bytes(p: ConvParams, fmt: str) -> int:
     """tr_convolve_s8_<fmt>_get_buffer_size, 8-byte aligned.
 
-    t2 / trit5: the DSP path keeps six interleaved int16 im2col columns (12 bytes per padded weight).
+    t2 / trit5: eight pixels' int32 X words, one per pixel pair and padded tap (16 bytes per padded
+    weight), and a pad row of c_in bytes (17 in all).
     s8: four interleaved int16 columns, one plain int16 column and an int8 staging row (11).
     Every build asks for the same size so arena plans do not depend on the path.
     """
-    per_weight = 11 if fmt == packing.S8 else 12
+    per_weight = 11 if fmt == packing.S8 else 17
     return per_weight * packing.padded_length(p.kernel.h * p.kernel.w * p.input.c, fmt)
 
 

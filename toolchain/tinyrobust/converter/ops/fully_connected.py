@@ -36,9 +36,19 @@ def fully_connected(x: np.ndarray, weights: np.ndarray, bias: np.ndarray, multip
     return output_stage(acc, multiplier, shift, p.output_offset, p.activation.min, p.activation.max)
 
 
+# TR_FC_TABLE_MIN_ROWS in tr_fully_connected_s8_t2.c: from this many outputs on, the t2 kernel's
+# per-group tables of ternary partial sums pay for building them.
+FC_TABLE_MIN_ROWS = 192
+
+
 def scratch_bytes(p: FullyConnectedParams, fmt: str) -> int:
-    """tr_fully_connected_s8_<fmt>_get_buffer_size: the DSP path's int16 copy of the input."""
-    return 2 * packing.padded_length(p.input_channels, fmt)
+    """tr_fully_connected_s8_<fmt>_get_buffer_size: the DSP path's int16 copy of the input (2 bytes per
+    padded weight); t2 layers with at least FC_TABLE_MIN_ROWS outputs take the table path instead: 8
+    tables of 256 int16 partial sums and one int32 accumulator per output row, whichever is larger."""
+    copy = 2 * packing.padded_length(p.input_channels, fmt)
+    if fmt != packing.T2 or p.output_channels < FC_TABLE_MIN_ROWS:
+        return copy
+    return max(copy, 8 * 256 * 2 + 4 * p.output_channels)
 
 
 def lower(node: ConvNode, graph: Graph, opts: LowerOptions) -> Lowered:
