@@ -64,8 +64,9 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--board", default="nucleo_h743zi", help="target board")
     p.add_argument("--calibration", type=Path, default=None,
                    help=".npz with x: samples that give ranges to tensors the model states no grid for")
-    p.add_argument("--input-range", type=value_range, default=(0.0, 1.0), metavar="LO,HI",
-                   help="float range of the model input when it has no input quantizer")
+    p.add_argument("--input-range", type=value_range, default=None, metavar="LO,HI",
+                   help="float range of the model input when it has no input quantizer (default: from "
+                   "--calibration, else 0,1)")
     p.add_argument("--packing", choices=("t2", "trit5"), default="t2", help="ternary weight packing")
 
 
@@ -94,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--host-sanitize", action="store_true",
                    help="build the host target with ASan/UBSan (needs libasan in LD_PRELOAD)")
+    p.add_argument("--layers", action="store_true",
+                   help="per-layer fidelity: every deployed tensor against its Keras counterpart (needs the .h5)")
     _model_options(p)
 
     p = sub.add_parser("robustness", formatter_class=fmt,
@@ -145,7 +148,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
         model=a.model, output=a.output, build=a.build, **_model_kwargs(a)),
     "validate": lambda a: lazy.workflow("validate").validate_command(
         model=a.model, data=a.data, target=a.target, json_path=a.json, limit=a.limit, out=a.out,
-        progress=not a.no_progress, host_sanitize=a.host_sanitize, **_model_kwargs(a)),
+        progress=not a.no_progress, host_sanitize=a.host_sanitize, layers=a.layers, **_model_kwargs(a)),
     "robustness": lambda a: lazy.workflow("robustness.command").robustness_command(
         model=a.model, data=a.data, target=a.target, attacks=a.attacks, eps=a.eps, limit=a.limit, seed=a.seed,
         json_path=a.json, html_path=a.html, progress=not a.no_progress, **_model_kwargs(a)),

@@ -82,9 +82,22 @@ def test_table_activations_are_not_fused(kind: str) -> None:
     assert fuse_activations(g) is g
 
 
-def test_a_producer_that_already_has_an_activation_is_not_fused() -> None:
-    """A quantizer after a relu conv must stay: the conv's clamp cannot also be a second grid."""
+def test_a_relu_before_a_non_negative_quantizer_is_absorbed() -> None:
+    """QConv2D(activation="relu") then quantized_relu: the relu is redundant, the quantizer is fused (no
+    float relu tensor left to calibrate); the same with a standalone ReLU node in between."""
     g = _graph([InputNode("x", "x"), _conv("c", "x", activation=RELU), ActivationNode("q", ("c",), "q", QRELU)])
+    out = fuse_activations(g)
+    assert _types(out) == ["InputNode", "ConvNode"] and out.nodes[1].activation == QRELU
+    g = _graph([InputNode("x", "x"), _conv("c", "x"), ActivationNode("r", ("c",), "r", RELU),
+                ActivationNode("q", ("r",), "q", QRELU)])
+    out = fuse_activations(g)
+    assert _types(out) == ["InputNode", "ConvNode"] and out.nodes[1].activation == QRELU
+
+
+def test_a_relu_before_a_signed_quantizer_stays() -> None:
+    """quantized_bits has negative levels: the relu's clamp and the grid are both needed, so they stay apart."""
+    signed = Activation("quantized", Grid.from_levels(-1.0, 1 / 128, 256, "quantized_bits(8,0)"), "quantized_bits")
+    g = _graph([InputNode("x", "x"), _conv("c", "x", activation=RELU), ActivationNode("q", ("c",), "q", signed)])
     out = fuse_activations(g)
     assert _types(out) == ["InputNode", "ConvNode", "ActivationNode"]
     assert out.nodes[1].activation == RELU

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tinyrobust.converter.calibration import CalibrationRange
 from tinyrobust.converter.ir import (
     Activation,
     ActivationNode,
@@ -58,7 +59,8 @@ def _act(name: str, inp: str, kind: str, grid: Grid | None = None) -> Activation
 def _graph(nodes: list[Node], calibration: dict[str, tuple[float, float]] | None = None,
            output: str | None = None) -> Graph:
     tensors = {n.output: TensorInfo(n.output, (2, 2, 2), f"keras {n.name}") for n in nodes}
-    return Graph(tuple(nodes), tensors, "x", output or nodes[-1].output, "g", calibration or {})
+    ranges = {t: CalibrationRange(lo, hi, "test") for t, (lo, hi) in (calibration or {}).items()}
+    return Graph(tuple(nodes), tensors, "x", output or nodes[-1].output, "g", ranges)
 
 
 def _grids(graph: Graph, options: GridOptions = OPTS) -> dict[str, Grid]:
@@ -154,7 +156,7 @@ def test_improved_by_calibration_lists_table_inputs_only() -> None:
         _conv("c3", "x"), _act("s3", "c3", "sigmoid"), _act("t3", "c3", "tanh"),
         _conv("c4", "x"), _act("q4", "c4", "quantized", Q4),
     ])
-    assert tensors_improved_by_calibration(graph) == [("c1", "keras c1")]
+    assert tensors_improved_by_calibration(graph, OPTS) == [("c1", "keras c1")]
 
 
 # ---------------------------------------------------------------- inherited grids
@@ -251,3 +253,17 @@ def test_a_node_without_a_grid_rule_is_refused() -> None:
     graph = _graph([InputNode("x", "x"), IdentityNode("drop", ("x",), "drop")])
     with pytest.raises(UnsupportedModelError, match="layer 'drop': no grid rule for IdentityNode"):
         assign_grids(graph, OPTS)
+
+
+def test_an_unstated_input_grid_comes_from_calibration_unless_the_option_states_it() -> None:
+    """No input quantizer: --input-range wins; else the calibration data's range; else [0, 1]."""
+    nodes: list[Node] = [InputNode("x", "x")]
+    calibrated = _grids(_graph(nodes, {"x": (-3.0, 4.0)}), GridOptions())["x"]
+    assert calibrated.real_min == pytest.approx(-3.0, abs=0.02) and calibrated.real_max == pytest.approx(4.0, abs=0.02)
+    assert "calibration" in calibrated.origin
+    stated = _grids(_graph(nodes, {"x": (-3.0, 4.0)}), GridOptions(input_range=(0.0, 2.0)))["x"]
+    assert stated.real_max == pytest.approx(2.0) and "--input-range" in stated.origin
+    default = _grids(_graph(nodes), GridOptions())["x"]
+    assert default.real_max == pytest.approx(1.0) and "default input range" in default.origin
+    assert tensors_improved_by_calibration(_graph(nodes), GridOptions()) == [("x", "model input")]
+    assert tensors_improved_by_calibration(_graph(nodes), GridOptions(input_range=(0.0, 1.0))) == []

@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import UnsupportedModelError
+from .calibration import CalibrationRange
 
 WeightKind = Literal["ternary", "binary", "int8"]
 ActivationKind = Literal["linear", "relu", "quantized", "sigmoid", "tanh", "softmax"]
@@ -222,7 +223,7 @@ class Graph:
     input: str
     output: str
     name: str
-    calibration: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    calibration: Mapping[str, CalibrationRange] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
     def consumers(self, tensor: str) -> list[Node]:

@@ -11,6 +11,7 @@ import numpy as np
 from .. import lazy
 from ..dataset import Dataset
 from ..errors import DatasetError
+from .calibration import CalibrationRange, min_max, minimum_error
 from .ir import Graph
 from .lower import lower
 from .ops.lowering import LowerOptions
@@ -18,6 +19,7 @@ from .passes import (
     GridOptions,
     run_quantize,
     run_structural,
+    table_inputs,
     tensors_improved_by_calibration,
     tensors_needing_calibration,
 )
@@ -27,7 +29,7 @@ from .reference import Reference
 
 @dataclass(frozen=True)
 class ConvertOptions:
-    input_range: tuple[float, float] = (0.0, 1.0)
+    input_range: tuple[float, float] | None = None  # None: from the calibration data, else [0, 1]
     packing: str = "t2"
     calibration: Dataset | None = None
 
@@ -63,6 +65,20 @@ class DeployedModel:
         return lazy.frontend().predict(self.keras_model, np.asarray(x, dtype=np.float32))
 
 
+def _calibrate(graph: Graph, keras_model: Any, tensors: list[str], x: np.ndarray) -> dict[str, CalibrationRange]:
+    """A range per tensor from samples of its values on `x`: the least-error range for hidden tensors and
+    the input, min/max for the model's output (clipping logits can change the class) and for table inputs
+    (their grid is then clipped where the function saturates)."""
+    hidden = [t for t in tensors if t != graph.input]
+    samples = lazy.frontend().tensor_samples(keras_model, hidden, x) if hidden else {}
+    if graph.input in tensors:
+        flat = np.asarray(x, np.float32).reshape(-1)
+        pick = np.random.default_rng(0).choice(flat.size, size=min(flat.size, 200_000), replace=False)
+        samples[graph.input] = np.concatenate([[flat.min(), flat.max()], flat[pick]])
+    keep_extremes = table_inputs(graph) | {graph.output}
+    return {t: (min_max if t in keep_extremes else minimum_error)(samples[t]) for t in tensors}
+
+
 def convert(model_path: str | Path, options: ConvertOptions | None = None, **kwargs: Any) -> DeployedModel:
     """Load a QKeras .h5 and lower it. kwargs override ConvertOptions fields, e.g.
     `convert("m.h5", calibration=Dataset.load("cal.npz"), packing="trit5")`."""
@@ -72,17 +88,17 @@ def convert(model_path: str | Path, options: ConvertOptions | None = None, **kwa
     keras_model = frontend.load_model(path)
     graph = run_structural(frontend.build_graph(keras_model, path.stem))
     grid_options = GridOptions(input_range=options.input_range)
-    wanted = tensors_needing_calibration(graph, grid_options) + tensors_improved_by_calibration(graph)
+    wanted = tensors_needing_calibration(graph, grid_options) + tensors_improved_by_calibration(graph, grid_options)
     if wanted and options.calibration is not None:
         options.calibration.check_shape(graph.tensors[graph.input].shape, "--calibration")
-        ranges = frontend.tensor_ranges(keras_model, sorted({t for t, _ in wanted}), options.calibration.x)
-        graph = replace(graph, calibration=dict(ranges))
+        graph = replace(graph, calibration=_calibrate(graph, keras_model, sorted({t for t, _ in wanted}),
+                                                      options.calibration.x))
     graph = run_quantize(graph, grid_options)  # raises CalibrationNeededError naming what is missing
     program = lower(graph, LowerOptions(packing=options.packing))
     return DeployedModel(program, graph, keras_model)
 
 
-def convert_file(model: Path, *, calibration: Path | None, input_range: tuple[float, float],
+def convert_file(model: Path, *, calibration: Path | None, input_range: tuple[float, float] | None,
                  packing: str) -> DeployedModel:
     """convert() with the calibration data read from its .npz (what every command does)."""
     cal = Dataset.load(calibration, need_labels=False) if calibration else None

@@ -129,7 +129,7 @@ def _build_into(export_dir: Path, board: Board, arena_region: str) -> budget.Bud
 
 
 def export_command(*, model: Path, board: str, output: Path | None, calibration: Path | None,
-                   input_range: tuple[float, float], packing: str, build: bool) -> int:
+                   input_range: tuple[float, float] | None, packing: str, build: bool) -> int:
     """`tinyrobust export`: convert, export (and build), print what was written."""
     deployed = convert_file(model, calibration=calibration, input_range=input_range, packing=packing)
     out = output or Path(f"{model.stem}_{board}")

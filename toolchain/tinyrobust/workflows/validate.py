@@ -22,10 +22,14 @@ from ..converter import ops
 from ..converter.pipeline import DeployedModel, convert_file
 from ..converter.reference import Reference
 from ..dataset import Dataset
-from ..errors import EXIT_MISMATCH
+from ..errors import EXIT_MISMATCH, BadInputError
 from ..firmware.project import LoadedExport, load_export
 from ..targets.factory import open_target, parse_target
 from .export import export_program
+from .fidelity import fidelity_lines, fidelity_markdown, fidelity_report, layer_fidelity
+
+# Samples the per-layer comparison runs on (every layer of Keras and of the reference is kept for each).
+FIDELITY_SAMPLES = 200
 
 
 @dataclass(frozen=True)
@@ -137,7 +141,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
 
 
 def _export_for_validation(model: Path, out: Path | None, stack: ExitStack, *, board: str,
-                           calibration: Path | None, input_range: tuple[float, float],
+                           calibration: Path | None, input_range: tuple[float, float] | None,
                            packing: str) -> tuple[LoadedExport, DeployedModel | None]:
     """An export directory is used as is; a .h5 is converted and exported (to `out` or a temporary
     directory), and its Keras model kept for the accuracy comparison."""
@@ -151,8 +155,10 @@ def _export_for_validation(model: Path, out: Path | None, stack: ExitStack, *, b
 
 def validate_command(*, model: Path, data: Path, target: str, json_path: Path | None, limit: int | None,
                      out: Path | None, progress: bool, host_sanitize: bool, board: str, calibration: Path | None,
-                     input_range: tuple[float, float], packing: str) -> int:
+                     input_range: tuple[float, float] | None, packing: str, layers: bool = False) -> int:
     """`tinyrobust validate`: exit 0 when the target is bit-exact with the reference, 1 when not."""
+    if layers and model.is_dir():
+        raise BadInputError("--layers compares with the Keras model: give the .h5, not an export directory")
     dataset = Dataset.load(data).limit(limit)
     with ExitStack() as stack:
         export, deployed = _export_for_validation(model, out, stack, board=board, calibration=calibration,
@@ -161,8 +167,17 @@ def validate_command(*, model: Path, data: Path, target: str, json_path: Path | 
         keras_outputs = deployed.keras_predict(dataset.x) if deployed is not None else None
         result = validate(export, dataset, target, keras_outputs=keras_outputs, progress=progress,
                           host_sanitize=host_sanitize)
+        if layers and deployed is not None:
+            x = dataset.x[:FIDELITY_SAMPLES]
+            result.report["fidelity"] = fidelity_report(layer_fidelity(deployed, x), len(x))
+            if out is not None:  # a kept export: its report gains the per-layer table
+                with (out / "report.md").open("a") as f:
+                    f.write("\n" + fidelity_markdown(result.report["fidelity"]))
     for line in summary_lines(result.report):
         print(line)
+    if "fidelity" in result.report:
+        for line in fidelity_lines(result.report["fidelity"]):
+            print(line)
     if json_path is not None:
         json_path.write_text(json.dumps(result.report, indent=1, sort_keys=True) + "\n")
     if not result.bit_exact:

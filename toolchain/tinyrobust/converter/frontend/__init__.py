@@ -2,7 +2,7 @@
 tinyrobust/lazy.py, the one deferred import).
 
 `load_model` checks the file's config before Keras deserialises it; `build_graph` walks the model
-with class-keyed handlers; `tensor_ranges` and `predict` run the float model; `models` builds the
+with class-keyed handlers; `tensor_values`, `tensor_samples` and `predict` run the float model; `models` builds the
 architectures the demo, the bench and the tests use.
 """
 
@@ -16,8 +16,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from . import attacks, models  # noqa: E402
-from .evaluate import predict, tensor_ranges  # noqa: E402
+from .evaluate import predict, tensor_samples, tensor_values  # noqa: E402
 from .loader import load_model  # noqa: E402
 from .walk import build_graph  # noqa: E402
 
-__all__ = ["load_model", "build_graph", "tensor_ranges", "predict", "models", "attacks"]
+__all__ = ["load_model", "build_graph", "tensor_samples", "tensor_values", "predict", "models", "attacks"]

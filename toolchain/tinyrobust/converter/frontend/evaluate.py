@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,13 +34,10 @@ def _pre_activation(layer: Any, x: Any) -> Any:
         layer.activation = saved
 
 
-def tensor_ranges(
-    model: Any, tensor_names: Sequence[str], x: np.ndarray, batch: int = 256
-) -> Mapping[str, tuple[float, float]]:
-    """min/max over `x` of IR tensors: layer outputs, or a separable layer's depthwise half."""
-    if not tensor_names:
-        return {}
-    probes: list[tuple[str, Any, Any]] = []  # (IR tensor, keras tensor, function computing it, or None)
+def _probes(model: Any, tensor_names: Sequence[str]) -> list[tuple[str, Any, Any]]:
+    """(IR tensor, Keras tensor, function computing it from that tensor or None) for each name: a layer
+    output, a layer's pre-activation, or a separable layer's depthwise half."""
+    probes: list[tuple[str, Any, Any]] = []
     for name in tensor_names:
         if name.endswith(SEPARABLE_MID):
             layer = model.get_layer(name[: -len(SEPARABLE_MID)])
@@ -52,17 +49,52 @@ def tensor_ranges(
             try:
                 probes.append((name, model.get_layer(name).output, None))
             except ValueError as exc:
-                raise UnsupportedModelError(f"tensor '{name}' needs calibration but is not a layer output") from exc
+                raise UnsupportedModelError(f"tensor '{name}' is not the output of a layer of the model") from exc
+    return probes
+
+
+def iter_tensor_values(model: Any, tensor_names: Sequence[str], x: np.ndarray,
+                       batch: int = 256) -> Iterator[dict[str, np.ndarray]]:
+    """The float values of IR tensors on `x`, one dict per batch of samples (name → (batch, …) array)."""
+    if not tensor_names:
+        return
+    probes = _probes(model, tensor_names)
     probe = tf_keras.Model(model.inputs, [p[1] for p in probes])
-    lo = {n: np.inf for n in tensor_names}
-    hi = {n: -np.inf for n in tensor_names}
     for start in range(0, len(x), batch):
         values = as_list(probe(x[start : start + batch], training=False))
-        for (name, _, post), v in zip(probes, values, strict=True):
-            v = np.asarray(post(v) if post is not None else v)
-            lo[name] = min(lo[name], float(v.min()))
-            hi[name] = max(hi[name], float(v.max()))
-    return {n: (lo[n], hi[n]) for n in tensor_names}
+        yield {name: np.asarray(post(v) if post is not None else v) for (name, _, post), v in
+               zip(probes, values, strict=True)}
+
+
+def tensor_values(model: Any, tensor_names: Sequence[str], x: np.ndarray) -> dict[str, np.ndarray]:
+    """The float values of IR tensors on every sample of `x` (name → (N, …) array)."""
+    parts: dict[str, list[np.ndarray]] = {n: [] for n in tensor_names}
+    for batch in iter_tensor_values(model, tensor_names, x):
+        for name, v in batch.items():
+            parts[name].append(v)
+    return {n: np.concatenate(v) for n, v in parts.items() if v}
+
+
+def tensor_samples(model: Any, tensor_names: Sequence[str], x: np.ndarray, *, per_tensor: int = 200_000,
+                   seed: int = 0) -> dict[str, np.ndarray]:
+    """For calibration: each IR tensor's exact min and max over `x` and a uniform random sample of at
+    most `per_tensor` of its values (all of them when fewer), as one flat float array per tensor whose
+    first two entries are the min and the max."""
+    rng = np.random.default_rng(seed)
+    batches = max(1, -(-len(x) // 256))
+    kept: dict[str, list[np.ndarray]] = {n: [] for n in tensor_names}
+    for batch in iter_tensor_values(model, tensor_names, x):
+        for name, v in batch.items():
+            flat = v.reshape(-1).astype(np.float32)
+            take = min(flat.size, -(-per_tensor // batches))
+            chosen = flat if take == flat.size else rng.choice(flat, size=take, replace=False)
+            kept[name].append(np.array([flat.min(), flat.max()], np.float32))
+            kept[name].append(chosen)
+    out = {}
+    for name, parts in kept.items():
+        extremes = np.concatenate(parts[0::2])
+        out[name] = np.concatenate([[extremes.min(), extremes.max()], *parts[1::2]]).astype(np.float32)
+    return out
 
 
 def predict(model: Any, x: np.ndarray, batch: int = 256) -> np.ndarray:

@@ -18,6 +18,7 @@ from .grids import (
     GridOptions,
     absorb_input_quantizer,
     assign_grids,
+    table_inputs,
     tensors_improved_by_calibration,
     tensors_needing_calibration,
 )
@@ -60,4 +61,5 @@ __all__ = [
     "run_quantize",
     "tensors_needing_calibration",
     "tensors_improved_by_calibration",
+    "table_inputs",
 ]

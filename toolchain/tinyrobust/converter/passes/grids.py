@@ -40,9 +40,14 @@ LUT_SATURATION = {"sigmoid": 8.0, "tanh": 4.0}
 COMPUTED = (ConvNode, AddNode, MulNode, BatchNormNode)
 
 
+DEFAULT_INPUT_RANGE = (0.0, 1.0)
+
+
 @dataclass(frozen=True)
 class GridOptions:
-    input_range: tuple[float, float] = (0.0, 1.0)
+    # The float range of an input no quantizer states: this when given, else the calibration data's,
+    # else DEFAULT_INPUT_RANGE.
+    input_range: tuple[float, float] | None = None
 
 
 class CalibrationNeededError(UnsupportedModelError):
@@ -81,7 +86,7 @@ def _lut_consumers_only(graph: Graph, tensor: str) -> str | None:
 
 def _calibrated(graph: Graph, tensor: str) -> Grid | None:
     rng = graph.calibration.get(tensor)
-    return None if rng is None else Grid.from_range(rng[0], rng[1], f"calibration range [{rng[0]:.4g}, {rng[1]:.4g}]")
+    return None if rng is None else Grid.from_range(rng.lo, rng.hi, rng.describe())
 
 
 def _lut_input_grid(graph: Graph, tensor: str, lut: str) -> Grid:
@@ -91,7 +96,7 @@ def _lut_input_grid(graph: Graph, tensor: str, lut: str) -> Grid:
     if rng is None:
         return LUT_INPUT[lut]
     limit = LUT_SATURATION[lut]
-    lo, hi = max(rng[0], -limit), min(rng[1], limit)
+    lo, hi = max(rng.lo, -limit), min(rng.hi, limit)
     return Grid.from_range(lo, hi, f"{lut} input: calibration range [{lo:.4g}, {hi:.4g}] within ±{limit:g}")
 
 
@@ -99,8 +104,15 @@ def _grid_for(graph: Graph, node, grids: dict[str, Grid], options: GridOptions) 
     if isinstance(node, InputNode):
         if node.grid is not None:
             return node.grid
-        lo, hi = options.input_range
-        return Grid.from_range(lo, hi, f"input range [{lo}, {hi}]")
+        if options.input_range is not None:
+            lo, hi = options.input_range
+            return Grid.from_range(lo, hi, f"input range [{lo}, {hi}] (--input-range)")
+        calibrated = _calibrated(graph, node.output)
+        if calibrated is not None:
+            return calibrated
+        lo, hi = DEFAULT_INPUT_RANGE
+        return Grid.from_range(lo, hi, f"default input range [{lo}, {hi}] (no input quantizer, calibration "
+                               "data or --input-range)")
     if isinstance(node, ConvNode | AddNode | MulNode) and node.activation.kind == "quantized":
         return node.activation.grid
     if isinstance(node, ActivationNode):
@@ -158,13 +170,23 @@ def tensors_needing_calibration(graph: Graph, options: GridOptions) -> list[tupl
     return _walk(graph, options)[1]
 
 
-def tensors_improved_by_calibration(graph: Graph) -> list[tuple[str, str]]:
-    """Table inputs: they have a default grid, but a calibrated one is finer."""
-    return [
+def tensors_improved_by_calibration(graph: Graph, options: GridOptions) -> list[tuple[str, str]]:
+    """Tensors with a default grid that calibration makes finer: table inputs, and a model input no
+    quantizer or --input-range states."""
+    improved = [
         (n.output, graph.tensors[n.output].source)
         for n in graph.nodes
         if isinstance(n, COMPUTED) and _lut_consumers_only(graph, n.output)
     ]
+    first = graph.nodes[0]
+    if isinstance(first, InputNode) and first.grid is None and options.input_range is None:
+        improved.insert(0, (first.output, "model input"))
+    return improved
+
+
+def table_inputs(graph: Graph) -> set[str]:
+    """Tensors read only by sigmoid/tanh tables (their grid is clipped at the function's saturation)."""
+    return {n.output for n in graph.nodes if _lut_consumers_only(graph, n.output)}
 
 
 def assign_grids(graph: Graph, options: GridOptions) -> Graph:
