@@ -1,6 +1,7 @@
 """converter/reference.py: the numpy reference executes a hand-built Program (conv, max pool, a
 Flatten view, fully connected, requantize, add, table, and a view as the output) exactly as calling
-each family's numpy kernel by hand; run, run_one, run_layers and run_op agree; an empty batch."""
+each family's numpy kernel by hand; run, run_one, run_layers and run_op agree; an empty batch.
+(The batched reference against the per-sample one it replaced: test_reference_batched.py.)"""
 
 from __future__ import annotations
 
@@ -63,15 +64,16 @@ def _program(w: dict[str, np.ndarray] = W) -> Program:
 
 
 def _by_hand(x: np.ndarray, w: dict[str, np.ndarray] = W) -> list[np.ndarray]:
-    """Every op's output from the families' numpy kernels, called directly on unpacked weights."""
-    c = convolve.convolve(x, w["conv"], w["conv_bias"], QUANT["multiplier"], QUANT["shift"], CONV_P)
+    """Every op's output for one sample from the families' numpy kernels, called directly on unpacked
+    weights (each kernel takes a batch: here a batch of one)."""
+    c = convolve.convolve(x[None], w["conv"], w["conv_bias"], QUANT["multiplier"], QUANT["shift"], CONV_P)
     p = pool.max_pool(c, POOL_P)
-    f = fully_connected.fully_connected(p.reshape(-1), w["fc"], w["fc_bias"], FC_QUANT["multiplier"],
+    f = fully_connected.fully_connected(p.reshape(1, -1), w["fc"], w["fc_bias"], FC_QUANT["multiplier"],
                                         FC_QUANT["shift"], FC_P)
     rq = requantize.requantize_tensor(f, RQ_P)
     a = add.add(f, rq, ADD_P)
     y = lut.lut(a, w["table"])
-    return [c, p, f, rq, a, y]
+    return [t[0] for t in (c, p, f, rq, a, y)]
 
 
 def _inputs(n: int, seed: int = 0) -> np.ndarray:

@@ -62,6 +62,9 @@ def test_json_schema_and_figures(quick_run: tuple[dict, Path]) -> None:
         for layer in m["layers"]:
             assert layer["instructions"] > 0
             assert layer["insn_per_mac"] is None or _positive(layer["insn_per_mac"])
+    rt = model["reference_throughput"]
+    assert rt["queries_batched"] == 64 and rt["queries_single"] == 8
+    assert _positive(rt["batched_queries_per_second"]) and _positive(rt["single_queries_per_second"])
 
 
 def _dsp_runner(work: Path) -> runner.Runner:

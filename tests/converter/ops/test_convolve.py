@@ -168,8 +168,8 @@ def test_numpy_convolution_by_hand() -> None:
     x = np.array([[[1], [2]], [[3], [4]]], np.int8)
     w = np.array([[[[1], [-1]], [[0], [1]]]], np.int8)  # [C_out, KH, KW, C_in]
     params = ConvParams(HWC(2, 2, 1), HWC(2, 2, 1), Tile(2, 2), Tile(1, 1), Tile(0, 0), -3, 0, Clamp(-128, 127), 0)
-    out = convolve.convolve(x, w, np.zeros(1, np.int32), np.array([1 << 30], np.int32), np.array([1], np.int32),
-                            params)
+    out = convolve.convolve(x[None], w, np.zeros(1, np.int32), np.array([1 << 30], np.int32),
+                            np.array([1], np.int32), params)[0]  # a batch of one
     # multiplier 2^30 with shift 1 multiplies by exactly 1; bottom and right taps read -3
     want = [[1 - 2 + 4, 2 - (-3) + (-3)], [3 - 4 + (-3), 4 - (-3) + (-3)]]
     np.testing.assert_array_equal(out[..., 0], want)

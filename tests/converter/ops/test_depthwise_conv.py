@@ -153,6 +153,6 @@ def test_numpy_depthwise_with_channel_multiplier() -> None:
     w = np.array([[[1, -1, 1, 1]]], np.int8)  # [KH, KW, C_out]
     params = DepthwiseParams(HWC(1, 1, 2), HWC(1, 1, 4), Tile(1, 1), 2, Tile(1, 1), Tile(0, 0), 0, 0,
                              Clamp(-128, 127), 0)
-    out = depthwise_conv.depthwise_conv(x, w, np.zeros(4, np.int32), np.full(4, 1 << 30, np.int32),
-                                        np.ones(4, np.int32), params)
+    out = depthwise_conv.depthwise_conv(x[None], w, np.zeros(4, np.int32), np.full(4, 1 << 30, np.int32),
+                                        np.ones(4, np.int32), params)[0]  # a batch of one
     np.testing.assert_array_equal(out[0, 0], [3, -3, -2, -2])

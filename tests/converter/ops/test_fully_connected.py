@@ -86,7 +86,7 @@ def test_scratch_bytes_is_the_c_twin(tr_nn_lib: ctypes.CDLL) -> None:
 
 def test_numpy_guards_what_the_c_cannot_do() -> None:
     """bias_shift outside [0, 16] and an accumulator beyond int32 are refused, not modelled."""
-    x, wt = np.array([127], np.int8), np.array([[1]], np.int8)
+    x, wt = np.array([[127]], np.int8), np.array([[1]], np.int8)  # a batch of one sample
     one = (np.array([1 << 30], np.int32), np.array([0], np.int32))
 
     def run(bias: int, bias_shift: int) -> np.ndarray:

@@ -40,4 +40,4 @@ def test_matches_numpy_on_m7(m7_runner, tmp_path: Path) -> None:
 
 def test_numpy_pad_refuses_an_input_that_does_not_fit() -> None:
     with pytest.raises(ValueError):
-        pad.pad(np.zeros((3, 3, 1), np.int8), PadParams(HWC(3, 3, 1), HWC(4, 4, 1), 0, 2, 0))
+        pad.pad(np.zeros((1, 3, 3, 1), np.int8), PadParams(HWC(3, 3, 1), HWC(4, 4, 1), 0, 2, 0))

@@ -48,13 +48,13 @@ def test_matches_numpy_on_m7(m7_runner, tmp_path: Path) -> None:
 def test_numpy_pools_by_hand() -> None:
     x = np.array([[[1], [-4]], [[6], [2]]], np.int8)
     full = PoolParams(HWC(2, 2, 1), HWC(1, 1, 1), Tile(2, 2), Tile(2, 2), Tile(0, 0), Clamp(-128, 127))
-    assert pool.max_pool(x, full)[0, 0, 0] == 6
-    assert pool.avg_pool(x, full)[0, 0, 0] == 1  # 5 / 4 = 1.25 → 1
+    assert pool.max_pool(x[None], full)[0, 0, 0, 0] == 6
+    assert pool.avg_pool(x[None], full)[0, 0, 0, 0] == 1  # 5 / 4 = 1.25 → 1
     # a window with one valid tap (padding before): the mean of that tap; a clamp bounds the max
     padded = PoolParams(HWC(2, 2, 1), HWC(1, 1, 1), Tile(2, 2), Tile(2, 2), Tile(1, 1), Clamp(-128, 0))
-    assert pool.avg_pool(x, padded)[0, 0, 0] == 0  # 1 clamped to 0
-    assert pool.max_pool(x, padded)[0, 0, 0] == 0
+    assert pool.avg_pool(x[None], padded)[0, 0, 0, 0] == 0  # 1 clamped to 0
+    assert pool.max_pool(x[None], padded)[0, 0, 0, 0] == 0
     halves = np.array([[[3], [4]]], np.int8)  # mean 3.5: half away from zero
     pair = PoolParams(HWC(1, 2, 1), HWC(1, 1, 1), Tile(1, 2), Tile(1, 2), Tile(0, 0), Clamp(-128, 127))
-    assert pool.avg_pool(halves, pair)[0, 0, 0] == 4
-    assert pool.avg_pool(-halves, pair)[0, 0, 0] == -4
+    assert pool.avg_pool(halves[None], pair)[0, 0, 0, 0] == 4
+    assert pool.avg_pool(-halves[None], pair)[0, 0, 0, 0] == -4

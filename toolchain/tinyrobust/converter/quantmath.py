@@ -41,25 +41,26 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return int(q), int(exponent)
 
 
-def _wrap_int32(x: np.ndarray) -> np.ndarray:
-    return ((x.astype(np.int64) + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int64)
-
-
 def doubling_high_mult(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
     """(a·b + 2^30) >> 31 on int64, as arm_nn_doubling_high_mult_no_sat (b != INT32_MIN)."""
-    prod = np.asarray(a, dtype=np.int64) * np.asarray(b, dtype=np.int64) + (1 << 30)
-    return prod >> 31
+    prod = np.asarray(a, dtype=np.int64) * np.asarray(b, dtype=np.int64)
+    prod += 1 << 30
+    prod >>= 31
+    return prod
 
 
 def divide_by_power_of_two(x: np.ndarray, exponent: np.ndarray | int) -> np.ndarray:
     """Rounding arithmetic right shift, ties away from zero (arm_nn_divide_by_power_of_two)."""
     x = np.asarray(x, dtype=np.int64)
     exponent = np.asarray(exponent, dtype=np.int64)
-    mask = (np.int64(1) << exponent) - 1
-    remainder = x & mask
-    result = x >> exponent
-    threshold = (mask >> 1) + (result < 0)
-    return result + (remainder > threshold)
+    # CMSIS-NN adds 1 when the remainder x & (2^e − 1) exceeds 2^(e−1) − 1 (2^(e−1) for x < 0).
+    # Equivalently, and in fewer passes over a batch: add 2^(e−1), less 1 for negative x (e > 0),
+    # then shift (floor).
+    out = x + ((np.int64(1) << exponent) >> 1)
+    negative = x < 0
+    out -= negative if np.all(exponent > 0) else negative & (exponent > 0)
+    out >>= exponent
+    return out
 
 
 def requantize(acc: np.ndarray, multiplier: np.ndarray | int, shift: np.ndarray | int) -> np.ndarray:
@@ -73,8 +74,10 @@ def requantize(acc: np.ndarray, multiplier: np.ndarray | int, shift: np.ndarray 
     shift = np.asarray(shift, dtype=np.int64)
     left = np.maximum(shift, 0)
     right = np.maximum(-shift, 0)
-    shifted = acc << left
-    if np.any(shifted != _wrap_int32(shifted)):
+    shifted = acc << left if left.any() else acc
+    # Outside int32 is exactly where wrapping to int32 would change the value (int64 holds any
+    # int32 << 31 without overflowing itself).
+    if shifted.size and (shifted.min() < INT32_MIN or shifted.max() > INT32_MAX):
         raise OverflowError("requantize: left shift overflows int32")
     return divide_by_power_of_two(doubling_high_mult(shifted, multiplier), right)
 

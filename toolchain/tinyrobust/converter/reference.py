@@ -3,6 +3,10 @@
 This is the numerical truth every target is compared with, byte for byte. Each op runs its
 family's reference kernel (ops/), bound once per op: weights are unpacked from the Program's packed
 bytes there, so the packing is exercised too.
+
+Every kernel takes a leading batch axis, so `run` answers a whole batch of queries in one
+vectorised pass per op (what the robustness attacks need); a single sample is a batch of one,
+never a second code path.
 """
 
 from __future__ import annotations
@@ -16,6 +20,13 @@ from .ops import family_of
 from .ops.base import Op, OpFn
 from .program import Program
 
+# Samples per vectorised pass: bounded so the largest intermediates (a convolution's im2col
+# windows, the output stage's int64 temporaries) stay near CHUNK_BYTES; larger passes gain
+# nothing once BLAS is busy and only spill the caches.
+CHUNK_BYTES = 64 * 2**20
+MAX_CHUNK = 512
+_BYTES_PER_WINDOW_ELEMENT = 13  # int8 window + float64 copy + slack for the int64 accumulator
+
 
 class Reference:
     """Runs a Program on int8 inputs. `run` gives the output; `run_layers` every op's output."""
@@ -27,36 +38,66 @@ class Reference:
     def _ops(self) -> list[tuple[Op, OpFn]]:
         return [(op, family_of(op.kernel).reference(op)) for op in self.program.ops]
 
-    def _tensor_view(self, values: Mapping[str, np.ndarray], name: str) -> np.ndarray:
-        storage = self.program.storage_of(name)
-        return values[storage].reshape(self.program.tensor(name).shape)
+    @cached_property
+    def chunk(self) -> int:
+        """Samples per pass: as many as keep one pass's working set near CHUNK_BYTES."""
+        per_sample = max((self._working_bytes(op) for op in self.program.ops), default=1)
+        return int(max(1, min(MAX_CHUNK, CHUNK_BYTES // max(per_sample, 1))))
 
-    def run_op(self, index: int, inputs: list[np.ndarray]) -> np.ndarray:
-        """One op on given int8 input tensors (shaped as the Program's tensors)."""
-        op, fn = self._ops[index]
-        return fn(inputs).reshape(self.program.tensor(op.output).shape).astype(np.int8)
+    def _working_bytes(self, op: Op) -> int:
+        """Bytes one sample needs while `op` runs: int64 temporaries of its output (the output stage)
+        and, for a convolution, its im2col windows (int8 and as floats)."""
+        out = self.program.tensor(op.output).nbytes
+        if family_of(op.kernel).name != "convolve":
+            return 32 * out
+        p = op.params
+        return max(32 * out, _BYTES_PER_WINDOW_ELEMENT * p.output.h * p.output.w * p.kernel.h * p.kernel.w * p.input.c)
+
+    def _batched(self, values: Mapping[str, np.ndarray], name: str, n: int) -> np.ndarray:
+        storage = self.program.storage_of(name)
+        return values[storage].reshape(n, *self.program.tensor(name).shape)
 
     def _execute(self, x_int8: np.ndarray) -> dict[str, np.ndarray]:
+        """Every tensor's values for a batch x (N, …) of int8 inputs, each shaped (N, *tensor shape)."""
         prog = self.program
-        x = np.asarray(x_int8, dtype=np.int8).reshape(prog.tensor(prog.input).shape)
+        n = len(x_int8)
+        x = np.asarray(x_int8, dtype=np.int8).reshape(n, *prog.tensor(prog.input).shape)
         values: dict[str, np.ndarray] = {prog.input: x}
         for op, fn in self._ops:
-            result = fn([self._tensor_view(values, t) for t in op.inputs])
-            values[op.output] = result.reshape(prog.tensor(op.output).shape).astype(np.int8)
+            result = fn([self._batched(values, t, n) for t in op.inputs])
+            values[op.output] = np.asarray(result).reshape(n, *prog.tensor(op.output).shape).astype(np.int8)
         return values
+
+    def run_op(self, index: int, inputs: list[np.ndarray]) -> np.ndarray:
+        """One op on one sample's int8 input tensors (shaped as the Program's tensors): a batch of one."""
+        op, fn = self._ops[index]
+        batch = [np.asarray(x)[None] for x in inputs]
+        return np.asarray(fn(batch)).reshape(self.program.tensor(op.output).shape).astype(np.int8)
+
+    def run_layers_batch(self, x_int8: np.ndarray) -> list[np.ndarray]:
+        """Every op's output, (N, output bytes) int8 each, for a batch x (N, …), in op order."""
+        n = len(x_int8)
+        values = self._execute(x_int8)
+        return [values[op.output].reshape(n, -1) for op in self.program.ops]
 
     def run_layers(self, x_int8: np.ndarray) -> list[np.ndarray]:
         """Every op's output (flattened int8) for one sample, in op order."""
-        values = self._execute(x_int8)
-        return [values[op.output].reshape(-1) for op in self.program.ops]
+        return [layer[0] for layer in self.run_layers_batch(np.asarray(x_int8)[None])]
 
     def run_one(self, x_int8: np.ndarray) -> np.ndarray:
-        values = self._execute(x_int8)
-        return self._tensor_view(values, self.program.output).reshape(-1).copy()
+        """One sample (its input bytes, flat or shaped) → its output bytes: a batch of one."""
+        return self.run(np.asarray(x_int8)[None])[0]
 
-    def run(self, x_int8: np.ndarray) -> np.ndarray:
-        """(N, *input_shape) int8 → (N, output_bytes) int8."""
+    def run(self, x_int8: np.ndarray, chunk: int | None = None) -> np.ndarray:
+        """(N, *input_shape) or (N, input_bytes) int8 → (N, output_bytes) int8, `chunk` samples per pass."""
         x_int8 = np.asarray(x_int8, dtype=np.int8)
+        width = self.program.tensor(self.program.output).nbytes
         if not len(x_int8):
-            return np.zeros((0, self.program.tensor(self.program.output).nbytes), np.int8)
-        return np.stack([self.run_one(x) for x in x_int8])
+            return np.zeros((0, width), np.int8)
+        step = chunk or self.chunk
+        out = np.empty((len(x_int8), width), np.int8)
+        for start in range(0, len(x_int8), step):
+            part = x_int8[start:start + step]
+            values = self._execute(part)
+            out[start:start + len(part)] = self._batched(values, self.program.output, len(part)).reshape(len(part), -1)
+        return out

@@ -54,7 +54,9 @@ class RunnerCase:
     def of(op: Op, inputs: Sequence[np.ndarray], label: str = "") -> RunnerCase:
         """The case whose expected output is the family's numpy reference on `inputs`."""
         xs = [np.asarray(x, dtype=np.int8) for x in inputs]
-        expected = np.asarray(ops.family_of(op.kernel).reference(op)(xs), dtype=np.int8).tobytes()
+        # The reference kernels take a batch: this case is a batch of one.
+        batch = ops.family_of(op.kernel).reference(op)([x[None] for x in xs])
+        expected = np.asarray(batch, dtype=np.int8)[0].tobytes()
         return RunnerCase(op, tuple(xs), expected, None, label or op.kernel)
 
 

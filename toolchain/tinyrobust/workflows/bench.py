@@ -10,6 +10,10 @@ Model: frontend.models.paper_model (~1 M weights, random, fixed seed) → conver
 inputs) → export_program → build_firmware → QemuTarget.profile: per-layer counts, checked output.
 
 Counts are *emulated instructions* (QEMU executes one per virtual ns), never cycles.
+
+Reference throughput: the numpy reference answering random queries on the same model, batched (one
+vectorised pass per op) and sample by sample (batches of one), outputs checked identical. The only
+wall-clock figures of the bench, kept under model.reference_throughput.
 """
 
 from __future__ import annotations
@@ -223,7 +227,7 @@ def bench_kernels(work_dir: Path, *, quick: bool = False, repeat: int = 1) -> di
 # ---------------------------------------------------------------- the paper-size model
 
 
-def bench_model(work_dir: Path, *, packings: Sequence[str] = ("t2", "trit5")) -> dict[str, Any]:
+def bench_model(work_dir: Path, *, packings: Sequence[str] = ("t2", "trit5"), quick: bool = False) -> dict[str, Any]:
     """Per-layer and whole-model instructions per MAC, and flash bytes per weight, for each packing."""
     models = lazy.frontend().models
     h5 = models.save_paper_model(work_dir / "paper_model.h5")
@@ -272,21 +276,48 @@ def bench_model(work_dir: Path, *, packings: Sequence[str] = ("t2", "trit5")) ->
         }
     first = result[packings[0]]
     return {"insn_per_mac": first["insn_per_mac"], "flash_bytes_per_weight": first["flash_bytes_per_weight"],
-            "packing": packings[0], "packings": result}
+            "packing": packings[0], "packings": result,
+            "reference_throughput": reference_throughput(Reference(deployed.program), rng, quick=quick)}
+
+
+def reference_throughput(reference: Reference, rng: np.random.Generator, *, quick: bool) -> dict[str, Any]:
+    """Queries per second of the numpy reference, batched and sample by sample (the same code, a
+    batch of one per call), best of a few repeats; the outputs of both must be identical."""
+    shape = reference.program.tensor(reference.program.input).shape
+    x = rng.integers(-128, 128, (64 if quick else 256, *shape)).astype(np.int8)
+    singles = x[:8 if quick else 32]
+
+    def best_rate(fn: Any, n: int, repeats: int = 2) -> float:
+        best = math.inf
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t)
+        return n / best
+
+    batched = reference.run(x)
+    one_by_one = np.stack([reference.run_one(s) for s in singles])
+    if not np.array_equal(batched[:len(singles)], one_by_one):
+        raise BenchError("the batched reference differs from the sample-by-sample reference")
+    rate_batched = best_rate(lambda: reference.run(x), len(x))
+    rate_single = best_rate(lambda: [reference.run_one(s) for s in singles], len(singles))
+    return {"queries_batched": len(x), "queries_single": len(singles), "chunk": reference.chunk,
+            "batched_queries_per_second": rate_batched, "single_queries_per_second": rate_single,
+            "batched_over_single": rate_batched / rate_single}
 
 
 # ---------------------------------------------------------------- the command
 
 
 def run_benchmarks(work_dir: Path, *, quick: bool = False, with_model: bool = True) -> dict[str, Any]:
-    """The whole bench; the result holds counts only (no wall-clock times), so two runs give
-    byte-identical JSON."""
+    """The whole bench; the result holds counts only, so two runs give byte-identical JSON, except
+    model.reference_throughput (wall-clock queries per second of the numpy reference)."""
     report: dict[str, Any] = {"unit": "emulated instructions per MAC (QEMU mps2-an500, -icount shift=0)",
                               "board": QEMU_BOARD, "quick": quick,
                               "goals": {"t2": GOALS_T2, "trit5_over_t2": TRIT5_GOAL_RATIO}}
     report |= bench_kernels(work_dir / "kernels", quick=quick)
     if with_model:
-        report["model"] = bench_model(work_dir / "model")
+        report["model"] = bench_model(work_dir / "model", quick=quick)
     return report
 
 
@@ -312,6 +343,11 @@ def format_table(report: dict[str, Any]) -> str:
                 ipm = "" if layer["insn_per_mac"] is None else f"{layer['insn_per_mac']:8.2f}"
                 lines.append(f"  {layer['layer']:<16}{layer['kernel']:<28}{layer['macs']:>10,}"
                              f"{layer['instructions']:>12,}{ipm}")
+        rt = model["reference_throughput"]
+        lines.append("")
+        lines.append(f"numpy reference on the paper model: {rt['batched_queries_per_second']:.0f} queries/s batched "
+                     f"({rt['chunk']} per pass), {rt['single_queries_per_second']:.0f} queries/s one at a time "
+                     f"(×{rt['batched_over_single']:.1f}); identical outputs")
     return "\n".join(lines)
 
 

@@ -1,43 +1,70 @@
-"""numpy helpers shared by the reference kernels: windows over NHWC tensors, the accumulator with
-its fine bias, exact dot products and the requantising output stage (tr_nn_support.h in C).
+"""numpy helpers shared by the reference kernels: windows over batched NHWC tensors, the accumulator
+with its fine bias, exact dot products and the requantising output stage (tr_nn_support.h in C).
 
-Accumulation is exact: sums are formed in float64 only where every partial sum stays far below
-2^53 (|w·x| <= 2^14 per tap), which lets numpy use BLAS, then converted back to int64.
+Every kernel takes a leading batch axis (N samples; one sample is a batch of one), so a whole batch
+of attack queries is one vectorised pass. Accumulation is exact: dot products run in float32 or
+float64 BLAS only where every partial sum provably stays an exactly representable integer
+(below 2^24 or 2^53), else in int64, and are converted back to int64.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..quantmath import requantize
 
-_EXACT_FLOAT_LIMIT = 2**52
+# Sums of integers stay exact in a float format while every partial sum's magnitude is below
+# 2^(mantissa bits + 1); we keep one bit of margin.
+_EXACT_FLOAT32_LIMIT = 2**23
+_EXACT_FLOAT64_LIMIT = 2**52
+INT8_MAGNITUDE = 128  # |x| <= 128 for any int8 activation
 # TR_NN_MAX_BIAS_SHIFT (tr_nn_support.h): the weighted C kernels refuse a larger bias_shift.
 KERNEL_MAX_BIAS_SHIFT = 16
 
 
 def output_stage(acc: np.ndarray, multiplier, shift, output_offset: int, act_min: int, act_max: int) -> np.ndarray:
     """clamp(requantize(acc) + output_offset, act_min, act_max) as int8 (tr_output_stage)."""
-    out = requantize(acc, multiplier, shift) + output_offset
-    return np.clip(out, act_min, act_max).astype(np.int8)
+    out = requantize(acc, multiplier, shift)
+    out += output_offset
+    return np.clip(out, act_min, act_max, out=out).astype(np.int8)
 
 
-def _tap_indices(out_len: int, stride: int, pad: int, k: int, in_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """(out_len, k) input coordinates of every tap, clipped into range, and their validity mask."""
-    idx = np.arange(out_len)[:, None] * stride - pad + np.arange(k)[None, :]
-    valid = (idx >= 0) & (idx < in_len)
-    return np.clip(idx, 0, max(in_len - 1, 0)), valid
+def padded(x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], padding: tuple[int, int],
+           out_hw: tuple[int, int], fill: int) -> np.ndarray:
+    """x (N, H, W, C) placed at (padding) in a (N, Hp, Wp, C) array of `fill`, just large enough for
+    out_hw windows of kh × kw at `stride`; rows/columns no window reads are left out."""
+    n, h, w, c = x.shape
+    rows = (out_hw[0] - 1) * stride[0] + kh
+    cols = (out_hw[1] - 1) * stride[1] + kw
+    out = np.full((n, rows, cols, c), fill, dtype=x.dtype)
+    top, left = padding
+    src = x[:, max(0, -top):max(0, rows - top), max(0, -left):max(0, cols - left)]
+    out[:, max(0, top):max(0, top) + src.shape[1], max(0, left):max(0, left) + src.shape[2]] = src
+    return out
+
+
+def tap(xp: np.ndarray, i: int, j: int, stride: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
+    """(N, OH, OW, C) view of the padded input that kernel tap (i, j) reads for every output."""
+    return xp[:, i:i + (out_hw[0] - 1) * stride[0] + 1:stride[0], j:j + (out_hw[1] - 1) * stride[1] + 1:stride[1]]
 
 
 def patches(x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], padding: tuple[int, int],
-            out_hw: tuple[int, int], fill: int) -> tuple[np.ndarray, np.ndarray]:
-    """(OH, OW, KH, KW, C) int64 windows with padded taps set to `fill`, plus the (OH, OW, KH, KW) mask."""
-    h, w, _ = x.shape
-    rows, rvalid = _tap_indices(out_hw[0], stride[0], padding[0], kh, h)
-    cols, cvalid = _tap_indices(out_hw[1], stride[1], padding[1], kw, w)
-    win = x.astype(np.int64)[rows[:, None, :, None], cols[None, :, None, :]]
-    mask = rvalid[:, None, :, None] & cvalid[None, :, None, :]
-    return np.where(mask[..., None], win, np.int64(fill)), mask
+            out_hw: tuple[int, int], fill: int) -> np.ndarray:
+    """(N, OH, OW, KH, KW, C) windows of x (N, H, W, C) (a strided view, x's dtype), padded taps `fill`."""
+    xp = padded(x, kh, kw, stride, padding, out_hw, fill)
+    win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(1, 2))  # (N, H', W', C, KH, KW)
+    win = win[:, ::stride[0], ::stride[1]][:, :out_hw[0], :out_hw[1]]
+    return win.transpose(0, 1, 2, 4, 5, 3)
+
+
+def valid_taps(h: int, w: int, kh: int, kw: int, stride: tuple[int, int], padding: tuple[int, int],
+               out_hw: tuple[int, int]) -> np.ndarray:
+    """(OH, OW) int64: how many of each window's taps fall inside the (h, w) input."""
+    ones = np.ones((1, h, w, 1), dtype=np.int64)
+    return patches(ones, kh, kw, stride, padding, out_hw, 0).sum(axis=(3, 4, 5))[0]
 
 
 def with_bias(sums: np.ndarray, bias, bias_shift: int) -> np.ndarray:
@@ -54,8 +81,106 @@ def with_bias(sums: np.ndarray, bias, bias_shift: int) -> np.ndarray:
     return acc
 
 
-def exact_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b for int8-range operands, exact."""
-    if a.shape[-1] * 128 * 128 >= _EXACT_FLOAT_LIMIT:
-        return a.astype(np.int64) @ b.astype(np.int64)
-    return np.rint(a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
+def max_magnitude(w: np.ndarray) -> int:
+    """max |w| of an integer array (0 when empty), without widening it first."""
+    return max(-int(w.min(initial=0)), int(w.max(initial=0)))
+
+
+def exact_dot(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """x @ w as int64, exactly, for int8 activations x (…, K) and integer weights w (K, M).
+
+    Every partial sum is bounded by K · 128 · max|w|; BLAS in float32 or float64 is used when that
+    bound keeps it an exactly representable integer (any summation order), else int64 matmul.
+    """
+    bound = x.shape[-1] * INT8_MAGNITUDE * max_magnitude(w)
+    if bound < _EXACT_FLOAT32_LIMIT:
+        dtype: type = np.float32
+    elif bound < _EXACT_FLOAT64_LIMIT:
+        dtype = np.float64
+    else:
+        return x.astype(np.int64) @ w.astype(np.int64)
+    return (x.astype(dtype) @ w.astype(dtype)).astype(np.int64)
+
+
+# ---------------------------------------------------------------- tables of the arithmetic above
+#
+# Where an op's output byte is a function of one small integer (an accumulator sum in a bounded
+# range) or of one or two int8 inputs, the bound reference looks it up in that function's table,
+# computed once from the very functions above on every possible argument: the same bytes, in a
+# fraction of the passes over a batch. Where a table would be large, or where computing it would
+# raise (an overflow the lowering never emits), the function itself runs, so errors stay identical.
+
+TABLE_LIMIT = 1 << 22  # int8 entries per op (4 MiB)
+
+
+@dataclass(frozen=True)
+class ChannelStage:
+    """acc = sums · 2^bias_shift + bias, then the output stage, per output channel (the last axis).
+
+    With a table (one row of 2·bound + 1 entries per channel) the output is table[c, sums + bound];
+    `bound` bounds |sums| for any int8 input (128 · Σ|w| of the channel's weights).
+    """
+
+    bias: np.ndarray
+    bias_shift: int
+    multiplier: np.ndarray
+    shift: np.ndarray
+    output_offset: int
+    act_min: int
+    act_max: int
+    table: np.ndarray | None = None
+    bound: int = 0
+
+    def __call__(self, sums: np.ndarray) -> np.ndarray:
+        if self.table is None:
+            acc = with_bias(sums, self.bias, self.bias_shift)
+            return output_stage(acc, self.multiplier, self.shift, self.output_offset, self.act_min, self.act_max)
+        cout = self.table.shape[0]
+        base = np.arange(cout, dtype=np.int64) * self.table.shape[1] + self.bound
+        return self.table.reshape(-1).take(sums + base)
+
+    @staticmethod
+    def build(sum_bound: np.ndarray, bias: np.ndarray, bias_shift: int, multiplier: np.ndarray, shift: np.ndarray,
+              output_offset: int, act_min: int, act_max: int) -> ChannelStage:
+        """The stage with its table when the table is small and computes without error."""
+        direct = ChannelStage(np.asarray(bias), bias_shift, np.asarray(multiplier), np.asarray(shift), output_offset,
+                              act_min, act_max)
+        sum_bound = np.asarray(sum_bound, dtype=np.int64)
+        bound = int(sum_bound.max(initial=0))
+        if (2 * bound + 1) * len(sum_bound) > TABLE_LIMIT:
+            return direct
+        sums = np.arange(-bound, bound + 1, dtype=np.int64)[:, None]
+        # Sums a channel cannot reach are evaluated at 0: their entries are never read.
+        reachable = np.where(np.abs(sums) <= sum_bound[None, :], sums, 0)
+        try:
+            table = direct(reachable)
+        except OverflowError:
+            return direct
+        return ChannelStage(direct.bias, bias_shift, direct.multiplier, direct.shift, output_offset, act_min, act_max,
+                            np.ascontiguousarray(table.T), bound)
+
+
+def weight_sum_bound(rows: np.ndarray) -> np.ndarray:
+    """Per output channel (rows of `rows`), max |Σ w·x| over int8 x: 128 · Σ|w|."""
+    return INT8_MAGNITUDE * np.abs(rows.astype(np.int64)).sum(axis=1)
+
+
+def byte_table(fn: Callable[..., np.ndarray], arity: int) -> Callable[..., np.ndarray]:
+    """An elementwise int8 function of one or two int8 inputs as a lookup in its table (256 or
+    256² entries, computed by `fn` itself); `fn` itself when computing the table raises."""
+    if 256**arity > TABLE_LIMIT:
+        return fn
+    levels = np.arange(-128, 128, dtype=np.int8)
+    grid = np.meshgrid(*([levels] * arity), indexing="ij")
+    try:
+        table = np.asarray(fn(*grid), dtype=np.int8).reshape(-1)
+    except OverflowError:
+        return fn
+
+    def lookup(*xs: np.ndarray) -> np.ndarray:
+        index = np.asarray(xs[0], dtype=np.intp) + 128
+        for x in xs[1:]:
+            index = index * 256 + (np.asarray(x, dtype=np.intp) + 128)
+        return table.take(index)
+
+    return lookup

@@ -30,6 +30,7 @@ class ConcatCall:
 
 
 def concat(xs: list[np.ndarray]) -> np.ndarray:
+    """Inputs [N, H, W, C_i] (or any leading axes) joined along the channel (last) axis."""
     return np.concatenate([np.asarray(x, dtype=np.int8) for x in xs], axis=-1)
 
 

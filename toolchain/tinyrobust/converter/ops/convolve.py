@@ -1,7 +1,7 @@
 """2-D convolution: tr_convolve_s8_{t2,t5,s8} (firmware/tr_nn/tr_convolve_s8_*.c).
 
-Input [H, W, C_in] int8, filter rows per output channel in order [KH][KW][C_in], bias [C_out],
-output [OH, OW, C_out]; padded taps read pad_value (the input zero point).
+Input [N, H, W, C_in] int8 (N samples), filter rows per output channel in order [KH][KW][C_in],
+bias [C_out], output [N, OH, OW, C_out]; padded taps read pad_value (the input zero point).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import packing
 from ..ir import ConvNode, Graph
-from .arith import exact_dot, output_stage, patches, with_bias
+from .arith import ChannelStage, exact_dot, patches, weight_sum_bound
 from .base import HWC, Clamp, Op, OpFamily, OpFn, Tile
 from .lowering import Lowered, LowerOptions
 from .weighted import WEIGHTED_ARRAYS, lower_weighted, unpacked_rows
@@ -35,17 +35,22 @@ class ConvParams:
 
 def convolve(x: np.ndarray, weights: np.ndarray, bias: np.ndarray, multiplier: np.ndarray, shift: np.ndarray,
              p: ConvParams) -> np.ndarray:
-    """The kernels' arithmetic: x [H, W, C_in], weights [C_out, KH, KW, C_in] -> [OH, OW, C_out]."""
+    """The kernels' arithmetic: x [N, H, W, C_in], weights [C_out, KH, KW, C_in] -> [N, OH, OW, C_out]."""
+    stage = ChannelStage(bias, p.bias_shift, multiplier, shift, p.output_offset, p.activation.min, p.activation.max)
+    return stage(convolve_sums(x, weights, p))
+
+
+def convolve_sums(x: np.ndarray, weights: np.ndarray, p: ConvParams) -> np.ndarray:
+    """Σ w·x of every output, int64 [N, OH, OW, C_out]: im2col, then one exact matrix product for
+    the whole batch."""
     cout, kh, kw, cin = weights.shape
-    if x.shape[2] != cin:
-        raise ValueError(f"input channels {x.shape[2]} != filter channels {cin}")
-    out_hw = (p.output.h, p.output.w)
-    win, _ = patches(x, kh, kw, (p.stride.h, p.stride.w), (p.padding.h, p.padding.w), out_hw, p.pad_value)
-    cols = win.reshape(out_hw[0] * out_hw[1], kh * kw * cin)
-    acc = with_bias(exact_dot(cols, weights.reshape(cout, -1).T), np.asarray(bias)[None, :], p.bias_shift)
-    out = output_stage(acc, np.asarray(multiplier)[None, :], np.asarray(shift)[None, :], p.output_offset,
-                       p.activation.min, p.activation.max)
-    return out.reshape(out_hw[0], out_hw[1], cout)
+    x = np.asarray(x, dtype=np.int8)
+    if x.ndim != 4 or x.shape[3] != cin:
+        raise ValueError(f"input {x.shape} is not [N, H, W, {cin}] (the filter's channels)")
+    n, out_hw = len(x), (p.output.h, p.output.w)
+    win = patches(x, kh, kw, (p.stride.h, p.stride.w), (p.padding.h, p.padding.w), out_hw, p.pad_value)
+    cols = win.reshape(n * out_hw[0] * out_hw[1], kh * kw * cin)
+    return exact_dot(cols, weights.reshape(cout, -1).T).reshape(n, out_hw[0], out_hw[1], cout)
 
 
 def scratch_bytes(p: ConvParams, fmt: str) -> int:
@@ -89,7 +94,10 @@ def _reference(op: Op) -> OpFn:
     k = p.kernel.h * p.kernel.w * p.input.c
     w = unpacked_rows(op, p.output.c, k).reshape(p.output.c, p.kernel.h, p.kernel.w, p.input.c)
     a = op.arrays
-    return lambda xs: convolve(xs[0], w, a["bias"], a["multiplier"], a["shift"], p)
+    stage = ChannelStage.build(weight_sum_bound(w.reshape(p.output.c, -1)), a["bias"], p.bias_shift, a["multiplier"],
+                               a["shift"], p.output_offset, p.activation.min, p.activation.max)
+    shape = (p.input.h, p.input.w, p.input.c)
+    return lambda xs: stage(convolve_sums(xs[0].reshape(-1, *shape), w, p))
 
 
 def _macs(p: ConvParams) -> int:

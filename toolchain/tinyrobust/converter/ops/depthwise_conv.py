@@ -1,8 +1,8 @@
 """Depthwise convolution: tr_depthwise_conv_s8_{t2,t5,s8} (firmware/tr_nn/tr_depthwise_conv_s8_*.c).
 
-Input [H, W, C_in], weights packed one row per kernel tap ([KH·KW] rows of C_out = C_in·ch_mult
-weights, matching NHWC activations), output [OH, OW, C_out]; output channel o reads input channel
-o // ch_mult. Also lowers a standalone BatchNorm (a 1×1 depthwise whose codes are the signs of its
+Input [N, H, W, C_in] (N samples), weights packed one row per kernel tap ([KH·KW] rows of
+C_out = C_in·ch_mult weights, matching NHWC activations), output [N, OH, OW, C_out]; output channel
+o reads input channel o // ch_mult. Also lowers a standalone BatchNorm (a 1×1 depthwise whose codes are the signs of its
 scale) and is what an average pool onto a finer grid becomes (see pool.py).
 """
 
@@ -14,7 +14,8 @@ import numpy as np
 
 from .. import packing
 from ..ir import BatchNormNode, ConvNode, Graph, UnsupportedModelError, WeightTensor
-from .arith import output_stage, patches, with_bias
+from ..quantmath import INT32_MAX
+from .arith import INT8_MAGNITUDE, ChannelStage, max_magnitude, padded, tap, weight_sum_bound
 from .base import HWC, Clamp, Op, OpFamily, OpFn, Tile
 from .lowering import Lowered, LowerOptions, where
 from .weighted import WEIGHTED_ARRAYS, lower_weighted, unpacked_rows
@@ -38,15 +39,34 @@ class DepthwiseParams:
 
 def depthwise_conv(x: np.ndarray, weights: np.ndarray, bias: np.ndarray, multiplier: np.ndarray,
                    shift: np.ndarray, p: DepthwiseParams) -> np.ndarray:
-    """The kernels' arithmetic: weights [KH, KW, C_out], C_out = C_in·ch_mult -> [OH, OW, C_out]."""
+    """The kernels' arithmetic: x [N, H, W, C_in], weights [KH, KW, C_out], C_out = C_in·ch_mult
+    -> [N, OH, OW, C_out]."""
+    stage = ChannelStage(bias, p.bias_shift, multiplier, shift, p.output_offset, p.activation.min, p.activation.max)
+    return stage(depthwise_sums(x, weights, p))
+
+
+def depthwise_sums(x: np.ndarray, weights: np.ndarray, p: DepthwiseParams) -> np.ndarray:
+    """Σ w·x of every output, int64 [N, OH, OW, C_out]: one exact multiply-add over the whole
+    batch per kernel tap."""
     kh, kw, cout = weights.shape
-    if cout != x.shape[2] * p.ch_mult:
-        raise ValueError(f"depthwise: C_out {cout} != C_in {x.shape[2]} * ch_mult {p.ch_mult}")
-    win, _ = patches(x, kh, kw, (p.stride.h, p.stride.w), (p.padding.h, p.padding.w), (p.output.h, p.output.w),
-                     p.pad_value)
-    win = win[..., np.arange(cout) // p.ch_mult]  # (OH, OW, KH, KW, C_out)
-    acc = with_bias(np.einsum("yxhwc,hwc->yxc", win, weights.astype(np.int64)), bias, p.bias_shift)
-    return output_stage(acc, multiplier, shift, p.output_offset, p.activation.min, p.activation.max)
+    x = np.asarray(x, dtype=np.int8)
+    if x.ndim != 4 or cout != x.shape[3] * p.ch_mult:
+        raise ValueError(f"depthwise: input {x.shape} is not [N, H, W, C_in] with C_in * {p.ch_mult} = {cout}")
+    stride, out_hw = (p.stride.h, p.stride.w), (p.output.h, p.output.w)
+    xp = padded(x, kh, kw, stride, (p.padding.h, p.padding.w), out_hw, p.pad_value)
+    if p.ch_mult != 1:
+        xp = xp[..., np.arange(cout) // p.ch_mult]
+    # |Σ w·x| <= KH·KW·128·max|w| fits int32 for any kernel the lowering emits; int64 otherwise.
+    bound = kh * kw * INT8_MAGNITUDE * max_magnitude(weights)
+    acc_type = np.int32 if bound <= INT32_MAX else np.int64
+    w = weights.astype(acc_type)
+    sums = np.zeros((len(x), *out_hw, cout), dtype=acc_type)
+    product = np.empty_like(sums)
+    for i in range(kh):
+        for j in range(kw):
+            np.multiply(tap(xp, i, j, stride, out_hw), w[i, j], out=product)  # int8 · acc_type → acc_type
+            sums += product
+    return sums.astype(np.int64)
 
 
 def _rows(codes: np.ndarray) -> np.ndarray:
@@ -93,7 +113,10 @@ def _reference(op: Op) -> OpFn:
     p: DepthwiseParams = op.params
     w = unpacked_rows(op, p.kernel.h * p.kernel.w, p.output.c).reshape(p.kernel.h, p.kernel.w, p.output.c)
     a = op.arrays
-    return lambda xs: depthwise_conv(xs[0], w, a["bias"], a["multiplier"], a["shift"], p)
+    stage = ChannelStage.build(weight_sum_bound(w.reshape(-1, p.output.c).T), a["bias"], p.bias_shift,
+                               a["multiplier"], a["shift"], p.output_offset, p.activation.min, p.activation.max)
+    shape = (p.input.h, p.input.w, p.input.c)
+    return lambda xs: stage(depthwise_sums(xs[0].reshape(-1, *shape), w, p))
 
 
 FAMILY = OpFamily(

@@ -1,7 +1,7 @@
 """Fully connected: tr_fully_connected_s8_{t2,t5,s8} (firmware/tr_nn/tr_fully_connected_s8_*.c).
 
-Input [C_in] int8 (a flattened tensor's bytes), one packed row of C_in weights per output channel,
-bias [C_out], output [C_out].
+Input [N, C_in] int8 (N samples, each a flattened tensor's bytes), one packed row of C_in weights per
+output channel, bias [C_out], output [N, C_out].
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import packing
 from ..ir import ConvNode, Graph
-from .arith import exact_dot, output_stage, with_bias
+from .arith import ChannelStage, exact_dot, weight_sum_bound
 from .base import Clamp, Op, OpFamily, OpFn
 from .lowering import Lowered, LowerOptions
 from .weighted import WEIGHTED_ARRAYS, lower_weighted, unpacked_rows
@@ -31,9 +31,16 @@ class FullyConnectedParams:
 
 def fully_connected(x: np.ndarray, weights: np.ndarray, bias: np.ndarray, multiplier: np.ndarray,
                     shift: np.ndarray, p: FullyConnectedParams) -> np.ndarray:
-    """The kernels' arithmetic: x [C_in], weights [C_out, C_in] -> [C_out]."""
-    acc = with_bias(exact_dot(weights, np.asarray(x).reshape(-1)[:, None])[:, 0], bias, p.bias_shift)
-    return output_stage(acc, multiplier, shift, p.output_offset, p.activation.min, p.activation.max)
+    """The kernels' arithmetic: x [N, C_in] (any trailing shape of C_in bytes), weights [C_out, C_in]
+    -> [N, C_out]."""
+    stage = ChannelStage(bias, p.bias_shift, multiplier, shift, p.output_offset, p.activation.min, p.activation.max)
+    return stage(fully_connected_sums(x, weights))
+
+
+def fully_connected_sums(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Σ w·x of every output, int64 [N, C_out]: one exact matrix product for the whole batch."""
+    x = np.asarray(x, dtype=np.int8)
+    return exact_dot(x.reshape(len(x), -1), weights.T)
 
 
 # TR_FC_TABLE_MIN_ROWS in tr_fully_connected_s8_t2.c: from this many outputs on, the t2 kernel's
@@ -64,7 +71,9 @@ def _reference(op: Op) -> OpFn:
     p: FullyConnectedParams = op.params
     w = unpacked_rows(op, p.output_channels, p.input_channels)
     a = op.arrays
-    return lambda xs: fully_connected(xs[0], w, a["bias"], a["multiplier"], a["shift"], p)
+    stage = ChannelStage.build(weight_sum_bound(w), a["bias"], p.bias_shift, a["multiplier"], a["shift"],
+                               p.output_offset, p.activation.min, p.activation.max)
+    return lambda xs: stage(fully_connected_sums(xs[0], w))
 
 
 FAMILY = OpFamily(

@@ -25,11 +25,12 @@ class PadParams:
 
 
 def pad(x: np.ndarray, p: PadParams) -> np.ndarray:
-    h, w, c = x.shape
+    """[N, H, W, C] -> [N, OH, OW, C]: the input at (top, left), every other byte pad_value."""
+    n, h, w, c = x.shape
     if p.top < 0 or p.left < 0 or p.top + h > p.output.h or p.left + w > p.output.w:
         raise ValueError("pad: input does not fit the output at (top, left)")
-    out = np.full((p.output.h, p.output.w, c), p.pad_value, dtype=np.int8)
-    out[p.top:p.top + h, p.left:p.left + w] = x
+    out = np.full((n, p.output.h, p.output.w, c), p.pad_value, dtype=np.int8)
+    out[:, p.top:p.top + h, p.left:p.left + w] = x
     return out
 
 
@@ -46,6 +47,7 @@ FAMILY = OpFamily(
     kernels={None: "tr_pad_s8"},
     arrays=(),
     inputs_per_call=1,
-    reference=lambda op: lambda xs: pad(xs[0], op.params),
+    reference=lambda op: lambda xs: pad(xs[0].reshape(-1, op.params.input.h, op.params.input.w, op.params.input.c),
+                                        op.params),
     macs=lambda p: 0,
 )

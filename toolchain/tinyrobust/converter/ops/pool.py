@@ -13,7 +13,7 @@ import numpy as np
 
 from ..ir import ConvNode, Graph, PoolNode, WeightTensor
 from . import depthwise_conv
-from .arith import patches
+from .arith import patches, valid_taps
 from .base import HWC, Clamp, Op, OpFamily, OpFn, Tile
 from .lowering import Lowered, LowerOptions, grids
 
@@ -30,19 +30,24 @@ class PoolParams:
     activation: Clamp
 
 
+def _windows(x: np.ndarray, p: PoolParams, fill: int) -> np.ndarray:
+    """(N, OH, OW, KH, KW, C) windows of x [N, H, W, C], padded taps `fill`."""
+    x = np.asarray(x, dtype=np.int8).reshape(-1, p.input.h, p.input.w, p.input.c)
+    return patches(x, p.kernel.h, p.kernel.w, (p.stride.h, p.stride.w), (p.padding.h, p.padding.w),
+                   (p.output.h, p.output.w), fill)
+
+
 def max_pool(x: np.ndarray, p: PoolParams) -> np.ndarray:
-    """Max over valid taps (-128 for a window with none), then clamp."""
-    win, _ = patches(x, p.kernel.h, p.kernel.w, (p.stride.h, p.stride.w), (p.padding.h, p.padding.w),
-                     (p.output.h, p.output.w), -128)
-    return np.clip(win.max(axis=(2, 3)), p.activation.min, p.activation.max).astype(np.int8)
+    """Max over valid taps (-128 for a window with none), then clamp: [N, H, W, C] -> [N, OH, OW, C]."""
+    return np.clip(_windows(x, p, -128).max(axis=(3, 4)), p.activation.min, p.activation.max).astype(np.int8)
 
 
 def avg_pool(x: np.ndarray, p: PoolParams) -> np.ndarray:
-    """Mean over valid taps, half away from zero, C truncating division (0 if none), then clamp."""
-    win, mask = patches(x, p.kernel.h, p.kernel.w, (p.stride.h, p.stride.w), (p.padding.h, p.padding.w),
-                        (p.output.h, p.output.w), 0)
-    total = win.sum(axis=(2, 3))
-    cnt = mask.sum(axis=(2, 3)).astype(np.int64)[..., None]
+    """Mean over valid taps, half away from zero, C truncating division (0 if none), then clamp:
+    [N, H, W, C] -> [N, OH, OW, C]."""
+    total = _windows(x, p, 0).sum(axis=(3, 4), dtype=np.int64)
+    cnt = valid_taps(p.input.h, p.input.w, p.kernel.h, p.kernel.w, (p.stride.h, p.stride.w),
+                     (p.padding.h, p.padding.w), (p.output.h, p.output.w))[..., None]
     half = cnt // 2
     num = np.where(total > 0, total + half, total - half)
     avg = np.sign(num) * (np.abs(num) // np.maximum(cnt, 1))

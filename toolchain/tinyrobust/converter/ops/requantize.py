@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir import Grid
-from .arith import output_stage
-from .base import Clamp, Op, OpFamily
+from .arith import byte_table, output_stage
+from .base import Clamp, Op, OpFamily, OpFn
 from .lowering import INT8_ABS_MAX, multiplier, output_clamp
 
 
@@ -42,12 +42,18 @@ def requantize_op(name: str, src: str, dst: str, gi: Grid, go: Grid, relu: bool,
     return Op(FAMILY.kernels[None], name, (src,), dst, params)
 
 
+def _reference(op: Op) -> OpFn:
+    """requantize_tensor() looked up in its 256-entry table (computed by requantize_tensor() itself)."""
+    table = byte_table(lambda x: requantize_tensor(x, op.params), 1)
+    return lambda xs: table(xs[0])
+
+
 FAMILY = OpFamily(
     name="requantize",
     params_type=RequantizeParams,
     kernels={None: "tr_requantize_s8"},
     arrays=(),
     inputs_per_call=1,
-    reference=lambda op: lambda xs: requantize_tensor(xs[0], op.params),
+    reference=_reference,
     macs=lambda p: p.elements,
 )
