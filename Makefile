@@ -38,8 +38,12 @@ test: setup
 lint: venv
 	$(VENV)/bin/ruff check toolchain tests
 
+# FUZZ_SECONDS=N make fuzz runs longer; the corpus accumulates outside the checkout (FUZZ_CORPUS).
+FUZZ_SECONDS ?= 20
+FUZZ_CORPUS ?= $(HOME)/.cache/tinyrobust/fuzz/tr_proto
 fuzz: setup
-	$(VENV)/bin/pytest -m fuzz -k fuzz tests/firmware/test_app_protocol.py
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_CORPUS=$(FUZZ_CORPUS) $(VENV)/bin/pytest -m fuzz -k fuzz \
+		tests/firmware/test_app_protocol.py
 
 bench: setup
 	$(VENV)/bin/tinyrobust bench

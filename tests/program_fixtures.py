@@ -63,6 +63,31 @@ def big_arena_program(side: int) -> Program:
     return _program({"x": (16, 16, 4), "p": (side, side, 4), "y": (1, 1, 4)}, (pad_op, pool_op), "big_arena_fixture")
 
 
+def big_io_program(seed: int = 11) -> Program:
+    """A 96×96×3 input (27,648 bytes, MLPerf Tiny's visual wake words size) → 3×3 conv, stride 2, t2, 4
+    channels → 48×48×4 output (9,216 bytes): both tensors are larger than one protocol frame."""
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-1, 2, (4, 27)).astype(np.int8)
+    conv = Op(convolve.FAMILY.kernels[packing.T2], "conv", ("x",), "y",
+              ConvParams(HWC(96, 96, 3), HWC(48, 48, 4), Tile(3, 3), Tile(2, 2), Tile(1, 1), -128, 0, FULL, 2),
+              {"weights": packing.pack_rows(w, packing.T2),
+               "bias": rng.integers(-4000, 4000, 4).astype(np.int32),
+               "multiplier": np.full(4, 1 << 30, np.int32), "shift": np.full(4, -5, np.int32)},
+              packing.T2)
+    return _program({"x": (96, 96, 3), "y": (48, 48, 4)}, (conv,), "big_io_fixture")
+
+
+def deep_program(layers: int) -> Program:
+    """`layers` 1×1 max pools in a chain on a 1×1×4 tensor: a layer count with nothing else to it."""
+    tensors: dict[str, tuple[int, ...]] = {"t0": (1, 1, 4)}
+    chain = []
+    for i in range(layers):
+        tensors[f"t{i + 1}"] = (1, 1, 4)
+        chain.append(Op(pool.FAMILY.kernels["max"], f"pool{i}", (f"t{i}",), f"t{i + 1}",
+                        PoolParams(HWC(1, 1, 4), HWC(1, 1, 4), Tile(1, 1), Tile(1, 1), Tile(0, 0), FULL)))
+    return _program(tensors, tuple(chain), f"deep_{layers}")
+
+
 def write_model_library(program: Program, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     render_model_library(program, out_dir)

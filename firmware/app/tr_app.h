@@ -1,5 +1,5 @@
 /*
- * tr_app.h - request dispatch of the evaluation firmware: HELLO, INFER, PROFILE, DUMP (PROTOCOL.md).
+ * tr_app.h - request dispatch of the evaluation firmware: HELLO, LOAD, INFER, READ, PROFILE, DUMP (PROTOCOL.md).
  * Uses the generated model library (tr_model.h) and the board API (tr_board.h).
  */
 #ifndef TR_APP_H

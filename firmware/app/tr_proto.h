@@ -1,5 +1,5 @@
 /*
- * tr_proto.h - frame parser and encoder for the tinyrobust wire protocol, version 1 (PROTOCOL.md).
+ * tr_proto.h - frame parser and encoder for the tinyrobust wire protocol, version 2 (PROTOCOL.md).
  *
  * Pure C11, no board dependencies: the same file is compiled for the device, for host tests and
  * for the libFuzzer harness.
@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TR_PROTO_VERSION 1u
+#define TR_PROTO_VERSION 2u
 #define TR_PROTO_SOF0 0xA5u
 #define TR_PROTO_SOF1 0x5Au
 #define TR_PROTO_MAX_PAYLOAD 4096u
@@ -42,6 +42,8 @@
 #define TR_PROTO_INFER 0x02u
 #define TR_PROTO_PROFILE 0x03u
 #define TR_PROTO_DUMP 0x04u
+#define TR_PROTO_LOAD 0x05u /* a chunk of the input, staged for a later INFER / PROFILE / DUMP */
+#define TR_PROTO_READ 0x06u /* a window of the last INFER's output */
 #define TR_PROTO_RESPONSE_FLAG 0x80u
 #define TR_PROTO_ERROR 0xFFu
 
@@ -53,6 +55,8 @@ typedef enum {
     TR_PROTO_ERR_UNKNOWN_TYPE = 4,
     TR_PROTO_ERR_LAYER = 5,
     TR_PROTO_ERR_INFERENCE = 6,
+    TR_PROTO_ERR_RANGE = 7, /* a chunk or window outside the input / output */
+    TR_PROTO_ERR_INPUT = 8, /* the staged input does not match the request's CRC-32 */
 } tr_proto_error_code;
 
 typedef enum {

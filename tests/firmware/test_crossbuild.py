@@ -9,6 +9,7 @@ import socket
 import struct
 import subprocess
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -177,7 +178,11 @@ def qemu(elf: Path) -> Iterator[Link]:
                     raise
                 time.sleep(0.05)
         with sock:
-            yield Link(sock)
+            link = Link(sock)
+            # wait=on: connected before the firmware starts, so its boot announcement (HELLO, seq 0) arrives.
+            rtype, seq, body = link.read_frame()
+            assert (rtype, seq) == (0x81, 0) and body.startswith(b"TRNN")
+            yield link
     finally:
         proc.kill()
         proc.wait(timeout=10)
@@ -194,6 +199,11 @@ def parse_hello(body: bytes) -> dict[str, object]:
 
 @pytest.mark.qemu
 @pytest.mark.slow
+def section(x: bytes, offset: int = 0, whole: bytes | None = None) -> bytes:
+    """An input section: CRC-32 of the whole input, the chunk's offset, the chunk."""
+    return struct.pack("<II", zlib.crc32(x if whole is None else whole), offset) + x
+
+
 def test_qemu_serves_hello_infer_profile_dump(qemu_fw: FirmwareArtifacts) -> None:
     x = bytes((i * 37 + 5) & 0xFF for i in range(16))
     a, b, y = layers(x)
@@ -201,16 +211,16 @@ def test_qemu_serves_hello_infer_profile_dump(qemu_fw: FirmwareArtifacts) -> Non
         rtype, body = link.request(0x01, 1)
         assert rtype == 0x81
         hello = parse_hello(body)
-        assert hello == dict(magic=b"TRNN", version=1, kind=1, layers=3, input=16, output=4, arena=ARENA,
+        assert hello == dict(magic=b"TRNN", version=2, kind=1, layers=3, input=16, output=4, arena=ARENA,
                              clock=25_000_000, hash=PROGRAM.sha256(), flags=0, board="qemu_mps2_an500",
                              firmware="tinyrobust-fw 0.1.0")
 
         counts = []
         for seq in (2, 3):
-            rtype, body = link.request(0x02, seq, x)
-            assert rtype == 0x82 and len(body) == 8 + 4
-            count = struct.unpack_from("<Q", body)[0]
-            assert body[8:] == y
+            rtype, body = link.request(0x02, seq, section(x))
+            assert rtype == 0x82 and len(body) == 12 + 4
+            count, crc = struct.unpack_from("<QI", body)
+            assert body[12:] == y and crc == zlib.crc32(y)
             counts.append(count)
         assert counts[0] > 0 and counts[0] % QEMU_COUNTER_SCALE == 0
         # Deterministic up to the counter's resolution: one SysTick tick = 40 instructions. The
@@ -219,24 +229,34 @@ def test_qemu_serves_hello_infer_profile_dump(qemu_fw: FirmwareArtifacts) -> Non
 
         for k in range(3):  # other inputs, against the reference
             xr = bytes((i * 91 + k * 13) & 0xFF for i in range(16))
-            assert link.request(0x02, 4, xr)[1][8:] == layers(xr)[2]
+            assert link.request(0x02, 4, section(xr))[1][12:] == layers(xr)[2]
 
-        rtype, body = link.request(0x03, 5, x)
+        rtype, body = link.request(0x03, 5, section(x))
         assert rtype == 0x83 and struct.unpack_from("<H", body)[0] == 3 and len(body) == 2 + 3 * 8
 
-        rtype, body = link.request(0x04, 6, struct.pack("<HIH", 1, 2, 100) + x)
+        rtype, body = link.request(0x04, 6, struct.pack("<HIH", 1, 2, 100) + section(x))
         assert rtype == 0x84
         assert struct.unpack_from("<I", body)[0] == len(b) and body[4:] == b[2:]
-        rtype, body = link.request(0x04, 7, struct.pack("<HIH", 0, 0, len(a)) + x)
+        rtype, body = link.request(0x04, 7, struct.pack("<HIH", 0, 0, len(a)) + section(x))
         assert body[4:] == a
-        rtype, body = link.request(0x04, 8, struct.pack("<HIH", 2, 99, 5) + x)
+        rtype, body = link.request(0x04, 8, struct.pack("<HIH", 2, 99, 5) + section(b"", 16, x))  # held input
         assert body == struct.pack("<I", 4)  # window past the end: total only
 
-        # Errors: wrong length, unknown type, bad layer, bad CRC; then the link still works.
+        # Staged in pieces: LOAD the head, the request carries the tail; READ windows of the output.
+        assert link.request(0x05, 20, struct.pack("<I", 0) + x[:10]) == (0x85, struct.pack("<I", 10))
+        assert link.request(0x02, 21, section(x[10:], 10, x))[1][12:] == y
+        assert link.request(0x06, 22, struct.pack("<IH", 1, 2)) == (0x86, struct.pack("<I", 4) + y[1:3])
+        # A missing piece is refused, never computed on: the staged input no longer has the stated CRC-32.
+        assert link.request(0x05, 23, struct.pack("<I", 0) + bytes(4)) == (0x85, struct.pack("<I", 4))
+        assert link.request(0x02, 24, section(x[10:], 10, x)) == (0xFF, bytes([8, 0x02]))
+
+        # Errors: wrong length, unknown type, bad layer, out of range, bad CRC; then the link still works.
         assert link.request(0x02, 9, x[:5]) == (0xFF, bytes([3, 0x02]))
         assert link.request(0x33, 10) == (0xFF, bytes([4, 0x33]))
-        assert link.request(0x04, 11, struct.pack("<HIH", 3, 0, 1) + x) == (0xFF, bytes([5, 0x04]))
-        bad = bytearray(frame(0x02, 12, x))
+        assert link.request(0x04, 11, struct.pack("<HIH", 3, 0, 1) + section(x)) == (0xFF, bytes([5, 0x04]))
+        assert link.request(0x05, 14, struct.pack("<I", 15) + b"ab") == (0xFF, bytes([7, 0x05]))
+        assert link.request(0x06, 15, struct.pack("<IH", 5, 1)) == (0xFF, bytes([7, 0x06]))
+        bad = bytearray(frame(0x02, 12, section(x)))
         bad[-1] ^= 0xFF
         link.sock.sendall(b"noise\xa5" + bytes(bad))
         assert link.read_frame() == (0xFF, 12, bytes([1, 0x02]))
@@ -266,7 +286,7 @@ def test_qemu_counter_is_emulated_instructions_times_40(tmp_path: Path) -> None:
         (model / "tr_model.c").write_text(spliced)
         fw = build_firmware(model, load_board(QEMU_BOARD), tmp_path / str(n), arena_region="DTCM")
         with qemu(fw.elf) as link:
-            runs = [struct.unpack_from("<Q", link.request(0x02, seq, x)[1])[0] for seq in (1, 2, 3)]
+            runs = [struct.unpack_from("<Q", link.request(0x02, seq, section(x))[1])[0] for seq in (1, 2, 3)]
         assert max(runs) - min(runs) <= QEMU_COUNTER_SCALE, f"counts vary by more than one tick: {runs}"
         counts[n] = runs[0]
     # 1,000,000 extra iterations = 2,000,000 extra instructions. Each count is exact to one tick

@@ -36,6 +36,7 @@ from tinyrobust.targets.protocol import (
     check_model_hash,
     crc16_ccitt_false,
     encode_frame,
+    servable_problems,
 )
 
 # --------------------------------------------------------------------------------------------------------
@@ -64,9 +65,19 @@ IDLE_RESET_S = 0.1  # shorter than the client's per-attempt timeout, as on the f
 MODEL_HASH = hashlib.sha256(b"fake model").digest()
 
 
-def _layer_output(inp: bytes, layer: int) -> bytes:
+def _crc32_bitwise(data: bytes) -> int:
+    # Independent of zlib (which the host uses): reflected 0xEDB88320, init and xorout 0xFFFFFFFF.
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xEDB88320 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFFFFFF
+
+
+def _layer_output(inp: bytes, layer: int, sizes: tuple[int, ...] = LAYER_SIZES) -> bytes:
     seed = hashlib.sha256(inp + bytes([layer])).digest()
-    return (seed * (LAYER_SIZES[layer] // 32 + 1))[: LAYER_SIZES[layer]]
+    return (seed * (sizes[layer] // 32 + 1))[: sizes[layer]]
 
 
 def _count(inp: bytes) -> int:
@@ -74,15 +85,24 @@ def _count(inp: bytes) -> int:
 
 
 class FakeDevice:
-    """Listens on 127.0.0.1:port; answers one connection. ``faults`` is a queue of actions, one per
-    answer: None (clean), "drop", "corrupt", "garbage", "stale", "crc_error", "split", "bad_len"."""
+    """Listens on 127.0.0.1:port; answers one connection at a time, protocol version 2. ``faults`` is a
+    queue of actions, one per answer: None (clean), "drop", "corrupt", "garbage", "stale", "crc_error",
+    "split", "bad_len", "reset" (the device restarts instead of answering: staged input and last
+    output are lost, and it announces itself with a seq-0 HELLO) or "wipe" (it answers, then loses its
+    staged input and last output without a word: a restart whose announcement was lost)."""
 
-    def __init__(self, faults: list[str | None] | None = None, idle_reset: bool = True) -> None:
+    def __init__(self, faults: list[str | None] | None = None, idle_reset: bool = True, *,
+                 input_bytes: int = INPUT_BYTES, layer_sizes: tuple[int, ...] = LAYER_SIZES,
+                 model_hash: bytes = MODEL_HASH) -> None:
         self.idle_reset = idle_reset
         self.faults: deque[str | None] = deque(faults or [])
         self.requests: list[Frame] = []
-        self.hello = Hello(1, 1, len(LAYER_SIZES), INPUT_BYTES, OUTPUT_BYTES, 6000, 25_000_000,
-                           MODEL_HASH, 0, "fake_board", "test-0.1")
+        self.input_bytes, self.layer_sizes = input_bytes, layer_sizes
+        self.hello = Hello(2, 1, len(layer_sizes), input_bytes, layer_sizes[-1], 6000, 25_000_000,
+                           model_hash, 0, "fake_board", "test-0.1")
+        self.staged = bytearray(input_bytes)
+        self.last_output = bytearray(layer_sizes[-1])
+        self.resets = 0
         self._srv = socket.create_server(("127.0.0.1", 0))
         self.port = self._srv.getsockname()[1]
         self._stop = threading.Event()
@@ -99,30 +119,75 @@ class FakeDevice:
         self._srv.close()
         self._thread.join(timeout=2)
 
+    def _stage(self, section: bytes) -> int:
+        """Apply an input section; 0 or the error code (independent of the firmware's tr_stage.c)."""
+        if len(section) < 8:
+            return ErrorCode.BAD_LENGTH
+        crc, offset = struct.unpack_from("<II", section)
+        chunk = section[8:]
+        if offset + len(chunk) > self.input_bytes:
+            return ErrorCode.OUT_OF_RANGE
+        self.staged[offset : offset + len(chunk)] = chunk
+        return 0 if _crc32_bitwise(bytes(self.staged)) == crc else ErrorCode.INPUT_MISMATCH
+
     def _answer(self, ftype: int, seq: int, payload: bytes) -> tuple[int, bytes]:
+        sizes = self.layer_sizes
         if ftype == MsgType.HELLO and not payload:
             return ftype | 0x80, self.hello.encode()
-        if ftype in (MsgType.INFER, MsgType.PROFILE) and len(payload) != INPUT_BYTES:
-            return 0xFF, bytes([ErrorCode.BAD_LENGTH, ftype])
+        if ftype == MsgType.LOAD:
+            (offset,) = struct.unpack_from("<I", payload)
+            chunk = payload[4:]
+            if offset + len(chunk) > self.input_bytes:
+                return 0xFF, bytes([ErrorCode.OUT_OF_RANGE, ftype])
+            self.staged[offset : offset + len(chunk)] = chunk
+            return ftype | 0x80, struct.pack("<I", offset + len(chunk))
+        if ftype == MsgType.READ:
+            offset, length = struct.unpack("<IH", payload)
+            out = bytes(self.last_output)
+            return ftype | 0x80, struct.pack("<I", len(out)) + out[offset : offset + min(length, MAX_PAYLOAD - 4)]
+        if ftype in (MsgType.INFER, MsgType.PROFILE):
+            err = self._stage(payload)
+            if err:
+                return 0xFF, bytes([err, ftype])
+            inp = bytes(self.staged)
         if ftype == MsgType.INFER:
-            return ftype | 0x80, struct.pack("<Q", _count(payload)) + _layer_output(payload, 2)
+            self.last_output[:] = _layer_output(inp, len(sizes) - 1, sizes)
+            out = bytes(self.last_output)
+            return ftype | 0x80, struct.pack("<QI", _count(inp), _crc32_bitwise(out)) + out[: MAX_PAYLOAD - 12]
         if ftype == MsgType.PROFILE:
-            counts = [_count(payload) + i for i in range(len(LAYER_SIZES))]
+            counts = [_count(inp) + i for i in range(len(sizes))]
             return ftype | 0x80, struct.pack(f"<H{len(counts)}Q", len(counts), *counts)
         if ftype == MsgType.DUMP:
-            if len(payload) != 8 + INPUT_BYTES:
+            if len(payload) < 16:
                 return 0xFF, bytes([ErrorCode.BAD_LENGTH, ftype])
             layer, offset, length = struct.unpack_from("<HIH", payload)
-            if layer >= len(LAYER_SIZES):
+            if layer >= len(sizes):
                 return 0xFF, bytes([ErrorCode.LAYER_OUT_OF_RANGE, ftype])
-            data = _layer_output(payload[8:], layer)
+            err = self._stage(payload[8:])
+            if err:
+                return 0xFF, bytes([err, ftype])
+            data = _layer_output(bytes(self.staged), layer, sizes)
             length = min(length, MAX_PAYLOAD - 4)
             return ftype | 0x80, struct.pack("<I", len(data)) + data[offset : offset + length]
         return 0xFF, bytes([ErrorCode.UNKNOWN_TYPE, ftype])
 
+    def _reset(self, conn: socket.socket) -> None:
+        self.resets += 1
+        self.staged[:] = bytes(self.input_bytes)
+        self.last_output[:] = bytes(len(self.last_output))
+        conn.sendall(_frame(MsgType.HELLO | 0x80, 0, self.hello.encode()))
+
     def _send(self, conn: socket.socket, seq: int, rtype: int, payload: bytes) -> None:
         action = self.faults.popleft() if self.faults else None
         raw = _frame(rtype, seq, payload)
+        if action == "reset":
+            self._reset(conn)
+            return
+        if action == "wipe":  # a restart whose announcement never arrived: the answer, then amnesia
+            conn.sendall(raw)
+            self.staged[:] = bytes(self.input_bytes)
+            self.last_output[:] = bytes(len(self.last_output))
+            return
         if action == "drop":
             return
         if action == "corrupt":
@@ -144,10 +209,17 @@ class FakeDevice:
             conn.sendall(raw)
 
     def _run(self) -> None:
-        try:
-            conn, _ = self._srv.accept()
-        except OSError:
-            return
+        self._srv.settimeout(0.05)
+        while not self._stop.is_set():  # a host that lost the link may connect again
+            try:
+                conn, _ = self._srv.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._serve(conn)
+
+    def _serve(self, conn: socket.socket) -> None:
         conn.settimeout(0.05)
         state, hdr, payload, crc = "sof0", bytearray(), bytearray(), bytearray()
         need = 0
@@ -205,8 +277,8 @@ class FakeDevice:
 def device():
     devs: list[FakeDevice] = []
 
-    def make(faults: list[str | None] | None = None, idle_reset: bool = True) -> FakeDevice:
-        devs.append(FakeDevice(faults, idle_reset))
+    def make(faults: list[str | None] | None = None, idle_reset: bool = True, **sizes: object) -> FakeDevice:
+        devs.append(FakeDevice(faults, idle_reset, **sizes))
         return devs[-1]
 
     yield make
@@ -324,7 +396,7 @@ def test_random_noise_never_yields_a_frame_that_was_not_sent() -> None:
 
 
 def test_hello_round_trip_and_hash_check() -> None:
-    h = Hello(1, 0, 4, 784, 10, 4096, 480_000_000, bytes(range(32)), 1, "nucleo_h743zi", "0.1.0")
+    h = Hello(2, 0, 4, 784, 10, 4096, 480_000_000, bytes(range(32)), 1, "nucleo_h743zi", "0.1.0")
     parsed = Hello.parse(h.encode())
     assert parsed == h
     assert parsed.clock_fell_back_to_hsi and parsed.counter_unit == "cycles"
@@ -338,13 +410,13 @@ def test_hello_round_trip_and_hash_check() -> None:
     "mutate, match",
     [
         (lambda p: b"XXXX" + p[4:], "magic"),
-        (lambda p: p[:4] + b"\x02" + p[5:], "protocol"),
+        (lambda p: p[:4] + b"\x01" + p[5:], "protocol"),
         (lambda p: p[:-1], "NUL"),
         (lambda p: p[:20], "too short"),
     ],
 )
 def test_hello_rejects_malformed(mutate, match) -> None:
-    h = Hello(1, 1, 2, 3, 4, 5, 6, bytes(32), 0, "b", "f")
+    h = Hello(2, 1, 2, 3, 4, 5, 6, bytes(32), 0, "b", "f")
     with pytest.raises(ProtocolError, match=match):
         Hello.parse(mutate(h.encode()))
 
@@ -366,7 +438,9 @@ def test_clean_session(device) -> None:
     assert c.dump(inp, 1) == _layer_output(inp, 1)  # 5000 bytes: two windows
     dumps = [f for f in dev.requests if f.type == MsgType.DUMP]
     assert [struct.unpack_from("<HIH", f.payload)[:2] for f in dumps] == [(0, 0), (1, 0), (1, 4092)]
-    assert all(len(f.payload) - 8 == INPUT_BYTES for f in dumps)
+    # The INFER carried the input inline; the device still holds it, so each DUMP states its CRC-32 only.
+    assert [len(f.payload) for f in dev.requests if f.type == MsgType.INFER] == [8 + INPUT_BYTES]
+    assert all(len(f.payload) == 8 + 8 for f in dumps)
     assert c.stats.retries == 0 and c.stats.crc_errors == 0
 
 
@@ -465,3 +539,80 @@ def test_fault_proxy_between_client_and_device(device) -> None:
 def test_fault_proxy_refuses_non_loopback() -> None:
     with pytest.raises(ValueError, match="loopback"):
         FaultProxy(1234, upstream_host="8.8.8.8")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Tensors larger than a frame (protocol version 2)
+
+BIG_INPUT = 10_000  # head staged in LOAD chunks, tail inline in the INFER
+BIG_SIZES = (40, 9_000)  # the output takes the INFER's first window and two READ windows
+
+
+def _big_input(seed: int) -> bytes:
+    return bytes(random.Random(seed).randrange(256) for _ in range(BIG_INPUT))
+
+
+def test_input_and_output_larger_than_a_frame(device) -> None:
+    dev = device(input_bytes=BIG_INPUT, layer_sizes=BIG_SIZES)
+    c = _client(dev.url())
+    inp = _big_input(1)
+    r = c.infer(inp)
+    assert r.output == _layer_output(inp, 1, BIG_SIZES) and r.count == _count(inp)
+    loads = [f for f in dev.requests if f.type == MsgType.LOAD]
+    assert [struct.unpack_from("<I", f.payload)[0] for f in loads] == [0, 4092]  # 5,912 bytes staged ahead
+    assert [len(f.payload) for f in dev.requests if f.type == MsgType.INFER] == [8 + BIG_INPUT - 5912]
+    assert [struct.unpack("<IH", f.payload) for f in dev.requests if f.type == MsgType.READ] == [
+        (4084, 4092), (8176, 824)]
+    assert c.stats.load_chunks == 2 and c.stats.read_windows == 2
+    # The device still holds this input: PROFILE and DUMP send its CRC-32, not its bytes.
+    assert c.profile(inp) == [_count(inp) + i for i in range(2)]
+    assert c.dump(inp, 1) == _layer_output(inp, 1, BIG_SIZES)
+    assert c.stats.load_chunks == 2
+    other = _big_input(2)
+    assert c.infer(other).output == _layer_output(other, 1, BIG_SIZES) and c.stats.load_chunks == 4
+
+
+@pytest.mark.parametrize("fault, at", [("reset", 2), ("reset", 3), ("reset", 4), ("wipe", 2), ("wipe", 3)])
+def test_device_restart_mid_transfer_is_survived(device, fault: str, at: int) -> None:
+    """A restart during a multi-frame transfer (after LOAD 1, after LOAD 2, after the INFER): the whole
+    transaction is done again; announced or not, a wiped staging buffer never yields a wrong output."""
+    dev = device([None] * at + [fault], input_bytes=BIG_INPUT, layer_sizes=BIG_SIZES)
+    c = _client(dev.url())
+    c.hello()  # answer 1
+    inp = _big_input(3)
+    r = c.infer(inp)
+    assert r.output == _layer_output(inp, 1, BIG_SIZES) and r.count == _count(inp)
+    assert dev.resets == (fault == "reset")
+    if fault == "reset":
+        assert c.stats.device_resets == 1 and c.stats.events
+    else:  # no announcement: the device's CRC-32 check (input) or the host's (output) caught it
+        assert c.stats.staged_reloads + c.stats.output_crc_errors >= 1
+    assert c.stats.load_chunks > 2  # the input was staged again
+
+
+def test_restart_into_another_model_is_refused(device) -> None:
+    dev = device([None, "reset"])
+    c = _client(dev.url())
+    c.hello()
+    dev.hello = Hello(2, 1, 3, INPUT_BYTES, OUTPUT_BYTES, 6000, 25_000_000, bytes(32), 0, "fake_board", "x")
+    with pytest.raises(ModelHashMismatch):
+        c.infer(bytes(INPUT_BYTES))
+
+
+def test_big_transfers_through_fault_proxy(device) -> None:
+    dev = device(input_bytes=BIG_INPUT, layer_sizes=BIG_SIZES)
+    with FaultProxy(dev.port, drop_rate=0.0005, corrupt_rate=0.0005, seed=5, max_faults=25) as proxy:
+        c = _client(f"socket://127.0.0.1:{proxy.port}", timeout_s=0.3, retries=8)
+        for seed in range(4):
+            inp = _big_input(10 + seed)
+            assert c.infer(inp).output == _layer_output(inp, 1, BIG_SIZES)
+        assert proxy.total_faults > 0
+    assert c.stats.retries > 0
+
+
+def test_servable_limits() -> None:
+    assert servable_problems(27_648, 9_216, 511) == []
+    assert servable_problems(10**6, 10**6, 3) == []  # any size travels in chunks
+    (problem,) = servable_problems(16, 4, 512)
+    assert "512 layers" in problem and "at most 511" in problem
+    assert servable_problems(0, 4, 3)

@@ -15,7 +15,9 @@ from .boards import Board, MemoryRegion
 CODE_BASE_BYTES = 12 * 1024
 CODE_PER_KERNEL_BYTES = 2 * 1024
 CODE_PER_OP_BYTES = 160
-# Measured: the linked paper-size firmware holds ~16 KB of .data/.bss beside its arena and stack.
+# Measured: the linked paper-size firmware holds ~16 KB of .data/.bss beside its arena and stack
+# (the protocol's 4 KB frame buffer included); the input staging buffer and the output buffer
+# (firmware/app/tr_app.c) grow with the model and are counted separately.
 FIRMWARE_DATA_BYTES = 16 * 1024
 
 
@@ -90,6 +92,8 @@ def estimate(program: Program, board: Board) -> Budget:
     contents[pl.weights].update(flash_contents(program))
     contents[pl.stack]["stack"] = pl.stack_bytes
     contents[pl.data]["firmware data/bss"] = contents[pl.data].get("firmware data/bss", 0) + FIRMWARE_DATA_BYTES
+    io_bytes = program.tensor(program.input).nbytes + program.tensor(program.output).nbytes
+    contents[pl.data]["input staging and output buffers"] = io_bytes
     if fast_data_bytes(program):
         contents[pl.fast_data]["fast tables (.tr_fast_data)"] = fast_data_bytes(program)
     arena = program.placement.arena_bytes

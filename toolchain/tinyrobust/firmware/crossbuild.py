@@ -21,6 +21,7 @@ import jinja2
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
+from .. import processes
 from ..errors import BoardError, BuildError, EnvironmentProblem
 from .boards import Board
 from .sources import WARNING_FLAGS, app_dir, templates_dir, tr_nn_dir, tr_nn_sources
@@ -148,7 +149,7 @@ def evaluation_sources(model_c_dir: Path, board: Board) -> list[tuple[str, Path]
 
 
 def _run(cmd: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, check=False)
+    return processes.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def build_firmware(

@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from .. import processes
 from ..errors import BuildError, EnvironmentProblem
 from .sources import WARNING_FLAGS
 
@@ -21,7 +22,7 @@ def host_compiler() -> str:
 
 
 def _run_compiler(cmd: list[str]) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = processes.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if proc.returncode != 0:
         raise BuildError(f"host C build failed ({' '.join(cmd)}):\n{proc.stdout}{proc.stderr}")
 
@@ -60,6 +61,7 @@ def build_host_executable(sources: Sequence[Path], include_dirs: Sequence[Path],
 
 def sanitizer_preload() -> str:
     """Path of the libasan the host gcc links against (for LD_PRELOAD when loading a sanitized .so)."""
-    proc = subprocess.run([host_compiler(), "-print-file-name=libasan.so"], capture_output=True, text=True,
-                          check=True)
+    proc = processes.run([host_compiler(), "-print-file-name=libasan.so"], stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"{host_compiler()} -print-file-name=libasan.so exited {proc.returncode}")
     return proc.stdout.strip()

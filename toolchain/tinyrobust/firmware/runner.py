@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import processes
 from ..converter import ops
 from ..converter.ops.base import Op, scalar_values
 from ..errors import BuildError, TinyRobustError
@@ -199,8 +200,8 @@ def run(runner: Runner, cases: Sequence[RunnerCase], work_dir: Path, *, repeat: 
         assert runner.board is not None
         cmd = qemu_command(load_board(runner.board), runner.path, "-semihosting-config", "enable=on,target=native")
     try:
-        proc = subprocess.run(cmd, cwd=work_dir, capture_output=True, text=True, timeout=timeout_s, check=False,
-                              stdin=subprocess.DEVNULL)
+        proc = processes.run(cmd, cwd=work_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             timeout=timeout_s, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as exc:
         raise RunnerError(f"kernel runner {runner.path.name} did not finish in {timeout_s:.0f} s") from exc
     if proc.returncode != 0:

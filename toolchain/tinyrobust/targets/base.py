@@ -8,28 +8,32 @@ what the counter counts: "cycles" on silicon, "emulated instructions" under QEMU
 from __future__ import annotations
 
 import abc
+import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from types import TracebackType
 
 import numpy as np
 
-from .protocol import Hello, LinkStats, ProtocolClient, ProtocolError, check_model_hash
+from ..errors import TargetError
+from .protocol import Hello, LinkLost, LinkStats, ProtocolClient, ProtocolError, TargetTimeout, check_model_hash
 
 Progress = Callable[[int], None]  # called with the number of samples just finished
 
 
 @dataclass(frozen=True)
 class BatchStats:
-    """Throughput of the last infer_batch, for the validate report."""
+    """Throughput of the last infer_batch and what the link needed, for the validate report."""
 
     samples: int
     seconds: float
     bytes_sent: int
     bytes_received: int
     workers: int
+    link: LinkStats = field(default_factory=LinkStats)  # the target's link statistics after the batch
 
     @property
     def samples_per_s(self) -> float:
@@ -48,6 +52,7 @@ class BatchStats:
             "workers": self.workers,
             "samples_per_s": round(self.samples_per_s, 2),
             "bytes_per_s": round(self.bytes_per_s, 1),
+            **{k: v for k, v in self.link.as_dict().items() if k not in ("bytes_sent", "bytes_received")},
         }
 
 
@@ -134,17 +139,29 @@ class Target(abc.ABC):
         self.close()
 
 
+# A worker whose link failed this way may be brought back (reconnect, restart) and its samples re-sent.
+RECOVERABLE = (LinkLost, TargetTimeout)
+
+
 class ProtocolTarget(Target):
     """A Target driven through one or more ProtocolClients to identical firmware images.
 
-    With several clients (parallel emulator instances) a batch is split into contiguous slices, one per
-    client, run concurrently and reassembled in input order. Subclasses own the transports.
+    With several clients (parallel emulator instances) a batch is shared out sample by sample: each
+    worker thread takes the next unanswered sample, so a slow or restarted worker never holds up a
+    slice. When a worker's link fails (the emulator died, the link dropped, the device stopped
+    answering) the main thread asks the subclass to bring that worker back (`_replace_worker`: reconnect
+    or restart, at most `max_restarts` times per batch) and the sample it held is sent again. When the run
+    must fail, every other worker is stopped at once. Children are started only from the main thread,
+    so their parent-death signal (processes.py) follows the process, not a short-lived worker thread.
     """
+
+    max_restarts = 0  # subclasses that can bring a worker back raise this
 
     def __init__(self) -> None:
         self._clients: list[ProtocolClient] = []
         self._hello: Hello | None = None
         self._batch_stats: BatchStats | None = None
+        self._retired = LinkStats()  # replaced clients' counts, and restarts / reconnects
 
     def _add_client(self, client: ProtocolClient) -> None:
         hello = client.hello()
@@ -156,6 +173,22 @@ class ProtocolTarget(Target):
     def _ensure_workers(self, wanted: int) -> None:
         """Subclasses that can start more instances override this; the default uses what exists."""
 
+    def _replace_worker(self, slot: int, failure: BaseException) -> ProtocolClient:
+        """Bring worker `slot` back after `failure` and return its new client (already said HELLO), or raise
+        an error that says what happened to the device. Called on the main thread."""
+        raise failure
+
+    def _describe_failure(self, slot: int, failure: BaseException) -> str:
+        """What went wrong with worker `slot`, for the error that ends the run."""
+        return str(failure)
+
+    def _retire_client(self, slot: int, new: ProtocolClient) -> None:
+        old = self._clients[slot]
+        self._retired.merge(old.stats)
+        if new.device != self.hello:
+            raise ProtocolError(f"{self.name}: the restarted device differs: {new.device} vs {self.hello}")
+        self._clients[slot] = new
+
     @property
     def hello(self) -> Hello:
         if self._hello is None:
@@ -165,6 +198,7 @@ class ProtocolTarget(Target):
     @property
     def link_stats(self) -> LinkStats:
         total = LinkStats()
+        total.merge(self._retired)
         for c in self._clients:
             total.merge(c.stats)
         return total
@@ -181,56 +215,97 @@ class ProtocolTarget(Target):
         self._ensure_workers(n)
         outputs = np.zeros((n, self.hello.output_bytes), dtype=np.int8)
         counts = np.zeros(n, dtype=np.int64)
-        clients = self._clients[: max(1, min(len(self._clients), n))]
-        bounds = np.linspace(0, n, len(clients) + 1).astype(int)
-        sent0 = sum(c.stats.bytes_sent for c in clients)
-        recv0 = sum(c.stats.bytes_received for c in clients)
-        errors: list[BaseException] = []
+        pending = deque(range(n))
         lock = threading.Lock()
+        stop = threading.Event()
+        done: queue.Queue[tuple[int, BaseException | None]] = queue.Queue()
+        before = self.link_stats
 
-        def work(client: ProtocolClient, lo: int, hi: int) -> None:
+        def work(slot: int, client: ProtocolClient) -> None:
             try:
-                for i in range(lo, hi):
-                    r = client.infer(batch[i].tobytes())
+                while not stop.is_set():
+                    with lock:
+                        if not pending:
+                            break
+                        i = pending.popleft()
+                    try:
+                        r = client.infer(batch[i].tobytes())
+                    except BaseException:
+                        with lock:
+                            pending.appendleft(i)  # unanswered: whoever comes next sends it again
+                        raise
                     outputs[i] = np.frombuffer(r.output, dtype=np.int8)
                     counts[i] = np.int64(min(r.count, np.iinfo(np.int64).max))
                     if progress is not None:
                         with lock:
                             progress(1)
-            except BaseException as exc:  # re-raised in the caller's thread below
-                errors.append(exc)
+                done.put((slot, None))
+            except BaseException as exc:  # handled by the main thread below
+                done.put((slot, exc))
 
+        def start(slot: int) -> None:
+            threading.Thread(target=work, args=(slot, self._clients[slot]), daemon=True,
+                             name=f"{self.name}-worker-{slot}").start()
+
+        workers = max(1, min(len(self._clients), n))
         t0 = time.perf_counter()
-        self._run_parallel(work, clients, bounds)
-        elapsed = time.perf_counter() - t0
-        if errors:
-            raise errors[0]
+        for slot in range(workers):
+            start(slot)
+        running, restarts = workers, 0
+        failure: BaseException | None = None
+        try:
+            while running:
+                try:
+                    slot, exc = done.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                running -= 1
+                if exc is None or stop.is_set():
+                    continue
+                if isinstance(exc, RECOVERABLE) and restarts < self.max_restarts and pending:
+                    restarts += 1
+                    try:
+                        self._retire_client(slot, self._replace_worker(slot, exc))
+                    except BaseException as again:
+                        failure = again
+                        self._stop_all(stop)
+                        continue
+                    self._retired.resent_samples += 1
+                    start(slot)
+                    running += 1
+                    continue
+                detail = self._describe_failure(slot, exc)
+                if restarts:
+                    detail += f" (after {restarts} restart(s) in this batch)"
+                failure = exc
+                if detail != str(exc):
+                    failure = TargetError(detail)
+                    failure.__cause__ = exc
+                self._stop_all(stop)
+        except BaseException:
+            self._stop_all(stop)  # e.g. SIGTERM: no worker keeps talking to a device being shut down
+            raise
+        finally:
+            for c in self._clients:
+                c.resume()
+        if failure is not None:
+            raise failure
+        after = self.link_stats
         self._batch_stats = BatchStats(
             samples=n,
-            seconds=elapsed,
-            bytes_sent=sum(c.stats.bytes_sent for c in clients) - sent0,
-            bytes_received=sum(c.stats.bytes_received for c in clients) - recv0,
-            workers=len(clients),
+            seconds=time.perf_counter() - t0,
+            bytes_sent=after.bytes_sent - before.bytes_sent,
+            bytes_received=after.bytes_received - before.bytes_received,
+            workers=workers,
+            link=after,
         )
         return outputs, counts
 
-    @staticmethod
-    def _run_parallel(
-        work: Callable[[ProtocolClient, int, int], None],
-        clients: Sequence[ProtocolClient],
-        bounds: np.ndarray,
-    ) -> None:
-        if len(clients) == 1:
-            work(clients[0], int(bounds[0]), int(bounds[1]))
-            return
-        threads = [
-            threading.Thread(target=work, args=(c, int(bounds[k]), int(bounds[k + 1])), daemon=True)
-            for k, c in enumerate(clients)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    def _stop_all(self, stop: threading.Event) -> None:
+        """No worker starts another sample, and every request in flight returns now."""
+        stop.set()
+        for c in self._clients:
+            c.cancel()
 
     def profile(self, x: np.ndarray | bytes) -> list[int]:
         return self._clients[0].profile(as_sample(x, self.hello.input_bytes))

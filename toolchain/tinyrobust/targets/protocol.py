@@ -1,8 +1,13 @@
-"""Host side of the tinyrobust wire protocol, version 1 (see firmware/app/PROTOCOL.md).
+"""Host side of the tinyrobust wire protocol, version 2 (see firmware/app/PROTOCOL.md).
 
 Frame: ``A5 5A | type u8 | seq u8 | len u16le | payload | crc16le``; the CRC is CRC-16/CCITT-FALSE over
 type, seq, len and payload. The host is the only side that initiates; the device answers each request
-with exactly one frame of type ``request | 0x80`` or an error frame (type ``0xFF``).
+with exactly one frame of type ``request | 0x80`` or an error frame (type ``0xFF``), and announces a
+(re)start with an unsolicited HELLO answer of seq 0.
+
+Tensors of any size: an input larger than one frame is staged on the device in LOAD chunks, and every
+request that runs the model states the CRC-32 of the whole input it means; an output larger than one
+frame is read back in READ windows and checked against the CRC-32 the INFER answer states.
 
 This module owns framing, the streaming decoder and the request/retry logic. It never interprets model
 outputs: a result either arrives complete and CRC-checked with the request's seq, or the call raises.
@@ -11,9 +16,13 @@ outputs: a result either arrives complete and CRC-checked with the request's seq
 from __future__ import annotations
 
 import struct
+import threading
 import time
+import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import IntEnum
+from typing import TypeVar
 
 import serial
 
@@ -24,10 +33,23 @@ HEADER_SIZE = 6  # sof(2) + type + seq + len(2)
 CRC_SIZE = 2
 MAX_PAYLOAD = 4096  # TR_PROTO_MAX_PAYLOAD
 MAX_FRAME = MAX_PAYLOAD + 8
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 HELLO_MAGIC = b"TRNN"
 RESPONSE_BIT = 0x80
-DUMP_HEADER = struct.Struct("<HIH")  # layer, offset, length (precedes the input bytes)
+_T = TypeVar("_T")
+ANNOUNCE_SEQ = 0  # the device's HELLO at boot; the host never uses seq 0
+DUMP_HEADER = struct.Struct("<HIH")  # layer, offset, length (precedes the input section)
+INPUT_SECTION = struct.Struct("<II")  # crc32 of the whole input, offset of the chunk that follows
+INFER_HEADER = struct.Struct("<QI")  # count, crc32 of the whole output (then its first window)
+READ_REQUEST = struct.Struct("<IH")  # offset, length
+WINDOW_TOTAL = struct.Struct("<I")  # precedes a DUMP / READ window
+LOAD_OFFSET = struct.Struct("<I")
+# What one frame can carry, after each request's fixed fields.
+LOAD_CHUNK = MAX_PAYLOAD - LOAD_OFFSET.size
+MAX_WINDOW = MAX_PAYLOAD - WINDOW_TOTAL.size
+INFER_FIRST_WINDOW = MAX_PAYLOAD - INFER_HEADER.size
+# PROFILE answers every layer in one frame (u16 count, u64 per layer); layer indices are u16.
+MAX_LAYERS = min((MAX_PAYLOAD - 2) // 8, 0xFFFF)
 
 
 class MsgType(IntEnum):
@@ -35,6 +57,8 @@ class MsgType(IntEnum):
     INFER = 0x02
     PROFILE = 0x03
     DUMP = 0x04
+    LOAD = 0x05
+    READ = 0x06
     ERROR = 0xFF
 
 
@@ -45,6 +69,8 @@ class ErrorCode(IntEnum):
     UNKNOWN_TYPE = 4
     LAYER_OUT_OF_RANGE = 5
     INFERENCE_FAILED = 6
+    OUT_OF_RANGE = 7
+    INPUT_MISMATCH = 8
 
 
 class CounterKind(IntEnum):
@@ -63,6 +89,21 @@ COUNTER_UNITS = {
 # sending the same request again is the right answer. Code 2 is included because the host never sends
 # a payload over MAX_PAYLOAD (encode_frame refuses), so a device that saw one saw a corrupted len field.
 RETRYABLE_ERRORS = frozenset({ErrorCode.CRC_MISMATCH, ErrorCode.PAYLOAD_TOO_LONG})
+
+
+
+def servable_problems(input_bytes: int, output_bytes: int, layers: int) -> list[str]:
+    """What keeps a model from being served by the evaluation firmware: the limits tr_app.c enforces
+    with _Static_assert, checked here first so an export never says a model fits that cannot build."""
+    problems = []
+    if layers > MAX_LAYERS:
+        problems.append(f"{layers} layers, the firmware serves at most {MAX_LAYERS} (PROFILE answers every "
+                        f"layer's count in one {MAX_PAYLOAD}-byte frame)")
+    if input_bytes <= 0 or output_bytes <= 0:
+        problems.append(f"input of {input_bytes} and output of {output_bytes} bytes: both must be non-empty")
+    if input_bytes > 0xFFFFFFFF or output_bytes > 0xFFFFFFFF:
+        problems.append("tensor offsets travel as u32: inputs and outputs must be < 4 GiB")
+    return problems
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -102,6 +143,22 @@ class DeviceError(ProtocolError):
         super().__init__(
             f"device refused {request}: error {code} ({name}), request type 0x{request_type:02x}"
         )
+
+
+class RequestCancelled(ProtocolError):
+    """Another thread called cancel(): the run is ending and this request's answer is no longer wanted."""
+
+
+class DeviceReset(ProtocolError):
+    """The device announced a (re)start mid-request: what it had staged or computed is gone."""
+
+
+class StagedInputLost(DeviceError):
+    """The device's staged input does not match the request's CRC-32 (a lost chunk, or a reset)."""
+
+
+class OutputMismatch(ProtocolError):
+    """The output assembled from several frames does not match the CRC-32 the device stated."""
 
 
 class ModelHashMismatch(ProtocolError):
@@ -282,7 +339,8 @@ class Hello:
         if magic != HELLO_MAGIC:
             raise ProtocolError(f"HELLO magic is {magic!r}, not {HELLO_MAGIC!r}: not tinyrobust firmware")
         if version != PROTOCOL_VERSION:
-            raise ProtocolError(f"device speaks protocol {version}, this host speaks {PROTOCOL_VERSION}")
+            raise ProtocolError(f"device speaks protocol {version}, this host speaks {PROTOCOL_VERSION}: "
+                                "rebuild the firmware with this tinyrobust (and flash it)")
         strings = payload[fixed.size :].split(b"\x00")
         # Two NUL-terminated strings leave [board, firmware, trailing-empty].
         if len(strings) != 3 or strings[2] != b"":
@@ -334,15 +392,24 @@ class LinkStats:
     garbage_bytes: int = 0
     bytes_sent: int = 0
     bytes_received: int = 0
+    load_chunks: int = 0  # LOAD frames: inputs larger than one frame
+    read_windows: int = 0  # READ frames: outputs larger than one frame
+    device_resets: int = 0  # HELLO announcements mid-run: the device restarted
+    staged_reloads: int = 0  # inputs staged again because the device no longer held them
+    output_crc_errors: int = 0  # outputs read again because the pieces did not add up
+    reconnects: int = 0  # links re-opened to a device that was still running
+    restarts: int = 0  # emulator instances started again after they died or hung
+    resent_samples: int = 0  # samples sent again after a reconnect or a restart
     failures: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)  # reconnects, restarts, resets: what happened when
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
     def merge(self, other: LinkStats) -> None:
         for key, value in asdict(other).items():
-            if key == "failures":
-                self.failures.extend(other.failures)
+            if isinstance(value, list):
+                getattr(self, key).extend(value)
             else:
                 setattr(self, key, getattr(self, key) + value)
 
@@ -356,6 +423,10 @@ class ProtocolClient:
     ``_flush_device``). ``timeout_s`` should exceed the device's TR_PROTO_IDLE_RESET_MS (500 ms).
     Every request either returns a complete, CRC-checked, seq-matched and length-checked payload or
     raises a ProtocolError subclass; ``stats`` counts what it took.
+
+    A transfer of several frames (an input staged in LOAD chunks, an output read in READ windows) is one
+    *transaction*: when the device announces a restart, refuses the staged input, or the output does not
+    add up to its CRC-32, the whole transaction is done again (at most ``retries`` more times).
     """
 
     def __init__(
@@ -380,11 +451,20 @@ class ProtocolClient:
         self._decoder = FrameDecoder()
         self._seq = 0
         self._hello: Hello | None = None
+        self._staged_crc: int | None = None  # CRC-32 of the whole input the device holds, as far as we know
+        self._cancelled = threading.Event()
 
     # ---- public API ----------------------------------------------------------------------------------
 
+    def cancel(self) -> None:
+        """From another thread: the request in flight (and any later one) raises RequestCancelled."""
+        self._cancelled.set()
+
+    def resume(self) -> None:
+        self._cancelled.clear()
+
     def hello(self) -> Hello:
-        self._hello = Hello.parse(self.request(MsgType.HELLO, b""))
+        self._hello = self._transaction("HELLO", lambda: Hello.parse(self.request(MsgType.HELLO, b"")))
         return self._hello
 
     @property
@@ -395,52 +475,121 @@ class ProtocolClient:
     def infer(self, input: bytes) -> InferResult:
         dev = self.device
         self._check_input(input, dev)
-        payload = self.request(MsgType.INFER, bytes(input))
-        if len(payload) != 8 + dev.output_bytes:
-            raise ProtocolError(f"INFER response has {len(payload)} bytes, expected {8 + dev.output_bytes}")
-        (count,) = struct.unpack_from("<Q", payload)
-        return InferResult(output=payload[8:], count=count)
+        first = min(dev.output_bytes, INFER_FIRST_WINDOW)
+
+        def once() -> InferResult:
+            payload = self._with_input(MsgType.INFER, b"", bytes(input))
+            if len(payload) != INFER_HEADER.size + first:
+                raise ProtocolError(
+                    f"INFER response has {len(payload)} bytes, expected {INFER_HEADER.size + first}"
+                )
+            count, crc = INFER_HEADER.unpack_from(payload)
+            output = bytearray(payload[INFER_HEADER.size :])
+            while len(output) < dev.output_bytes:
+                output += self._read_window(len(output), dev.output_bytes)
+            if zlib.crc32(output) != crc:
+                raise OutputMismatch(f"INFER output of {len(output)} bytes does not match its CRC-32")
+            return InferResult(output=bytes(output), count=count)
+
+        return self._transaction("INFER", once)
 
     def profile(self, input: bytes) -> list[int]:
         dev = self.device
         self._check_input(input, dev)
-        payload = self.request(MsgType.PROFILE, bytes(input))
-        if len(payload) < 2:
-            raise ProtocolError("PROFILE response shorter than its layer count")
-        (layers,) = struct.unpack_from("<H", payload)
-        if layers != dev.layers or len(payload) != 2 + 8 * layers:
-            raise ProtocolError(
-                f"PROFILE response: {layers} layers in {len(payload)} bytes, device said {dev.layers} layers"
-            )
-        return list(struct.unpack_from(f"<{layers}Q", payload, 2))
 
-    def dump(self, input: bytes, layer: int, chunk: int = MAX_PAYLOAD) -> bytes:
+        def once() -> list[int]:
+            payload = self._with_input(MsgType.PROFILE, b"", bytes(input))
+            if len(payload) < 2:
+                raise ProtocolError("PROFILE response shorter than its layer count")
+            (layers,) = struct.unpack_from("<H", payload)
+            if layers != dev.layers or len(payload) != 2 + 8 * layers:
+                raise ProtocolError(
+                    f"PROFILE response: {layers} layers in {len(payload)} bytes, device said {dev.layers} layers"
+                )
+            return list(struct.unpack_from(f"<{layers}Q", payload, 2))
+
+        return self._transaction("PROFILE", once)
+
+    def dump(self, input: bytes, layer: int, chunk: int = MAX_WINDOW) -> bytes:
         """Output tensor of ``layer`` for ``input``, fetched in windows of at most ``chunk`` bytes."""
         dev = self.device
         self._check_input(input, dev)
         if not 0 <= layer < dev.layers:
             raise ValueError(f"layer {layer} out of range: the model has {dev.layers} layers")
-        chunk = min(chunk, MAX_PAYLOAD - 4)  # the response carries u32 total before the window
+        chunk = min(chunk, MAX_WINDOW)  # the response carries u32 total before the window
         out = bytearray()
         total: int | None = None
+
+        def window() -> bytes:
+            header = DUMP_HEADER.pack(layer, len(out), chunk)
+            return self._with_input(MsgType.DUMP, header, bytes(input))
+
         while total is None or len(out) < total:
-            req = DUMP_HEADER.pack(layer, len(out), chunk) + bytes(input)
-            payload = self.request(MsgType.DUMP, req)
-            if len(payload) < 4:
+            payload = self._transaction("DUMP", window)
+            if len(payload) < WINDOW_TOTAL.size:
                 raise ProtocolError("DUMP response shorter than its total field")
-            (this_total,) = struct.unpack_from("<I", payload)
+            (this_total,) = WINDOW_TOTAL.unpack_from(payload)
             if total is None:
                 total = this_total
             elif this_total != total:
                 raise ProtocolError(f"DUMP total changed between windows: {total} then {this_total}")
-            window = payload[4:]
-            if len(window) != min(chunk, total - len(out)):
+            data = payload[WINDOW_TOTAL.size :]
+            if len(data) != min(chunk, total - len(out)):
                 raise ProtocolError(
-                    f"DUMP window at offset {len(out)} has {len(window)} bytes, expected "
+                    f"DUMP window at offset {len(out)} has {len(data)} bytes, expected "
                     f"{min(chunk, total - len(out))} of {total}"
                 )
-            out.extend(window)
+            out.extend(data)
         return bytes(out)
+
+    # ---- transactions: tensors of any size -----------------------------------------------------------
+
+    def _transaction(self, name: str, once: Callable[[], _T]) -> _T:
+        """Run ``once`` again when the device restarted or lost what a multi-frame transfer staged."""
+        for _ in range(1 + self.retries):
+            try:
+                return once()
+            except DeviceReset:
+                self._staged_crc = None
+            except StagedInputLost:
+                self._staged_crc = None
+                self.stats.staged_reloads += 1
+            except OutputMismatch:
+                self.stats.output_crc_errors += 1
+        msg = f"{name}: the device restarted or lost the transfer {1 + self.retries} times in a row"
+        self.stats.failures.append(msg)
+        raise ProtocolError(msg)
+
+    def _with_input(self, req_type: MsgType, prefix: bytes, data: bytes) -> bytes:
+        """Send ``req_type`` with its fixed fields ``prefix`` and the input ``data``: inline when it fits the
+        frame, else the head staged in LOAD chunks and the tail inline; nothing when the device already
+        holds exactly this input (its CRC-32 decides, on the device)."""
+        crc = zlib.crc32(data)
+        room = MAX_PAYLOAD - len(prefix) - INPUT_SECTION.size
+        if self._staged_crc == crc:
+            offset = len(data)  # an empty chunk at the end: the device checks what it holds
+        else:
+            offset = max(0, len(data) - room)
+            for lo in range(0, offset, LOAD_CHUNK):
+                self._load(lo, data[lo : min(offset, lo + LOAD_CHUNK)])
+        payload = self.request(req_type, prefix + INPUT_SECTION.pack(crc, offset) + data[offset:])
+        self._staged_crc = crc
+        return payload
+
+    def _load(self, offset: int, chunk: bytes) -> None:
+        self.stats.load_chunks += 1
+        answer = self.request(MsgType.LOAD, LOAD_OFFSET.pack(offset) + chunk)
+        if answer != LOAD_OFFSET.pack(offset + len(chunk)):
+            raise ProtocolError(f"LOAD at offset {offset}: device acknowledged {answer.hex()}")
+
+    def _read_window(self, offset: int, total: int) -> bytes:
+        self.stats.read_windows += 1
+        want = min(MAX_WINDOW, total - offset)
+        payload = self.request(MsgType.READ, READ_REQUEST.pack(offset, want))
+        if len(payload) != WINDOW_TOTAL.size + want or WINDOW_TOTAL.unpack_from(payload)[0] != total:
+            raise ProtocolError(f"READ window at offset {offset}: {len(payload)} bytes, expected "
+                                f"{WINDOW_TOTAL.size + want} of a {total}-byte output")
+        return payload[WINDOW_TOTAL.size :]
 
     def request(self, req_type: MsgType, payload: bytes) -> bytes:
         """Send one request and return the matching response payload, retrying what is retryable."""
@@ -502,6 +651,8 @@ class ProtocolClient:
         deadline = time.monotonic() + self.per_byte_s * len(flush) + 0.05
         while time.monotonic() < deadline:
             for fr in self._read_frames():
+                if fr.seq == ANNOUNCE_SEQ and fr.type == (MsgType.HELLO | RESPONSE_BIT):
+                    self._announced(fr)
                 if fr.seq == seq and fr.type == (req_type | RESPONSE_BIT):
                     return fr.payload
                 self.stats.stale_frames += 1
@@ -513,6 +664,8 @@ class ProtocolClient:
         dec = self._decoder
         crc_before = dec.stats.crc_errors
         while True:
+            if self._cancelled.is_set():
+                raise RequestCancelled(f"{req_type.name} (seq {seq}) cancelled: the run is stopping")
             verdict = self._match(self._read_frames(), seq, req_type)
             if verdict is not None:
                 return verdict
@@ -528,6 +681,8 @@ class ProtocolClient:
 
     def _match(self, frames: list[Frame], seq: int, req_type: MsgType) -> tuple[str, bytes] | None:
         for fr in frames:
+            if fr.seq == ANNOUNCE_SEQ and fr.type == (MsgType.HELLO | RESPONSE_BIT):
+                self._announced(fr)
             if fr.seq != seq:
                 self.stats.stale_frames += 1
                 continue
@@ -538,6 +693,8 @@ class ProtocolClient:
                 if code in RETRYABLE_ERRORS:
                     self.stats.device_crc_errors += 1
                     return f"device reported error {code} (damaged request)", b""
+                if code == ErrorCode.INPUT_MISMATCH:
+                    raise StagedInputLost(req_type.name, code, rtype)
                 raise DeviceError(req_type.name, code, rtype)
             if fr.type != (req_type | RESPONSE_BIT):
                 raise ProtocolError(
@@ -546,6 +703,20 @@ class ProtocolClient:
                 )
             return "ok", fr.payload
         return None
+
+    def _announced(self, frame: Frame) -> None:
+        """The device's HELLO at boot: it restarted, so whatever this request relied on is gone. A
+        device that now runs another model is refused; otherwise the transaction starts again."""
+        try:
+            hello = Hello.parse(frame.payload)
+        except ProtocolError:
+            return  # not a HELLO this host understands: let the request time out and say so
+        self._staged_crc = None
+        if self._hello is not None:
+            check_model_hash(hello, self._hello.model_hash)
+            self.stats.device_resets += 1
+            self.stats.events.append(f"device restarted (HELLO announced) after {self.stats.requests} requests")
+        raise DeviceReset("the device restarted")
 
     def _read_frames(self) -> list[Frame]:
         data = self.port.read(max(1, self.port.in_waiting))

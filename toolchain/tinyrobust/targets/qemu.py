@@ -6,7 +6,13 @@ Counts are SysTick-derived *emulated instructions* under ``-icount shift=<n>``, 
 The chardev runs with ``nodelay=on``: QEMU writes the UART's bytes to the socket one at a time, and
 with Nagle's algorithm each response then waited ~40 ms for the host's delayed ACK (measured here:
 47 ms per INFER without it, 2 ms with it; bulk host->device ~29 KB/s). A batch can also be spread over
-several QEMU instances (``parallel``); samples are split into contiguous slices, reassembled in order.
+several QEMU instances (``parallel``); each takes the next unanswered sample.
+
+Every QEMU runs in its own process group with the parent-death signal set (tinyrobust.processes). An
+instance whose link drops while QEMU still runs is reconnected; one that died (or stopped answering) is
+started again, at most ``max_restarts`` times per batch, and the samples it held are sent again. Each
+instance also has a human monitor on a private Unix socket, so a device reset can be injected
+(``QemuInstance.reset``) exactly as a board's reset button would.
 """
 
 from __future__ import annotations
@@ -20,13 +26,13 @@ import weakref
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import serial
 
-from ..errors import EnvironmentProblem
+from .. import processes
+from ..errors import EnvironmentProblem, TargetError
 from ..firmware.boards import Board, load_board
-from .base import Progress, ProtocolTarget
-from .protocol import ProtocolClient, ProtocolError
+from .base import ProtocolTarget
+from .protocol import LinkLost, ProtocolClient, ProtocolError
 
 QEMU_BINARY = "qemu-system-arm"
 # The board whose image QEMU runs: the NUCLEO's region sizes on QEMU's mps2-an500 Cortex-M7.
@@ -64,17 +70,6 @@ def qemu_command(board: Board, elf: Path, *extra: str) -> list[str]:
     return [str(find_qemu()), "-M", emu.machine, "-cpu", emu.cpu, *emu.args, *extra, "-kernel", str(elf)]
 
 
-def _reap(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate, then kill, and always wait: no QEMU outlives its target, none is left a zombie."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
 def _free_loopback_port() -> int:
     # Ask the kernel for a free port. Another process may take it before QEMU binds it; the caller
     # detects that (QEMU exits with a bind error, or HELLO fails) and retries with a new port.
@@ -104,18 +99,20 @@ class QemuInstance:
         find_qemu()  # a missing QEMU is an environment error, not a start failure
         # Maps QEMU's UART port to the URL the host opens; tests route it through a FaultProxy.
         self.link_url = link_url or (lambda p: f"socket://127.0.0.1:{p}")
+        self.timeout_s, self.retries = timeout_s, retries
         self.proc: subprocess.Popen[bytes] | None = None
         self.port: serial.SerialBase | None = None
+        self.pid: int | None = None
+        self.returncode: int | None = None
         self._log = tempfile.TemporaryFile()
+        self._private = tempfile.TemporaryDirectory(prefix="tinyrobust-qemu-")
+        self.monitor_path = Path(self._private.name) / "monitor.sock"
         last_error: Exception | None = None
         for _ in range(port_attempts):
             tcp_port = _free_loopback_port()
             try:
                 self._start(tcp_port, start_timeout_s)
-                self.client = ProtocolClient(
-                    self.port, timeout_s=timeout_s, retries=retries, per_byte_s=QEMU_UART_S_PER_BYTE
-                )
-                self.client.hello()
+                self.client = self._new_client()
                 self._check_alive("answering HELLO")
                 self.tcp_port = tcp_port
                 return
@@ -124,26 +121,38 @@ class QemuInstance:
                 log = self.log_tail()
                 self.stop()  # never leave a QEMU behind, whatever interrupted the start
                 if not isinstance(exc, QemuStartError | ProtocolError | OSError | serial.SerialException):
-                    self._log.close()
+                    self._close_files()
                     raise
                 if "Address already in use" not in log and "Failed to bind" not in log:
                     break  # not a port race: retrying will not help
-        self._log.close()
+        self._close_files()
         raise QemuStartError(f"QEMU did not start the firmware {self.elf}: {last_error}") from last_error
 
     def command(self, tcp_port: int) -> list[str]:
         chardev = f"socket,id=c0,host=127.0.0.1,port={tcp_port},server=on,wait=off,nodelay=on"
-        return qemu_command(self.board, self.elf, "-chardev", chardev, "-serial", "chardev:c0")
+        return qemu_command(self.board, self.elf, "-chardev", chardev, "-serial", "chardev:c0",
+                            "-monitor", f"unix:{self.monitor_path},server=on,wait=off")
+
+    def _new_client(self) -> ProtocolClient:
+        assert self.port is not None
+        client = ProtocolClient(self.port, timeout_s=self.timeout_s, retries=self.retries,
+                                per_byte_s=QEMU_UART_S_PER_BYTE)
+        client.hello()
+        return client
 
     def _start(self, tcp_port: int, start_timeout_s: float) -> None:
         self._log.seek(0)
         self._log.truncate()
-        self.proc = subprocess.Popen(
+        self.proc = processes.spawn(
             self.command(tcp_port), stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
         )
+        self.pid, self.returncode = self.proc.pid, None
         # Last line of defence if close() is never called (interpreter exit, lost reference).
-        weakref.finalize(self, _reap, self.proc)
-        deadline = time.monotonic() + start_timeout_s
+        weakref.finalize(self, processes.reap, self.proc)
+        self._connect(tcp_port, start_timeout_s)
+
+    def _connect(self, tcp_port: int, within_s: float) -> None:
+        deadline = time.monotonic() + within_s
         while True:
             self._check_alive("starting")
             try:
@@ -155,11 +164,31 @@ class QemuInstance:
                     raise QemuStartError(msg) from exc
                 time.sleep(0.05)
 
+    def reconnect(self, within_s: float = 5.0) -> ProtocolClient:
+        """Open the UART link again (QEMU still runs; the link dropped) and say HELLO on it."""
+        self._close_port()
+        self._connect(self.tcp_port, within_s)
+        self.client = self._new_client()
+        return self.client
+
+    def reset(self) -> None:
+        """Press the reset button: the emulated core restarts the firmware from its reset vector."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as mon:
+            mon.settimeout(5)
+            mon.connect(str(self.monitor_path))
+            _read_until(mon, b"(qemu) ")
+            mon.sendall(b"system_reset\n")
+            _read_until(mon, b"(qemu) ")
+
     def _check_alive(self, doing: str) -> None:
         if self.proc is not None and self.proc.poll() is not None:
-            raise QemuStartError(
-                f"QEMU exited with code {self.proc.returncode} while {doing}: {self.log_tail()}"
-            )
+            raise QemuStartError(f"QEMU {self.status()} while {doing}: {self.log_tail()}")
+
+    def status(self) -> str:
+        """'is still running', 'exited with status N' or 'was killed by signal N (NAME)'."""
+        if self.proc is not None:
+            self.returncode = self.proc.poll()
+        return processes.describe_exit(self.returncode)
 
     def log_tail(self, limit: int = 2000) -> str:
         try:
@@ -172,21 +201,39 @@ class QemuInstance:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self) -> None:
-        """Close the link and end QEMU: terminate, then kill; always reaps the process."""
+    def _close_port(self) -> None:
         if self.port is not None:
             try:
                 self.port.close()
             except (OSError, serial.SerialException):
                 pass
             self.port = None
+
+    def stop(self) -> None:
+        """Close the link and end QEMU's process group: terminate, then kill; always reaps the process."""
+        self._close_port()
         proc, self.proc = self.proc, None
         if proc is not None:
-            _reap(proc)
+            processes.reap(proc)
+            self.returncode = proc.returncode
+
+    def _close_files(self) -> None:
+        self._log.close()
+        self._private.cleanup()
 
     def close(self) -> None:
         self.stop()
-        self._log.close()
+        self._close_files()
+
+
+def _read_until(sock: socket.socket, marker: bytes) -> bytes:
+    data = b""
+    while marker not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise OSError(f"QEMU monitor closed before {marker!r}")
+        data += chunk
+    return data
 
 
 class QemuTarget(ProtocolTarget):
@@ -202,6 +249,7 @@ class QemuTarget(ProtocolTarget):
         timeout_s: float = 5.0,
         retries: int = 3,
         min_samples_per_worker: int = 4,
+        max_restarts: int = 3,
         link_url: Callable[[int], str] | None = None,
     ) -> None:
         super().__init__()
@@ -210,6 +258,7 @@ class QemuTarget(ProtocolTarget):
         self.elf = Path(elf)
         self.parallel = parallel
         self.min_samples_per_worker = min_samples_per_worker
+        self.max_restarts = max_restarts
         self._opts = {"board": load_board(QEMU_BOARD), "timeout_s": timeout_s, "retries": retries,
                       "link_url": link_url}
         self._instances: list[QemuInstance] = []
@@ -238,16 +287,40 @@ class QemuTarget(ProtocolTarget):
     def instances(self) -> list[QemuInstance]:
         return list(self._instances)
 
-    def infer_batch(
-        self, x_int8: np.ndarray, progress: Progress | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _replace_worker(self, slot: int, failure: BaseException) -> ProtocolClient:
+        """Reconnect when QEMU still runs and only the link dropped; otherwise start it again."""
+        old = self._instances[slot]
+        what = f"QEMU instance {slot} (pid {old.pid})"
+        if old.alive() and isinstance(failure, LinkLost):
+            try:
+                client = old.reconnect()
+            except (QemuStartError, ProtocolError, OSError, serial.SerialException):
+                pass  # the link will not come back: start the instance again below
+            else:
+                self._retired.reconnects += 1
+                self._retired.events.append(f"{what}: link lost ({failure}); reconnected")
+                return client
+        status = old.status()
+        log = old.log_tail(300)
+        old.close()
         try:
-            return super().infer_batch(x_int8, progress)
+            new = QemuInstance(self.elf, **self._opts)
         except ProtocolError as exc:
-            dead = [i.log_tail() for i in self._instances if not i.alive()]
-            if dead:
-                raise ProtocolError(f"{exc}; QEMU exited: {dead[0]}") from exc
-            raise
+            raise TargetError(f"{what} {status} ({failure}); starting it again failed: {exc}") from exc
+        self._instances[slot] = new
+        self._retired.restarts += 1
+        self._retired.events.append(
+            f"{what} {status}{' (' + log + ')' if log else ''} after: {failure}; restarted as pid {new.pid}"
+        )
+        return new.client
+
+    def _describe_failure(self, slot: int, failure: BaseException) -> str:
+        inst = self._instances[slot]
+        status = inst.status()
+        if status == "is still running":
+            return f"{failure} (QEMU instance {slot}, pid {inst.pid})"
+        log = inst.log_tail(300)
+        return f"QEMU instance {slot} (pid {inst.pid}) {status}{': ' + log if log else ''}; {failure}"
 
     def close(self) -> None:
         while self._instances:

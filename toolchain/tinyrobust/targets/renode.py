@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import serial
 
+from .. import processes
 from ..errors import EnvironmentProblem
 from ..firmware.boards import load_board
 from ..firmware.crossbuild import build_firmware
@@ -65,40 +66,55 @@ def renode_command(renode: Path, elf: Path, port: int, resc: Path) -> list[str]:
 
 
 class RenodeTarget(ProtocolTarget):
-    """The NUCLEO firmware under Renode's stm32h743 platform."""
+    """The NUCLEO firmware under Renode's stm32h743 platform.
+
+    Renode runs in its own process group with the parent-death signal set (tinyrobust.processes); when
+    it dies or stops answering mid-batch it is started again (at most ``max_restarts`` times per batch)
+    and the unanswered samples are sent again, as for QEMU.
+    """
 
     name = "renode"
 
     def __init__(
-        self, elf: Path, *, timeout_s: float = 10.0, retries: int = 3, start_timeout_s: float = 60.0
+        self, elf: Path, *, timeout_s: float = 10.0, retries: int = 3, start_timeout_s: float = 60.0,
+        max_restarts: int = 2,
     ) -> None:
         super().__init__()
         self.elf = Path(elf)
         if not self.elf.is_file():
             raise FileNotFoundError(f"firmware ELF not found: {self.elf}")
-        renode = find_renode()
-        self.tcp_port = _free_loopback_port()
+        self._renode = find_renode()
+        self.timeout_s, self.retries, self.start_timeout_s = timeout_s, retries, start_timeout_s
+        self.max_restarts = max_restarts
         self._log = tempfile.TemporaryFile()
         self._port: serial.SerialBase | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        try:
+            self._add_client(self._start())
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> ProtocolClient:
+        self._log.seek(0)
+        self._log.truncate()
+        self.tcp_port = _free_loopback_port()
         # stdin stays an open pipe: Renode's console would treat EOF on stdin as "quit".
-        self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-            renode_command(renode, self.elf, self.tcp_port, renode_dir() / "nucleo_h743zi.resc"),
+        self.proc = processes.spawn(
+            renode_command(self._renode, self.elf, self.tcp_port, renode_dir() / "nucleo_h743zi.resc"),
             stdin=subprocess.PIPE,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        try:
-            self._connect(start_timeout_s)
-            self._add_client(ProtocolClient(self._port, timeout_s=timeout_s, retries=retries))
-        except BaseException:
-            self.close()
-            raise
+        self._connect(self.start_timeout_s)
+        assert self._port is not None
+        return ProtocolClient(self._port, timeout_s=self.timeout_s, retries=self.retries)
 
     def _connect(self, start_timeout_s: float) -> None:
         deadline = time.monotonic() + start_timeout_s  # Renode (mono/.NET) starts slowly
         while True:
             if self.proc is not None and self.proc.poll() is not None:
-                raise ProtocolError(f"renode exited with code {self.proc.returncode}: {self.log_tail()}")
+                raise ProtocolError(f"renode {processes.describe_exit(self.proc.returncode)}: {self.log_tail()}")
             try:
                 self._port = serial.serial_for_url(f"socket://127.0.0.1:{self.tcp_port}", timeout=0.05)
                 return
@@ -107,6 +123,23 @@ class RenodeTarget(ProtocolTarget):
                     raise ProtocolError(f"could not reach Renode's USART3 socket: {exc}") from exc
                 time.sleep(0.2)
 
+    def _replace_worker(self, slot: int, failure: BaseException) -> ProtocolClient:
+        status = self._status()
+        pid = self.proc.pid if self.proc is not None else None
+        self._stop_process()
+        client = self._start()
+        client.hello()
+        self._retired.restarts += 1
+        self._retired.events.append(f"renode (pid {pid}) {status} after: {failure}; restarted")
+        return client
+
+    def _describe_failure(self, slot: int, failure: BaseException) -> str:
+        pid = self.proc.pid if self.proc is not None else None
+        return f"renode (pid {pid}) {self._status()}; {failure}"
+
+    def _status(self) -> str:
+        return processes.describe_exit(self.proc.poll() if self.proc is not None else None)
+
     def log_tail(self, limit: int = 2000) -> str:
         try:
             self._log.seek(0)
@@ -114,21 +147,19 @@ class RenodeTarget(ProtocolTarget):
         except (ValueError, OSError):
             return ""
 
-    def close(self) -> None:
-        self._clients.clear()
+    def _stop_process(self) -> None:
         if self._port is not None:
             self._port.close()
             self._port = None
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        if proc is not None and proc.stdin is not None:
-            proc.stdin.close()
+        if proc is not None:
+            processes.reap(proc, grace_s=5)
+            if proc.stdin is not None:
+                proc.stdin.close()
+
+    def close(self) -> None:
+        self._clients.clear()
+        self._stop_process()
         self._log.close()
 
 

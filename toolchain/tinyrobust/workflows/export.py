@@ -26,6 +26,7 @@ from ..firmware.codegen import render_model_library
 from ..firmware.crossbuild import build_firmware, read_section_usage
 from ..firmware.project import EXPORT_FORMAT, MANIFEST, PROGRAM
 from ..firmware.sources import tr_nn_dir
+from ..targets.protocol import servable_problems
 from .report import build_report, write_reports
 
 
@@ -88,6 +89,10 @@ def export_program(program: Program, board_name: str, out_dir: Path, *, model_pa
     board = load_board(board_name)
     if not program.ops:
         raise ExportError("the model has no computation to deploy")
+    served = servable_problems(program.tensor(program.input).nbytes, program.tensor(program.output).nbytes,
+                               len(program.ops))
+    if served:
+        raise ExportError("the evaluation firmware cannot serve this model: " + "; ".join(served))
     planned = memplan.plan(program)
     memplan.check_no_overlap(planned)
     estimate = budget.estimate(planned, board)
