@@ -2,24 +2,28 @@
 
 Builds the real firmware for the qemu_mps2_an500 board with a small generated model
 (tests/program_fixtures.py), then checks HELLO / INFER / PROFILE / DUMP and parallel batches against
-the numpy reference,
-and finally runs the same requests through the FaultProxy (drops + corruption both ways): every answer
-must equal the clean run's, or the call must fail with a ProtocolError; never a wrong number.
+the numpy reference, and finally runs batches through the FaultProxy: random drops and corruption both
+ways, and each scheduled fault a real link suffers (a stall longer than the timeout, a noise burst, a
+disconnect, a device reset, the emulator's death). Every answer must equal the reference, or the run
+must fail with a clear error; never a wrong number.
 """
 
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from program_fixtures import small_program, write_model_library
+from qemu_faults import FaultyLinks
 from tinyrobust.converter.reference import Reference
+from tinyrobust.errors import TargetError
 from tinyrobust.firmware.boards import load_board
 from tinyrobust.firmware.crossbuild import build_firmware
-from tinyrobust.targets.faultproxy import FaultProxy
+from tinyrobust.targets.faultproxy import Fault, FaultProxy
 from tinyrobust.targets.protocol import ModelHashMismatch, ProtocolError
 from tinyrobust.targets.qemu import QemuTarget
 
@@ -172,3 +176,80 @@ def test_port_taken_before_qemu_binds_is_retried(firmware: Path, monkeypatch: py
             inst.close()
     finally:
         squatter.close()
+
+
+# --------------------------------------------------------------------------------------------------------
+# Scheduled faults: what a real link does
+
+
+INFER_FRAME = 8 + 8 + 16  # frame overhead, input section header, the 16-byte input
+
+
+def _run_with(firmware: Path, links: FaultyLinks, n: int, **target_kw) -> tuple[np.ndarray, object, float]:
+    x = _inputs(n, seed=n)
+    want = np.stack([reference_layers(row)[2] for row in x])
+    t0 = time.perf_counter()
+    try:
+        with QemuTarget(firmware, link_url=links, **target_kw) as t:
+            links.target = t
+            y, _ = t.infer_batch(x)
+            link = t.link_stats
+    finally:
+        links.close()
+    np.testing.assert_array_equal(y, want)
+    return y, link, time.perf_counter() - t0
+
+
+def test_stall_longer_than_the_timeout(firmware: Path) -> None:
+    links = FaultyLinks([Fault("delay", at_byte=INFER_FRAME * 10, seconds=1.5, direction="to_host")])
+    _, link, _ = _run_with(firmware, links, 30, parallel=1, timeout_s=0.6)
+    assert links.proxies[0].fired and link.timeouts >= 1 and link.retries >= 1
+
+
+def test_noise_bursts_both_ways(firmware: Path) -> None:
+    links = FaultyLinks([Fault("burst", at_byte=INFER_FRAME * 8, length=200),
+                         Fault("burst", at_byte=24 * 20, length=60, direction="to_host")])
+    _, link, _ = _run_with(firmware, links, 40, parallel=1, timeout_s=1.0)
+    assert len(links.proxies[0].fired) == 2
+    assert link.device_crc_errors + link.crc_errors + link.timeouts > 0 and link.resyncs > 0
+
+
+def test_disconnect_is_reconnected(firmware: Path) -> None:
+    links = FaultyLinks([Fault("disconnect", at_byte=INFER_FRAME * 15)])
+    _, link, _ = _run_with(firmware, links, 40, parallel=1)
+    assert links.proxies[0].connections == 2 and len(links.proxies) == 1  # same QEMU, a new connection
+    assert link.reconnects == 1 and link.restarts == 0 and link.resent_samples == 1
+    assert "reconnected" in link.events[0]
+
+
+def test_device_reset_is_resynchronised(firmware: Path) -> None:
+    links = FaultyLinks([Fault("reset", at_byte=INFER_FRAME * 15)])
+    _, link, _ = _run_with(firmware, links, 40, parallel=1)
+    assert links.proxies[0].fired and link.device_resets == 1 and link.restarts == 0
+    assert any("device restarted" in e for e in link.events)
+
+
+def test_emulator_death_is_survived(firmware: Path) -> None:
+    """One of two QEMU instances is killed a third of the way in: it is started again, the samples it
+    held are sent again, and every answer is still the reference's."""
+    links = FaultyLinks([Fault("kill", at_byte=INFER_FRAME * 50)])
+    _, link, seconds = _run_with(firmware, links, 300, parallel=2)
+    print(f"emulator death: 300 samples in {seconds:.1f} s, {link.restarts} restart(s): {link.events}")
+    assert link.restarts == 1 and link.resent_samples == 1 and len(links.proxies) == 3
+    assert "was killed by signal 9 (SIGKILL)" in link.events[0]
+
+
+def test_death_beyond_the_restart_budget_stops_every_worker_at_once(firmware: Path) -> None:
+    links = FaultyLinks([Fault("kill", at_byte=INFER_FRAME * 50)])
+    done: list[int] = []
+    with pytest.raises(TargetError) as exc:
+        try:
+            with QemuTarget(firmware, link_url=links, parallel=2, max_restarts=0) as t:
+                links.target = t
+                t.infer_batch(_inputs(300), progress=done.append)
+        finally:
+            links.close()
+    message = str(exc.value)
+    assert "QEMU instance 0" in message and "was killed by signal 9 (SIGKILL)" in message, message
+    # The survivor stopped with the dead one instead of finishing the batch (~250 more samples).
+    assert 40 <= len(done) < 150, len(done)

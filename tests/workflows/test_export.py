@@ -88,3 +88,39 @@ def test_activation_over_ram_is_refused(tmp_path, capsys):
     assert rc == 2
     assert "AXI_SRAM" in err and "over by" in err, err
     assert not out.exists()
+
+
+CONCURRENT_EXPORT = """
+import sys, time
+sys.path.insert(0, sys.argv[3])
+from program_fixtures import small_program
+from tinyrobust.workflows.export import export_program
+program = small_program(seed=int(sys.argv[4]))
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # every process starts its export at the same instant
+export_program(program, "nucleo_h743zi", sys.argv[1])
+"""
+
+
+def test_concurrent_exports_to_one_directory_take_turns(tmp_path: Path) -> None:
+    """Six processes export to one -o at the same instant: each succeeds in turn (the export lock), the
+    directory ends up a complete export of one of them, and nothing else is left beside it."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from program_fixtures import small_program
+    from tinyrobust.firmware.project import load_export
+
+    out = tmp_path / "shared"
+    tests = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tests.parent / "toolchain"), str(tests)]))
+    start = time.time() + 4.0
+    procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_EXPORT, str(out), str(start), str(tests), str(k)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(6)]
+    results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
+    failed = [err for _, err, rc in results if rc != 0]
+    assert not failed, failed[0][-2000:]
+    export = load_export(out)
+    assert export.program.sha256() in {small_program(seed=k).sha256() for k in range(6)}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared"]

@@ -1,19 +1,29 @@
-"""The `tinyrobust` command line: parse the arguments, dispatch to the command's workflow, and turn
-what it raises into one line and an exit code (errors.py). No work happens here."""
+"""The `tinyrobust` command line: parse the arguments, check them (preflight.py), dispatch to the
+command's workflow, and turn what it raises into one line and an exit code (errors.py). No work
+happens here.
+
+Signals: SIGINT, SIGTERM and SIGHUP all end a run the same way (CI cancellation, timeout(1) and
+pytest-timeout send SIGTERM, a closed terminal SIGHUP): the run unwinds, closing its targets; every
+child process still running is ended (processes.py); one line is printed; the exit code is 128 + the
+signal's number. A second signal during that clean-up ends the children and the process at once.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 import tempfile
+import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__, lazy
-from .errors import EXIT_INTERNAL, TinyRobustError
+from . import __version__, lazy, preflight, processes
+from .errors import EXIT_INTERNAL, EXIT_SIGNAL_BASE, TinyRobustError, terminal_message
 
 ATTACKS = ("fgsm", "pgd", "cw", "square", "boundary")
 TARGETS_HELP = "reference | host | qemu | renode | serial[:PORT]"
@@ -160,6 +170,41 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+ENDING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal ended the run. A KeyboardInterrupt, so no `except Exception` on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_end_the_run() -> Iterator[None]:
+    """Within: the first ending signal raises Interrupted in the main thread; a second one, arriving
+    while the first unwinds, ends every child and exits without waiting further."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread (e.g. main() called from a test thread)
+        return
+    received: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        if received:
+            processes.terminate_all(grace_s=0)
+            os._exit(EXIT_SIGNAL_BASE + signum)
+        received.append(signum)
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in ENDING_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _report_crash(command: str) -> int:
     """An unexpected exception is a bug: one line, the traceback in a file, exit 3."""
     fd, path = tempfile.mkstemp(prefix="tinyrobust-crash-", suffix=".txt")
@@ -172,16 +217,40 @@ def _report_crash(command: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with _signals_end_the_run():
+        try:
+            preflight.check(args.command, args)
+            return COMMANDS[args.command](args)
+        except TinyRobustError as exc:
+            print(f"tinyrobust {args.command}: error: {terminal_message(exc)}", file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt as exc:
+            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            processes.terminate_all()  # whatever the unwinding did not close
+            name = signal.Signals(signum).name
+            print(f"tinyrobust {args.command}: stopped by {name}; no child process left running", file=sys.stderr)
+            return EXIT_SIGNAL_BASE + signum
+        except BrokenPipeError:
+            processes.terminate_all()
+            if not _stdout_is_gone():
+                return _report_crash(args.command)
+            # The reader of our output went away (`tinyrobust … | head`): stop quietly, as a shell tool would.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_SIGNAL_BASE + signal.SIGPIPE
+        except Exception:
+            processes.terminate_all()
+            return _report_crash(args.command)
+
+
+def _stdout_is_gone() -> bool:
     try:
-        return COMMANDS[args.command](args)
-    except TinyRobustError as exc:
-        print(f"tinyrobust {args.command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"tinyrobust {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except Exception:
-        return _report_crash(args.command)
+        sys.stdout.flush()
+        os.fstat(sys.stdout.fileno())
+        return False
+    except BrokenPipeError:
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 if __name__ == "__main__":

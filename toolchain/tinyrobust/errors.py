@@ -12,10 +12,14 @@ else is a bug (exit 3, with the traceback written to a file). Exit codes:
 
 from __future__ import annotations
 
+import unicodedata
+
 EXIT_OK = 0
 EXIT_MISMATCH = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
+# A run ended by a signal exits 128 + its number, as a shell reports it: 130 SIGINT, 143 SIGTERM, 129 SIGHUP.
+EXIT_SIGNAL_BASE = 128
 
 
 class TinyRobustError(Exception):
@@ -68,3 +72,25 @@ class InternalError(TinyRobustError):
     """An invariant of tinyrobust itself broke: a bug, reported as such."""
 
     exit_code = EXIT_INTERNAL
+
+
+def _escaped(ch: str, keep: str) -> str:
+    if ch in keep or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp"):
+        return ch
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def shown(text: object, limit: int = 80) -> str:
+    """A string from a file (a layer name, a class, a quantizer) as it may reach a terminal: control and
+    format characters escaped (no escape sequence, no newline, no bidi trick reaches the screen) and cut
+    to `limit` characters, saying how many were cut."""
+    s = "".join(_escaped(ch, "") for ch in str(text))
+    return s if len(s) <= limit else f"{s[:limit]}…({len(s) - limit} more characters)"
+
+
+def terminal_message(text: object, limit: int = 4000) -> str:
+    """An error message as the command line prints it: control characters escaped (newlines and tabs of
+    multi-line tool output kept), and at most `limit` characters."""
+    s = "".join(_escaped(ch, "\n\t") for ch in str(text))
+    return s if len(s) <= limit else f"{s[:limit]}…({len(s) - limit} more characters)"

@@ -8,7 +8,7 @@ from ..errors import BadInputError
 from ..firmware.boards import load_board
 from ..firmware.budget import estimate
 from ..firmware.crossbuild import build_firmware
-from ..firmware.project import LoadedExport
+from ..firmware.project import LoadedExport, export_lock
 from .base import Target
 from .host import HostTarget
 from .qemu import QEMU_BOARD, QemuTarget
@@ -38,13 +38,15 @@ def firmware_for(export: LoadedExport, board_name: str) -> Path:
     out = export.directory / ("firmware" if board_name == export.manifest["board"] else f"firmware-{board_name}")
     elf = out / "firmware.elf"
     stamp = out / "program.sha256"
-    if elf.is_file() and stamp.is_file() and stamp.read_text() == export.manifest["program_sha256"]:
-        return elf
-    region = estimate(export.program, board).arena_region
-    if region is None:
-        raise TargetSpecError(f"the arena fits no RAM region of board {board_name}")
-    build_firmware(export.model_dir, board, out, arena_region=region)
-    stamp.write_text(export.manifest["program_sha256"])
+    with export_lock(export.directory):  # two validates of one export build its firmware once, in turn
+        if elf.is_file() and stamp.is_file() and stamp.read_text() == export.manifest["program_sha256"]:
+            return elf
+        region = estimate(export.program, board).arena_region
+        if region is None:
+            raise TargetSpecError(f"the arena fits no RAM region of board {board_name}")
+        stamp.unlink(missing_ok=True)  # a build interrupted half-way must not look finished
+        build_firmware(export.model_dir, board, out, arena_region=region)
+        stamp.write_text(export.manifest["program_sha256"])
     return elf
 
 

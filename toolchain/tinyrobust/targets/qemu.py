@@ -184,10 +184,14 @@ class QemuInstance:
         if self.proc is not None and self.proc.poll() is not None:
             raise QemuStartError(f"QEMU {self.status()} while {doing}: {self.log_tail()}")
 
-    def status(self) -> str:
-        """'is still running', 'exited with status N' or 'was killed by signal N (NAME)'."""
+    def status(self, wait_s: float = 0.0) -> str:
+        """'is still running', 'exited with status N' or 'was killed by signal N (NAME)'. A link that just
+        dropped may mean QEMU is dying: `wait_s` gives it that long to be seen exiting."""
         if self.proc is not None:
-            self.returncode = self.proc.poll()
+            try:
+                self.returncode = self.proc.wait(timeout=wait_s) if wait_s > 0 else self.proc.poll()
+            except subprocess.TimeoutExpired:
+                self.returncode = None
         return processes.describe_exit(self.returncode)
 
     def log_tail(self, limit: int = 2000) -> str:
@@ -291,7 +295,8 @@ class QemuTarget(ProtocolTarget):
         """Reconnect when QEMU still runs and only the link dropped; otherwise start it again."""
         old = self._instances[slot]
         what = f"QEMU instance {slot} (pid {old.pid})"
-        if old.alive() and isinstance(failure, LinkLost):
+        dying = isinstance(failure, LinkLost)
+        if old.status(wait_s=1.0 if dying else 0.0) == "is still running" and dying:
             try:
                 client = old.reconnect()
             except (QemuStartError, ProtocolError, OSError, serial.SerialException):
@@ -316,7 +321,7 @@ class QemuTarget(ProtocolTarget):
 
     def _describe_failure(self, slot: int, failure: BaseException) -> str:
         inst = self._instances[slot]
-        status = inst.status()
+        status = inst.status(wait_s=1.0 if isinstance(failure, LinkLost) else 0.0)
         if status == "is still running":
             return f"{failure} (QEMU instance {slot}, pid {inst.pid})"
         log = inst.log_tail(300)

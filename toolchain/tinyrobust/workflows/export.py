@@ -24,7 +24,7 @@ from ..firmware import budget
 from ..firmware.boards import Board, load_board
 from ..firmware.codegen import render_model_library
 from ..firmware.crossbuild import build_firmware, read_section_usage
-from ..firmware.project import EXPORT_FORMAT, MANIFEST, PROGRAM
+from ..firmware.project import EXPORT_FORMAT, MANIFEST, PROGRAM, export_lock
 from ..firmware.sources import tr_nn_dir
 from ..targets.protocol import servable_problems
 from .report import build_report, write_reports
@@ -99,6 +99,12 @@ def export_program(program: Program, board_name: str, out_dir: Path, *, model_pa
     budget.check(planned, board, estimate)
     out_dir = Path(out_dir).resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with export_lock(out_dir):
+        return _write_export(planned, board, estimate, out_dir, model_path=model_path, build=build)
+
+
+def _write_export(planned: Program, board: Board, estimate: budget.Budget, out_dir: Path, *,
+                  model_path: Path | None, build: bool) -> ExportResult:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         planned.save(tmp / PROGRAM)

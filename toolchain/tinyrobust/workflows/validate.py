@@ -3,6 +3,11 @@
 Every sample runs through the reference and the target; any output byte that differs makes the
 run fail, and the first divergent layer of the first differing sample is found by comparing
 per-layer dumps (reference vs target).
+
+Data is checked before it is trusted: labels must be classes of the model (else exit 2), and when more
+than 1 % of input values fall outside the input grid (uint8 images given to a model that expects 0…1,
+a model without an input quantizer fed data beyond --input-range) they are clipped to its rails, so
+validate warns with the fraction, on stderr and in the JSON (`input_saturation`, `warnings`).
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from .. import outputs
 from ..converter import ops
 from ..converter.pipeline import DeployedModel, convert_file
+from ..converter.program import InputQuantization
 from ..converter.reference import Reference
 from ..dataset import Dataset
 from ..errors import EXIT_MISMATCH, BadInputError
@@ -41,10 +48,36 @@ class ValidationResult:
         return self.report["agreement"]["target_reference_exact"] == self.report["samples"]
 
 
+# More than this fraction of input values outside the input grid is worth a warning: a few outliers
+# clip harmlessly, a systematic range mismatch (0–255 pixels, an unscaled feature) does not.
+SATURATION_WARN_FRACTION = 0.01
+
+
 def _accuracy(outputs: np.ndarray, labels: np.ndarray | None) -> float | None:
     if labels is None:
         return None
     return float(np.mean(outputs.argmax(axis=1) == labels))
+
+
+def input_saturation(grid: InputQuantization, x: np.ndarray) -> dict[str, Any]:
+    """How many input values the input grid clips: those whose level lies beyond [qmin, qmax]."""
+    levels = np.round(np.asarray(x, dtype=np.float64) / grid.scale) + grid.zero_point
+    below, above = int(np.sum(levels < grid.qmin)), int(np.sum(levels > grid.qmax))
+    lo, hi = (grid.scale * (q - grid.zero_point) for q in (grid.qmin, grid.qmax))
+    return {"fraction": (below + above) / max(1, levels.size), "below": below, "above": above,
+            "values": int(levels.size), "grid": [float(lo), float(hi)], "grid_source": grid.source,
+            "data": [float(np.min(x)), float(np.max(x))]}
+
+
+def saturation_warning(sat: dict[str, Any]) -> str | None:
+    if sat["fraction"] <= SATURATION_WARN_FRACTION:
+        return None
+    lo, hi = sat["grid"]
+    dlo, dhi = sat["data"]
+    return (f"{100 * sat['fraction']:.1f} % of input values ({sat['below'] + sat['above']:,} of {sat['values']:,}) "
+            f"lie outside the input grid [{lo:.4g}, {hi:.4g}] ({sat['grid_source']}) and are clipped to its "
+            f"rails; the data spans [{dlo:.4g}, {dhi:.4g}]: scale the data to the model's input domain, or "
+            "give --input-range / calibration data that covers it")
 
 
 def first_divergent_layer(export: LoadedExport, target, sample: np.ndarray) -> dict[str, Any] | None:
@@ -63,6 +96,9 @@ def validate(export: LoadedExport, data: Dataset, target_spec: str, *, keras_out
              progress: bool = True, host_sanitize: bool = False) -> ValidationResult:
     program = export.program
     data.check_shape(program.tensor(program.input).shape, "--data")
+    data.check_labels(program.tensor(program.output).nbytes, "--data")
+    saturation = input_saturation(program.input_quantization, data.x)
+    warning = saturation_warning(saturation)
     x_int8 = program.input_quantization.quantize(data.x).reshape(len(data), -1)
     kind, _ = parse_target(target_spec)
     reference = Reference(program)
@@ -81,6 +117,8 @@ def validate(export: LoadedExport, data: Dataset, target_spec: str, *, keras_out
         "latency": None,
         "per_layer": None,
         "first_divergence": None,
+        "input_saturation": saturation,
+        "warnings": [] if warning is None else [warning],
     }
     if keras_outputs is not None:
         report["agreement"]["reference_keras_top1"] = int(np.sum(ref_out.argmax(1) == keras_outputs.argmax(1)))
@@ -110,7 +148,7 @@ def validate(export: LoadedExport, data: Dataset, target_spec: str, *, keras_out
                 report["first_divergence"] = {"sample": bad, **layer}
             stats = target.batch_stats
             if stats is not None:
-                report["link"] = stats.as_dict()
+                report["link"] = stats.as_dict()  # throughput, retries, restarts, resets: what the link needed
     report["accuracy"]["target"] = _accuracy(target_out, data.y)
     report["agreement"]["target_reference_exact"] = int(np.sum(np.all(target_out == ref_out, axis=1)))
     return ValidationResult(report)
@@ -164,6 +202,7 @@ def validate_command(*, model: Path, data: Path, target: str, json_path: Path | 
         export, deployed = _export_for_validation(model, out, stack, board=board, calibration=calibration,
                                                   input_range=input_range, packing=packing)
         dataset.check_shape(export.program.tensor(export.program.input).shape, "--data")  # before Keras sees it
+        dataset.check_labels(export.program.tensor(export.program.output).nbytes, "--data")
         keras_outputs = deployed.keras_predict(dataset.x) if deployed is not None else None
         result = validate(export, dataset, target, keras_outputs=keras_outputs, progress=progress,
                           host_sanitize=host_sanitize)
@@ -173,13 +212,15 @@ def validate_command(*, model: Path, data: Path, target: str, json_path: Path | 
             if out is not None:  # a kept export: its report gains the per-layer table
                 with (out / "report.md").open("a") as f:
                     f.write("\n" + fidelity_markdown(result.report["fidelity"]))
+    for warning in result.report["warnings"]:
+        print(f"tinyrobust validate: warning: {warning}", file=sys.stderr)
     for line in summary_lines(result.report):
         print(line)
     if "fidelity" in result.report:
         for line in fidelity_lines(result.report["fidelity"]):
             print(line)
     if json_path is not None:
-        json_path.write_text(json.dumps(result.report, indent=1, sort_keys=True) + "\n")
+        outputs.write_text(json_path, json.dumps(result.report, indent=1, sort_keys=True) + "\n", "--json")
     if not result.bit_exact:
         print("error: target output differs from the reference", file=sys.stderr)
         return EXIT_MISMATCH

@@ -13,11 +13,14 @@ import os
 # Must precede the first TensorFlow import anywhere in the process: QKeras needs tf-keras,
 # never Keras 3. Users should not have to set it themselves.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from . import attacks, models  # noqa: E402
-from .evaluate import predict, tensor_samples, tensor_values  # noqa: E402
-from .loader import load_model  # noqa: E402
-from .walk import build_graph  # noqa: E402
+from .quiet import quiet_startup  # noqa: E402  (imports no TensorFlow)
+
+with quiet_startup():  # TensorFlow's absl/CUDA start-up lines are not for tinyrobust's users
+    from . import attacks, models  # noqa: E402
+    from .evaluate import predict, tensor_samples, tensor_values  # noqa: E402
+    from .loader import load_model  # noqa: E402
+    from .walk import build_graph  # noqa: E402
 
 __all__ = ["load_model", "build_graph", "tensor_samples", "tensor_values", "predict", "models", "attacks"]

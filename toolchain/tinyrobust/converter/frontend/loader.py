@@ -9,7 +9,7 @@ from typing import Any
 import tf_keras
 from qkeras.utils import _add_supported_quantized_objects
 
-from ...errors import ModelFileError
+from ...errors import ModelFileError, shown
 from .safe_load import check_config_supported, read_model_config
 
 
@@ -23,4 +23,5 @@ def load_model(path: Path) -> Any:
     try:
         return tf_keras.models.load_model(path, custom_objects=custom, compile=False)
     except Exception as exc:  # Keras raises many types for a damaged file
-        raise ModelFileError(f"{path}: Keras could not load the model ({type(exc).__name__}: {exc})") from exc
+        detail = f"{type(exc).__name__}: {shown(exc, 300)}"
+        raise ModelFileError(f"{path}: Keras could not load the model ({detail})") from exc

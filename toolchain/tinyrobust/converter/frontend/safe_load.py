@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import h5py
-
-from ...errors import ModelFileError, UnsupportedModelError
+from ...errors import ModelFileError, UnsupportedModelError, shown
+from .. import model_file
 
 # Layer classes the handlers accept, by Keras class name as stored in the file's config.
 SUPPORTED_CLASSES = frozenset(
@@ -46,25 +44,8 @@ CODE_CARRYING_CLASSES = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda"})
 
 
 def read_model_config(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such file")
-    try:
-        with h5py.File(path, "r") as f:
-            raw = f.attrs.get("model_config")
-            if raw is None:
-                raise ModelFileError(f"{path}: HDF5 file holds no Keras model_config (weights-only file?)")
-            if isinstance(raw, bytes):
-                raw = raw.decode("utf-8")
-            if "model_weights" not in f and "layer_names" not in f.attrs:
-                raise ModelFileError(f"{path}: Keras model file has no weights")
-    except ModelFileError:
-        raise
-    except (OSError, KeyError, ValueError) as exc:
-        raise ModelFileError(f"{path}: not a readable Keras .h5 model ({exc})") from exc
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(f"{path}: model_config is not valid JSON ({exc})") from exc
+    """The file's model_config, after every check that needs no Keras (converter/model_file.py)."""
+    return model_file.read_model_config(path)
 
 
 def _iter_layers(config: dict[str, Any]) -> Iterator[tuple[str, str]]:
@@ -83,18 +64,19 @@ def _iter_layers(config: dict[str, Any]) -> Iterator[tuple[str, str]]:
 def check_config_supported(config: dict[str, Any], path: Path) -> None:
     top = config.get("class_name")
     if top not in CONTAINER_CLASSES:
-        raise ModelFileError(f"{path}: top-level object is {top!r}, not a Keras model")
-    for cls, name in _iter_layers(config):
-        if cls in CODE_CARRYING_CLASSES:
+        raise ModelFileError(f"{path}: top-level object is {shown(repr(top))}, not a Keras model")
+    for raw_cls, raw_name in _iter_layers(config):
+        cls, name = shown(raw_cls), shown(raw_name)
+        if raw_cls in CODE_CARRYING_CLASSES:
             raise UnsupportedModelError(
                 f"layer '{name}' ({cls}) is refused: it carries Python code, which tinyrobust never "
                 "executes. Replace it with supported layers and re-save the model."
             )
-        if cls in CONTAINER_CLASSES:
+        if raw_cls in CONTAINER_CLASSES:
             raise UnsupportedModelError(
                 f"layer '{name}' ({cls}) is a nested model; flatten it into one functional model"
             )
-        if cls not in SUPPORTED_CLASSES:
+        if raw_cls not in SUPPORTED_CLASSES:
             raise UnsupportedModelError(
                 f"layer '{name}' has unsupported class {cls}. Supported: {', '.join(sorted(SUPPORTED_CLASSES))}"
             )

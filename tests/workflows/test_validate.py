@@ -1,0 +1,170 @@
+"""validate on an export of a hand-made Program (no TensorFlow): a QEMU instance killed mid-run is
+restarted and the run stays bit-exact, with the restart in the JSON; a death it cannot survive is one
+line and exit 2; the input-saturation warning fires on badly ranged data and stays quiet on good data;
+labels that are not classes are refused; outputs are checked before any work."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from program_fixtures import small_program
+from qemu_faults import kill_qemu_serving
+from tinyrobust.cli import main
+from tinyrobust.firmware.project import load_export
+from tinyrobust.targets import factory
+from tinyrobust.targets.faultproxy import Fault, FaultProxy
+from tinyrobust.targets.qemu import QEMU_BOARD, QemuTarget
+from tinyrobust.workflows.export import export_program
+
+needs_qemu = [
+    pytest.mark.qemu,
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+                       reason="needs qemu-system-arm and arm-none-eabi-gcc"),
+]
+INFER_FRAME = 8 + 8 + 16
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("validate") / "export"
+    export_program(small_program(), "nucleo_h743zi", out)
+    return out
+
+
+def _data(path: Path, n: int, *, scale: float = 1.0, offset: float = 0.0, labels: np.ndarray | None = None) -> Path:
+    rng = np.random.default_rng(n)
+    x = (rng.random((n, 4, 4, 1)) * scale + offset).astype(np.float32)
+    np.savez(path, x=x, y=rng.integers(0, 4, n) if labels is None else labels)
+    return path
+
+
+def _kill_first_instance(monkeypatch: pytest.MonkeyPatch, max_restarts: int) -> list[FaultProxy]:
+    """The qemu target as the CLI opens it, but instance 0's link goes through a FaultProxy that kills
+    its QEMU (SIGKILL) after 50 requests; instances started later talk directly."""
+    proxies: list[FaultProxy] = []
+
+    def link_url(port: int) -> str:
+        if proxies:
+            return f"socket://127.0.0.1:{port}"
+        proxies.append(FaultProxy(port, schedule=[Fault("kill", at_byte=INFER_FRAME * 50)],
+                                  on_kill=lambda: kill_qemu_serving(port)))
+        return f"socket://127.0.0.1:{proxies[0].port}"
+
+    monkeypatch.setattr(factory, "QemuTarget", partial(QemuTarget, link_url=link_url, max_restarts=max_restarts))
+    return proxies
+
+
+@pytest.mark.usefixtures("export_dir")
+class TestEmulatorDeath:
+    pytestmark = needs_qemu
+
+    def test_run_survives_and_the_json_counts_the_restart(self, export_dir: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+        import time
+
+        load_export(export_dir)  # the firmware is built before the clock starts
+        factory.firmware_for(load_export(export_dir), QEMU_BOARD)
+        proxies = _kill_first_instance(monkeypatch, max_restarts=3)
+        report = tmp_path / "r.json"
+        t0 = time.perf_counter()
+        try:
+            rc = main(["validate", str(export_dir), "--data", str(_data(tmp_path / "d.npz", 300)), "--target",
+                       "qemu", "--json", str(report), "--no-progress"])
+        finally:
+            for p in proxies:
+                p.close()
+        seconds = time.perf_counter() - t0
+        assert rc == 0, capsys.readouterr().err
+        r = json.loads(report.read_text())
+        link = r["link"]
+        print(f"validate, one QEMU killed: {r['samples']} samples, {link['restarts']} restart(s), "
+              f"{link['resent_samples']} re-sent, {seconds:.1f} s: {link['events']}")
+        assert r["samples"] == 300 and r["agreement"]["target_reference_exact"] == 300
+        assert link["restarts"] == 1 and link["resent_samples"] == 1 and link["workers"] == 2
+        assert "QEMU instance 0" in link["events"][0] and "killed by signal 9 (SIGKILL)" in link["events"][0]
+        assert proxies[0].fired
+
+    def test_a_death_that_cannot_be_survived_is_one_line_and_exit_2(self, export_dir: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+        proxies = _kill_first_instance(monkeypatch, max_restarts=0)
+        report = tmp_path / "r.json"
+        try:
+            rc = main(["validate", str(export_dir), "--data", str(_data(tmp_path / "d.npz", 300)), "--target",
+                       "qemu", "--json", str(report), "--no-progress"])
+        finally:
+            for p in proxies:
+                p.close()
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1, err
+        assert "QEMU instance 0" in err[0] and "was killed by signal 9 (SIGKILL)" in err[0]
+        assert not report.exists()
+
+
+# ---------------------------------------------------------------- data checks (reference target: fast)
+
+
+def test_saturation_warning_fires_on_badly_ranged_input(export_dir: Path, tmp_path: Path, capsys) -> None:
+    report = tmp_path / "r.json"
+    data = _data(tmp_path / "pixels.npz", 200, scale=255.0)  # uint8-style 0…255 for a model that takes 0…1
+    assert main(["validate", str(export_dir), "--data", str(data), "--json", str(report), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    r = json.loads(report.read_text())
+    sat = r["input_saturation"]
+    assert 0.98 < sat["fraction"] <= 1.0 and sat["above"] > 0 and sat["grid"] == [0.0, 1.0]
+    assert len(r["warnings"]) == 1 and f"{100 * sat['fraction']:.1f} % of input values" in r["warnings"][0]
+    assert err.count("warning:") == 1 and "outside the input grid [0, 1]" in err
+
+
+def test_saturation_warning_names_the_fraction_just_over_the_threshold(export_dir: Path, tmp_path: Path,
+                                                                       capsys) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.random((100, 4, 4, 1)).astype(np.float32)
+    x.reshape(-1)[:32] = 1.5  # 32 of 1,600 values = 2 %
+    data = tmp_path / "few.npz"
+    np.savez(data, x=x, y=rng.integers(0, 4, 100))
+    assert main(["validate", str(export_dir), "--data", str(data), "--no-progress"]) == 0
+    assert "2.0 % of input values (32 of 1,600)" in capsys.readouterr().err
+
+
+def test_saturation_warning_stays_quiet_on_well_ranged_input(export_dir: Path, tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(2)
+    x = rng.random((100, 4, 4, 1)).astype(np.float32)
+    x.reshape(-1)[:16] = 1.5  # 1 % exactly: outliers, not a range mismatch
+    data = tmp_path / "good.npz"
+    np.savez(data, x=x, y=rng.integers(0, 4, 100))
+    report = tmp_path / "r.json"
+    assert main(["validate", str(export_dir), "--data", str(data), "--json", str(report), "--no-progress"]) == 0
+    r = json.loads(report.read_text())
+    assert r["warnings"] == [] and r["input_saturation"]["fraction"] == 0.01
+    assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("label", [4, 99])
+def test_labels_that_are_not_classes_are_refused(export_dir: Path, tmp_path: Path, capsys, label: int) -> None:
+    labels = np.zeros(50, np.int64)
+    labels[7] = label
+    data = _data(tmp_path / "labels.npz", 50, labels=labels)
+    assert main(["validate", str(export_dir), "--data", str(data), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "1 of 50 labels are not classes of this model (it has 4 outputs" in err[0], err
+
+
+@pytest.mark.parametrize("where", ["directory", "unwritable"])
+def test_json_that_cannot_be_written_is_refused_before_the_run(export_dir: Path, tmp_path: Path, capsys,
+                                                               where: str) -> None:
+    """Before: the whole run, then a traceback (IsADirectoryError / PermissionError) and the results lost."""
+    fresh = tmp_path / "export"
+    shutil.copytree(export_dir, fresh, ignore=shutil.ignore_patterns("firmware*"))
+    json_path = tmp_path if where == "directory" else Path("/proc/tinyrobust/r.json")
+    rc = main(["validate", str(fresh), "--data", str(_data(tmp_path / "d.npz", 20)), "--target", "qemu",
+               "--json", str(json_path), "--no-progress"])
+    err = capsys.readouterr()
+    assert rc == 2 and len(err.err.strip().splitlines()) == 1 and "--json" in err.err, err.err
+    assert err.out == "" and not list(fresh.glob("firmware*"))  # nothing ran, nothing was built
