@@ -47,7 +47,7 @@ class tinyrobust_keywords:  # noqa: N801 - Robot imports the class named like th
         self._port = self._client = None
 
     def hello_should_match_golden(self, golden_json: str) -> None:
-        """HELLO answers, speaks protocol 1, and carries the model hash of the golden file."""
+        """HELLO answers, speaks protocol 2, and carries the model hash of the golden file."""
         golden = json.loads(Path(golden_json).read_text())
         self._hello = self._require_client().hello()
         check_model_hash(self._hello, bytes.fromhex(golden["model_hash"]))

@@ -147,3 +147,44 @@ def test_check_shape() -> None:
         ds.check_shape((2, 3), "--data")
     with pytest.raises(DatasetError, match="the model takes"):
         ds.check_shape((6,), "--data")
+
+
+def _npz_with_claimed_shape(path: Path, claimed: tuple[int, ...]) -> Path:
+    """A real .npz whose x header claims `claimed` while holding two 8×8×1 float32 samples."""
+    import io
+    import zipfile
+
+    x = np.zeros((2, 8, 8, 1), np.float32)
+    header = np.lib.format.header_data_from_array_1_0(x)
+    header["shape"] = claimed
+    raw = io.BytesIO()
+    np.lib.format.write_array_header_1_0(raw, header)
+    y = io.BytesIO()
+    np.lib.format.write_array(y, np.zeros(2, np.int64))
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("x.npy", raw.getvalue() + x.tobytes())
+        z.writestr("y.npy", y.getvalue())
+    return path
+
+
+def test_a_header_claiming_more_than_the_file_holds_is_refused_unread(tmp_path: Path) -> None:
+    """Before: np.load tried to allocate 2^40 samples (MemoryError, an internal error)."""
+    with pytest.raises(DatasetError, match=r"claims shape \(1099511627776, 8, 8, 1\).*holds 512 bytes"):
+        Dataset.load(_npz_with_claimed_shape(tmp_path / "huge.npz", (2**40, 8, 8, 1)))
+    assert len(Dataset.load(_npz_with_claimed_shape(tmp_path / "ok.npz", (2, 8, 8, 1)))) == 2
+
+
+@pytest.mark.parametrize("label", [-1, 2**62])
+def test_labels_that_are_no_class_index_are_refused(label: int, tmp_path: Path) -> None:
+    """Before: accepted, and accuracy 0 % with exit 0."""
+    y = np.array([0, 1, label, 1], np.int64)
+    with pytest.raises(DatasetError, match=f"1 label\\(s\\) that are no class index \\(e.g. {label}\\)"):
+        Dataset.load(_npz(tmp_path, x=X, y=y))
+
+
+def test_check_labels() -> None:
+    ds = Dataset(X.astype(np.float32), np.array([0, 1, 2, 9]))
+    ds.check_labels(10, "--data")
+    with pytest.raises(DatasetError, match="1 of 4 labels are not classes of this model \\(it has 3 outputs"):
+        ds.check_labels(3, "--data")
+    Dataset(X.astype(np.float32), None).check_labels(3, "--data")  # no labels, nothing to check

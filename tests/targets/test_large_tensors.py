@@ -108,3 +108,28 @@ class TestOnQemu:
         r = json.loads(report.read_text())
         assert r["samples"] == 6 and r["agreement"]["target_reference_exact"] == 6
         assert r["link"]["load_chunks"] > 0 and r["link"]["read_windows"] > 0
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="qemu-system-arm not installed")
+@pytest.mark.parametrize("at_byte", [6_000, 20_000])
+def test_device_reset_in_the_middle_of_a_staged_input(big_export: Path, at_byte: int) -> None:
+    """QEMU's reset button pressed while the input is half staged (after LOAD 1, after LOAD 4): the
+    firmware restarts with an empty staging buffer and announces it; the host stages the input again
+    and the answer is still the reference's."""
+    from qemu_faults import FaultyLinks
+    from tinyrobust.targets.faultproxy import Fault
+
+    elf = firmware_for(load_export(big_export), QEMU_BOARD)
+    x = _samples(2, seed=3)
+    links = FaultyLinks([Fault("reset", at_byte=at_byte)])
+    try:
+        with QemuTarget(elf, parallel=1, link_url=links) as t:
+            links.target = t
+            y, _ = t.infer_batch(x)
+            link = t.link_stats
+    finally:
+        links.close()
+    np.testing.assert_array_equal(y, Reference(PROGRAM).run(x))
+    assert links.proxies[0].fired and link.device_resets == 1 and link.load_chunks > 2 * 6

@@ -92,6 +92,33 @@ def test_serial_target_batches_in_order() -> None:
         dev.close()
 
 
+def test_board_reset_mid_run_is_resynchronised() -> None:
+    """A board that resets mid-batch (its HELLO announcement appears) loses the request in flight; the
+    client re-sends it and the batch completes with every answer right."""
+    dev = FakeDevice([None] * 5 + ["reset"])  # HELLO, then the 5th INFER's answer is a reset instead
+    try:
+        x = np.random.default_rng(2).integers(-128, 128, size=(12, INPUT_BYTES), dtype=np.int8)
+        with SerialTarget(dev.url(), timeout_s=0.5) as t:
+            y, _ = t.infer_batch(x)
+            link = t.batch_stats.as_dict()
+        assert [out.tobytes() for out in y] == [_layer_output(row.tobytes(), 2) for row in x]
+        assert dev.resets == 1 and link["device_resets"] == 1 and link["timeouts"] == 0
+    finally:
+        dev.close()
+
+
+def test_a_port_that_cannot_be_opened_is_a_target_error() -> None:
+    import socket
+
+    from tinyrobust.errors import TargetError
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(TargetError, match="cannot open serial port"):
+        SerialTarget(f"socket://127.0.0.1:{port}")
+
+
 def test_batch_input_checks() -> None:
     with pytest.raises(TypeError, match="int8"):
         as_batch(np.zeros((2, 4), dtype=np.float32), 4)

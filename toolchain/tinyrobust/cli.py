@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import select
 import signal
 import sys
 import tempfile
@@ -243,13 +244,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _stdout_is_gone() -> bool:
+    """Our stdout is a pipe nobody reads any more (poll reports an error on its write end)."""
     try:
-        sys.stdout.flush()
-        os.fstat(sys.stdout.fileno())
-        return False
-    except BrokenPipeError:
-        return True
-    except (OSError, ValueError):
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
         return False
 
 

@@ -108,6 +108,14 @@ def read_model_config(path: Path) -> dict[str, Any]:
     return config
 
 
+def _json_type(value: Any) -> str:
+    for kind, name in ((bool, "boolean"), (dict, "object"), (list, "list"), (str, "string"), (int, "number"),
+                       (float, "number")):
+        if isinstance(value, kind):
+            return name
+    return "null" if value is None else type(value).__name__
+
+
 def _check_shape(config: Any, path: Path, where: str) -> None:
     """The structure the rest of tinyrobust walks: {class_name: str, config: {layers: [{class_name: str,
     config: {name: str, ...}}, ...]}}, nested models included."""
@@ -115,15 +123,15 @@ def _check_shape(config: Any, path: Path, where: str) -> None:
         return ModelFileError(f"{path}: {where} is not a Keras model config ({what})")
 
     if not isinstance(config, dict):
-        raise bad(f"a JSON {type(config).__name__}, expected an object")
+        raise bad(f"a JSON {_json_type(config)}, expected an object")
     if not isinstance(config.get("class_name"), str):
         raise bad("no class_name")
     inner = config.get("config")
     if not isinstance(inner, dict):
-        raise bad(f"'config' is a JSON {type(inner).__name__}, expected an object")
+        raise bad(f"'config' is a JSON {_json_type(inner)}, expected an object")
     layers = inner.get("layers", [])
     if not isinstance(layers, list):
-        raise bad(f"'layers' is a JSON {type(layers).__name__}, expected a list")
+        raise bad(f"'layers' is a JSON {_json_type(layers)}, expected a list")
     for i, layer in enumerate(layers):
         if not isinstance(layer, dict) or not isinstance(layer.get("class_name"), str):
             raise bad(f"layer {i} has no class_name")

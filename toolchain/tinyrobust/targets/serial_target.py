@@ -115,14 +115,22 @@ def flash(
 
 
 class SerialTarget(ProtocolTarget):
-    """A board running tinyrobust firmware on ``port`` (e.g. /dev/ttyACM0)."""
+    """A board running tinyrobust firmware on ``port`` (e.g. /dev/ttyACM0).
+
+    A board that resets mid-run (reset button, brown-out, watchdog) announces itself with a HELLO of
+    seq 0; the client re-synchronises (checks the model hash, does the interrupted transfer again) and
+    counts it in ``link_stats.device_resets``. A port that disappears (USB unplugged) ends the run.
+    """
 
     name = "serial"
 
     def __init__(self, port: str, baud: int = 115200, *, timeout_s: float = 3.0, retries: int = 3) -> None:
         super().__init__()
         self.port_name = port
-        self._port = serial.serial_for_url(port, baudrate=baud, timeout=0.02)
+        try:
+            self._port = serial.serial_for_url(port, baudrate=baud, timeout=0.02)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise TargetError(f"cannot open serial port {port}: {exc}") from exc
         try:
             # Bytes the board printed before we connected (or a half-sent frame) would confuse nothing,
             # the decoder resyncs, but dropping them keeps the link stats honest.
