@@ -28,7 +28,11 @@ from .targets.renode import find_renode
 
 def model(path: Path, *, export_dir_allowed: bool) -> None:
     """A .h5 tinyrobust can read, or (when allowed) an export directory."""
-    if export_dir_allowed and Path(path).is_dir() and (Path(path) / MANIFEST).is_file():
+    path = Path(path)
+    if export_dir_allowed and path.is_dir():
+        model_file.check_model_path_kind(path)  # a SavedModel directory is named as such
+        if not (path / MANIFEST).is_file():
+            raise ExportError(f"{path}: neither a model file (.h5) nor a tinyrobust export directory (no {MANIFEST})")
         return
     model_file.read_model_config(path)
 

@@ -50,15 +50,20 @@ def _is_keras_archive(path: Path) -> bool:
     return "config.json" in names or "metadata.json" in names
 
 
+def check_model_path_kind(path: Path) -> None:
+    """Refuse a TensorFlow SavedModel directory by name (a directory may otherwise be an export)."""
+    if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+        raise ModelFileError(
+            f"{path}: a TensorFlow SavedModel directory, which tinyrobust does not read (it needs the "
+            f"QKeras layers, not a traced graph); {RESAVE}"
+        )
+
+
 def check_model_path(path: Path) -> None:
     """Refuse, by name, what is not a file tinyrobust can open as a Keras .h5 model."""
     path = Path(path)
     if path.is_dir():
-        if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
-            raise ModelFileError(
-                f"{path}: a TensorFlow SavedModel directory, which tinyrobust does not read (it needs the "
-                f"QKeras layers, not a traced graph); {RESAVE}"
-            )
+        check_model_path_kind(path)
         raise ModelFileError(f"{path}: a directory, not a model file (.h5)")
     if not path.is_file():
         raise ModelFileError(f"{path}: no such file")

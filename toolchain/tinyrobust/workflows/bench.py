@@ -48,6 +48,7 @@ from ..firmware import runner
 from ..firmware.boards import load_board
 from ..firmware.crossbuild import build_firmware
 from ..firmware.runner import RunnerCase, RunnerError
+from ..outputs import write_text as write_output
 from ..targets.qemu import QEMU_BOARD, QemuTarget
 from .export import export_program
 
@@ -359,5 +360,5 @@ def bench_command(*, json_path: Path | None, quick: bool, with_model: bool, work
     print(format_table(report))
     print(f"(bench took {time.monotonic() - t0:.0f} s)")
     if json_path is not None:
-        json_path.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+        write_output(json_path, json.dumps(report, indent=1, sort_keys=True) + "\n", "--json")
     return 0
