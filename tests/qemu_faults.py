@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 from tinyrobust.targets.faultproxy import Fault, FaultProxy
@@ -34,6 +35,7 @@ class FaultyLinks:
         self.proxies: list[FaultProxy] = []
         self.by_port: dict[int, FaultProxy] = {}
         self.target: QemuTarget | None = None
+        self.killed_at: list[float] = []  # time.monotonic() of each kill
 
     def __call__(self, port: int) -> str:
         if port in self.by_port:  # a reconnect to the same QEMU goes through the same proxy
@@ -41,11 +43,15 @@ class FaultyLinks:
         k = len(self.proxies)
         proxy = FaultProxy(port, schedule=self.schedules[k] if k < len(self.schedules) else (),
                            **self.proxy_kw)  # type: ignore[arg-type]
-        proxy.on_kill = lambda: kill_qemu_serving(port)
+        proxy.on_kill = lambda: self._kill(port)
         proxy.on_reset = lambda: self._instance_on(port).reset()
         self.proxies.append(proxy)
         self.by_port[port] = proxy
         return f"socket://127.0.0.1:{proxy.port}"
+
+    def _kill(self, port: int) -> None:
+        self.killed_at.append(time.monotonic())
+        kill_qemu_serving(port)
 
     def _instance_on(self, port: int) -> QemuInstance:
         assert self.target is not None

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from program_fixtures import small_program
-from qemu_faults import kill_qemu_serving
+from qemu_faults import FaultyLinks
 from tinyrobust.cli import main
 from tinyrobust.firmware.project import load_export
 from tinyrobust.targets import factory
-from tinyrobust.targets.faultproxy import Fault, FaultProxy
+from tinyrobust.targets.faultproxy import Fault
 from tinyrobust.targets.qemu import QEMU_BOARD, QemuTarget
 from tinyrobust.workflows.export import export_program
 
@@ -45,20 +45,12 @@ def _data(path: Path, n: int, *, scale: float = 1.0, offset: float = 0.0, labels
     return path
 
 
-def _kill_first_instance(monkeypatch: pytest.MonkeyPatch, max_restarts: int) -> list[FaultProxy]:
-    """The qemu target as the CLI opens it, but instance 0's link goes through a FaultProxy that kills
-    its QEMU (SIGKILL) after 50 requests; instances started later talk directly."""
-    proxies: list[FaultProxy] = []
-
-    def link_url(port: int) -> str:
-        if proxies:
-            return f"socket://127.0.0.1:{port}"
-        proxies.append(FaultProxy(port, schedule=[Fault("kill", at_byte=INFER_FRAME * 50)],
-                                  on_kill=lambda: kill_qemu_serving(port)))
-        return f"socket://127.0.0.1:{proxies[0].port}"
-
-    monkeypatch.setattr(factory, "QemuTarget", partial(QemuTarget, link_url=link_url, max_restarts=max_restarts))
-    return proxies
+def _kill_first_instance(monkeypatch: pytest.MonkeyPatch, max_restarts: int) -> FaultyLinks:
+    """The qemu target as the CLI opens it, every instance's link through a FaultProxy, and instance 0's
+    proxy kills its QEMU (SIGKILL) after 30 requests."""
+    links = FaultyLinks([Fault("kill", at_byte=INFER_FRAME * 30)])
+    monkeypatch.setattr(factory, "QemuTarget", partial(QemuTarget, link_url=links, max_restarts=max_restarts))
+    return links
 
 
 @pytest.mark.usefixtures("export_dir")
@@ -71,15 +63,14 @@ class TestEmulatorDeath:
 
         load_export(export_dir)  # the firmware is built before the clock starts
         factory.firmware_for(load_export(export_dir), QEMU_BOARD)
-        proxies = _kill_first_instance(monkeypatch, max_restarts=3)
+        links = _kill_first_instance(monkeypatch, max_restarts=3)
         report = tmp_path / "r.json"
         t0 = time.perf_counter()
         try:
             rc = main(["validate", str(export_dir), "--data", str(_data(tmp_path / "d.npz", 300)), "--target",
                        "qemu", "--json", str(report), "--no-progress"])
         finally:
-            for p in proxies:
-                p.close()
+            links.close()
         seconds = time.perf_counter() - t0
         assert rc == 0, capsys.readouterr().err
         r = json.loads(report.read_text())
@@ -89,18 +80,17 @@ class TestEmulatorDeath:
         assert r["samples"] == 300 and r["agreement"]["target_reference_exact"] == 300
         assert link["restarts"] == 1 and link["resent_samples"] == 1 and link["workers"] == 2
         assert "QEMU instance 0" in link["events"][0] and "killed by signal 9 (SIGKILL)" in link["events"][0]
-        assert proxies[0].fired
+        assert links.proxies[0].fired and len(links.killed_at) == 1
 
     def test_a_death_that_cannot_be_survived_is_one_line_and_exit_2(self, export_dir: Path, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-        proxies = _kill_first_instance(monkeypatch, max_restarts=0)
+        links = _kill_first_instance(monkeypatch, max_restarts=0)
         report = tmp_path / "r.json"
         try:
             rc = main(["validate", str(export_dir), "--data", str(_data(tmp_path / "d.npz", 300)), "--target",
                        "qemu", "--json", str(report), "--no-progress"])
         finally:
-            for p in proxies:
-                p.close()
+            links.close()
         err = capsys.readouterr().err.strip().splitlines()
         assert rc == 2 and len(err) == 1, err
         assert "QEMU instance 0" in err[0] and "was killed by signal 9 (SIGKILL)" in err[0]
