@@ -67,6 +67,19 @@ def test_missing_qemu_before_build(data: Path, tmp_path: Path) -> None:
     _one_line(rc, err, tf, "qemu-system-arm is not on PATH")
 
 
+def test_incomplete_cross_toolchain_before_build(data: Path, tmp_path: Path) -> None:
+    """gcc and QEMU, but no objcopy beside them: before, a 40 s run, then FileNotFoundError (exit 3)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        found = subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip()
+        if not found:
+            pytest.skip(f"{tool} not installed")
+        (bin_dir / tool).symlink_to(found)
+    rc, err, tf = _cli("validate", str(MODEL), "--data", str(data), "--target", "qemu", env={"PATH": str(bin_dir)})
+    _one_line(rc, err, tf, "arm-none-eabi-objcopy not found")
+
+
 def test_serial_port_that_does_not_exist(data: Path) -> None:
     """Before: a conversion, then a 25-line SerialException traceback, exit 1."""
     _one_line(*_cli("validate", str(MODEL), "--data", str(data), "--target", "serial:/dev/nonexistent"),

@@ -18,7 +18,7 @@ from . import outputs
 from .converter import model_file
 from .errors import BadInputError, DatasetError, ExportError
 from .firmware.boards import load_board
-from .firmware.crossbuild import GCC, find_tool
+from .firmware.crossbuild import find_toolchain
 from .firmware.hostbuild import host_compiler
 from .firmware.project import MANIFEST
 from .targets.factory import TargetSpecError, parse_target
@@ -59,7 +59,7 @@ def target(spec: str, *, builds_firmware: bool) -> None:
     elif kind == "serial" and arg is not None and "://" not in arg and not Path(arg).exists():
         raise TargetSpecError(f"--target {spec}: no serial port {arg} (is the board plugged in?)")
     if builds_firmware and kind in ("qemu", "renode"):
-        find_tool(GCC, "TINYROBUST_ARM_GCC")
+        find_toolchain()
 
 
 def export_directory(path: Path) -> None:
@@ -88,7 +88,7 @@ def _export(a: argparse.Namespace) -> None:
     export_directory(a.output or Path(f"{a.model.stem}_{a.board}"))
     data_file(a.calibration, "--calibration")
     if a.build:
-        find_tool(GCC, "TINYROBUST_ARM_GCC")
+        find_toolchain()
     model(a.model, export_dir_allowed=False)
 
 

@@ -31,10 +31,9 @@ COMMON_CFLAGS: tuple[str, ...] = (*WARNING_FLAGS, "-O2", "-g", "-ffunction-secti
                                    "-fno-common")
 GCC = "arm-none-eabi-gcc"
 OBJCOPY = "arm-none-eabi-objcopy"
-MISSING_TOOLCHAIN = (
-    "arm-none-eabi-gcc not found on PATH; install the Debian packages "
-    "`gcc-arm-none-eabi libnewlib-arm-none-eabi` (or set TINYROBUST_ARM_GCC to the compiler)"
-)
+INSTALL_TOOLCHAIN = ("install the Debian packages `gcc-arm-none-eabi libnewlib-arm-none-eabi` (or set "
+                     "TINYROBUST_ARM_GCC to the compiler)")
+MISSING_TOOLCHAIN = f"arm-none-eabi-gcc not found on PATH; {INSTALL_TOOLCHAIN}"
 _OVERFLOW_RE = re.compile(r"region [`'](?P<region>[^'`]+)' overflowed by (?P<bytes>\d+) bytes?")
 
 
@@ -68,6 +67,15 @@ def find_tool(name: str, env_var: str | None = None) -> str:
     if not found:
         raise ToolchainNotFoundError(MISSING_TOOLCHAIN)
     return found
+
+
+def find_toolchain() -> tuple[str, str]:
+    """(arm-none-eabi-gcc, arm-none-eabi-objcopy), or ToolchainNotFoundError naming what to install."""
+    gcc = find_tool(GCC, "TINYROBUST_ARM_GCC")
+    objcopy = shutil.which(OBJCOPY) or str(Path(gcc).with_name(OBJCOPY))
+    if not Path(objcopy).is_file():
+        raise ToolchainNotFoundError(f"{OBJCOPY} not found beside {gcc} or on PATH; {INSTALL_TOOLCHAIN}")
+    return gcc, objcopy
 
 
 @dataclass(frozen=True)
@@ -149,7 +157,10 @@ def evaluation_sources(model_c_dir: Path, board: Board) -> list[tuple[str, Path]
 
 
 def _run(cmd: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return processes.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        return processes.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    except (FileNotFoundError, PermissionError) as exc:  # e.g. objcopy missing beside a found gcc
+        raise ToolchainNotFoundError(f"cannot run {cmd[0]} ({exc.strerror}); {INSTALL_TOOLCHAIN}") from exc
 
 
 def build_firmware(
@@ -183,8 +194,7 @@ def build_image(
     Raises RegionOverflowError naming the region and the bytes over when the image does not fit,
     BuildError with the compiler output on any other failure, ToolchainNotFoundError without gcc.
     """
-    gcc = find_tool(GCC, "TINYROBUST_ARM_GCC")
-    objcopy = shutil.which(OBJCOPY) or str(Path(gcc).with_name(OBJCOPY))
+    gcc, objcopy = find_toolchain()
     out_dir = Path(out_dir).resolve()
     defines = board_defines(board) | dict(extra_defines or {})
     cflags = [*board.cflags, *COMMON_CFLAGS, *extra_cflags, *(f"-I{d}" for d in [*includes, board.directory]),

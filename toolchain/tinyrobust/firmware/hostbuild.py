@@ -22,7 +22,10 @@ def host_compiler() -> str:
 
 
 def _run_compiler(cmd: list[str]) -> None:
-    proc = processes.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        proc = processes.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    except (FileNotFoundError, PermissionError) as exc:
+        raise EnvironmentProblem(f"cannot run the host C compiler {cmd[0]} ({exc.strerror})") from exc
     if proc.returncode != 0:
         raise BuildError(f"host C build failed ({' '.join(cmd)}):\n{proc.stdout}{proc.stderr}")
 
