@@ -183,6 +183,9 @@ class FakeDevice:
         if action == "reset":
             self._reset(conn)
             return
+        if action == "boot":  # the announcement of a boot just finished, then the answer
+            conn.sendall(_frame(MsgType.HELLO | 0x80, 0, self.hello.encode()) + raw)
+            return
         if action == "wipe":  # a restart whose announcement never arrived: the answer, then amnesia
             conn.sendall(raw)
             self.staged[:] = bytes(self.input_bytes)
@@ -588,6 +591,21 @@ def test_device_restart_mid_transfer_is_survived(device, fault: str, at: int) ->
     else:  # no announcement: the device's CRC-32 check (input) or the host's (output) caught it
         assert c.stats.staged_reloads + c.stats.output_crc_errors >= 1
     assert c.stats.load_chunks > 2  # the input was staged again
+
+
+def test_boot_announcement_answers_the_first_hello(device) -> None:
+    """A device that boots while the host's first HELLO is in flight (QEMU started a moment before the
+    host connected) announces what the HELLO asks: that is the answer, not a restart, even with no
+    retries left. After the first HELLO the same announcement is a restart and is counted."""
+    dev = device(["boot", None, "boot"])
+    c = _client(dev.url(), retries=0)
+    assert c.hello().model_hash == MODEL_HASH
+    assert c.stats.device_resets == 0 and not c.stats.failures
+    inp = bytes(range(INPUT_BYTES))
+    assert c.infer(inp).output == _layer_output(inp, len(LAYER_SIZES) - 1, LAYER_SIZES)
+    with pytest.raises(ProtocolError, match="restarted"):
+        c.infer(inp)
+    assert c.stats.device_resets == 1
 
 
 def test_restart_into_another_model_is_refused(device) -> None:

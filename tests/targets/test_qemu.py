@@ -169,7 +169,7 @@ def test_port_taken_before_qemu_binds_is_retried(firmware: Path, monkeypatch: py
     ports = iter([taken])
     monkeypatch.setattr(qemu_mod, "_free_loopback_port", lambda: next(ports, None) or real())
     try:
-        inst = qemu_mod.QemuInstance(firmware, timeout_s=0.5, retries=0)
+        inst = qemu_mod.QemuInstance(firmware, retries=0)
         try:
             assert inst.tcp_port != taken and inst.client.hello().model_hash == MODEL_HASH
         finally:

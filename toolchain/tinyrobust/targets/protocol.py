@@ -651,7 +651,9 @@ class ProtocolClient:
         deadline = time.monotonic() + self.per_byte_s * len(flush) + 0.05
         while time.monotonic() < deadline:
             for fr in self._read_frames():
-                if fr.seq == ANNOUNCE_SEQ and fr.type == (MsgType.HELLO | RESPONSE_BIT):
+                if self._is_announcement(fr):
+                    if self._answers_first_hello(req_type):
+                        return fr.payload
                     self._announced(fr)
                 if fr.seq == seq and fr.type == (req_type | RESPONSE_BIT):
                     return fr.payload
@@ -681,7 +683,9 @@ class ProtocolClient:
 
     def _match(self, frames: list[Frame], seq: int, req_type: MsgType) -> tuple[str, bytes] | None:
         for fr in frames:
-            if fr.seq == ANNOUNCE_SEQ and fr.type == (MsgType.HELLO | RESPONSE_BIT):
+            if self._is_announcement(fr):
+                if self._answers_first_hello(req_type):
+                    return "ok", fr.payload
                 self._announced(fr)
             if fr.seq != seq:
                 self.stats.stale_frames += 1
@@ -703,6 +707,15 @@ class ProtocolClient:
                 )
             return "ok", fr.payload
         return None
+
+    @staticmethod
+    def _is_announcement(frame: Frame) -> bool:
+        return frame.seq == ANNOUNCE_SEQ and frame.type == (MsgType.HELLO | RESPONSE_BIT)
+
+    def _answers_first_hello(self, req_type: MsgType) -> bool:
+        """A device that boots while the host's first HELLO is in flight announces exactly what that
+        HELLO asks; nothing was staged yet, so the announcement is the answer, not a restart."""
+        return req_type == MsgType.HELLO and self._hello is None
 
     def _announced(self, frame: Frame) -> None:
         """The device's HELLO at boot: it restarted, so whatever this request relied on is gone. A
