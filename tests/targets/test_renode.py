@@ -60,25 +60,33 @@ def test_resc_loads_platform_elf_dwt_and_usart3_socket() -> None:
     order = [next(i for i, c in enumerate(cmds) if key in c) for key in
              ("LoadPlatformDescription @", "LoadELF", "CreateServerSocketTerminal", "connector Connect")]
     assert order == sorted(order)
-    known = ("$", "using ", "mach ", "machine ", "sysbus ", "emulation ", "connector ")
+    known = ("$", "using ", "mach ", "machine ", "sysbus ", "emulation ", "connector ", "cpu ")
     assert all(c.startswith(known) for c in cmds), [c for c in cmds if not c.startswith(known)]
-    for tag in (c for c in cmds if c.startswith("sysbus Tag")):
+    # The vector table is at the flash base, said before the ELF is loaded (Renode's guess would be
+    # the lowest loaded section, ITCM at 0x0 once code is placed there).
+    vtor = cmds.index("cpu VectorTableOffset 0x08000000")
+    assert vtor < next(i for i, c in enumerate(cmds) if c.startswith("sysbus LoadELF"))
+    tags = [c for c in cmds if c.startswith("sysbus Tag")]
+    for tag in tags:
         lo, hi = (int(v, 16) for v in re.findall(r"0x[0-9A-Fa-f]+", tag)[:2])
-        assert hi == lo and lo % 4 == 0, tag  # one register per tag, the form stm32h7.repl uses
+        assert hi == lo and lo % 4 == 0, tag  # one register per tag
+        # The platform models PWR (0x58024800..0x58024BFF); a tag there would never be read.
+        assert not 0x58024800 <= lo < 0x58024C00, tag
+    assert [t.split('"')[1] for t in tags] == ["DBGMCU_IDCODE"]
 
 
 def test_robot_suite_uses_only_keywords_the_library_defines() -> None:
     robot = (RENODE_DIR / "tinyrobust.robot").read_text()
     module = _keywords_module()
     library = {name for name in dir(module.tinyrobust_keywords) if not name.startswith("_")}
-    renode_builtin = {"setup", "teardown", "execute_command", "start_emulation"}
+    renode_builtin = {"setup", "teardown", "execute_command", "start_emulation", "test_teardown"}
     body = robot.split("*** Keywords ***", 1)[1]
     used = set()
     for line in body.splitlines():
         if line.startswith("    ") and not line.strip().startswith("#"):
             keyword = re.split(r"\s{2,}", line.strip())[0]
             used.add(keyword.lower().replace(" ", "_"))
-    user_keywords = {"start_firmware", "stop_firmware"}
+    user_keywords = {"boot_firmware", "shut_down_firmware"}
     assert used - renode_builtin - user_keywords <= library, used - renode_builtin - user_keywords - library
     assert "Library           ${CURDIR}/tinyrobust_keywords.py" in robot
 
