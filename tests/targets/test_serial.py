@@ -1,4 +1,4 @@
-"""Serial target: board discovery through mbed-tools, mass-storage flashing, and the shared
+"""Serial target: mass-storage flashing, and the shared
 ProtocolTarget batch logic (driven over pyserial's socket:// against the in-process device double)."""
 
 from __future__ import annotations
@@ -8,37 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mbed_tools.devices.device import ConnectedDevices, Device
-from mbed_tools.targets import Board
 
 from tinyrobust.targets import serial_target
 from tinyrobust.targets.base import as_batch, as_sample
-from tinyrobust.targets.serial_target import FlashError, SerialTarget, find_boards, flash
+from tinyrobust.targets.serial_target import FlashError, SerialTarget, flash
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_protocol import INPUT_BYTES, LAYER_SIZES, OUTPUT_BYTES, FakeDevice, _count, _layer_output  # noqa: E402
-
-
-def test_find_boards_maps_mbed_tools_devices(monkeypatch: pytest.MonkeyPatch) -> None:
-    board = Board.from_offline_board_entry({"board_type": "NUCLEO_H743ZI2", "board_name": "NUCLEO-H743ZI2",
-                                            "product_code": "0836"})
-    known = Device(board, "0836000012345", "/dev/ttyACM0", (Path("/media/NOD_H743ZI"),), mbed_enabled=True)
-    unknown = Device(Board.from_offline_board_entry({}), "9999", None, ())
-    connected = ConnectedDevices()
-    connected.add_device(unknown)
-    connected.add_device(known)
-    import mbed_tools.devices
-
-    monkeypatch.setattr(mbed_tools.devices, "get_connected_devices", lambda: connected)
-    boards = find_boards()
-    assert [b.board for b in boards] == ["NUCLEO_H743ZI2", ""]
-    assert boards[0].serial_port == "/dev/ttyACM0" and boards[0].mount_point == Path("/media/NOD_H743ZI")
-    assert boards[0].identified and not boards[1].identified and boards[1].mount_point is None
-
-
-def test_find_boards_runs_real_detection() -> None:
-    # No board on a CI machine; the call must still work (mbed-tools' Linux detector, no network).
-    assert isinstance(find_boards(), list)
 
 
 def test_flash_copies_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

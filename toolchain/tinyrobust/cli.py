@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-model", action="store_true", help="kernels only: skip the paper-size model")
     p.add_argument("--work-dir", type=Path, help="keep the bench's builds and runs here (default: temporary)")
 
-    sub.add_parser("devices", formatter_class=fmt, help="list connected boards (mbed-tools detection)")
+    sub.add_parser("devices", formatter_class=fmt, help="list connected boards (ST-LINK USB IDs, drives, mbed-tools)")
 
     p = sub.add_parser("flash", formatter_class=fmt,
                        help="copy an export's firmware.bin to a connected board's ST-LINK drive")

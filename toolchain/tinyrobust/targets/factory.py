@@ -10,10 +10,11 @@ from ..firmware.budget import estimate
 from ..firmware.crossbuild import build_firmware
 from ..firmware.project import LoadedExport, export_lock
 from .base import Target
+from .discovery import find_boards
 from .host import HostTarget
 from .qemu import QEMU_BOARD, QemuTarget
 from .renode import RenodeTarget
-from .serial_target import SerialTarget, find_boards
+from .serial_target import SerialTarget
 
 TARGET_KINDS = ("reference", "host", "qemu", "renode", "serial")
 

@@ -1,4 +1,4 @@
-"""A real board on a USB serial port: discovery with mbed-tools, flashing by mass-storage copy.
+"""A real board on a USB serial port (found by discovery.py): flashing by mass-storage copy, the target.
 
 The NUCLEO-H743ZI's ST-LINK exposes a virtual COM port (USART3) and a USB drive; copying a .bin onto
 the drive programs the flash, after which the ST-LINK re-enumerates. Counts are DWT cycles.
@@ -9,50 +9,17 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import serial
 
-from ..errors import EnvironmentProblem, TargetError
+from ..errors import TargetError
 from .base import ProtocolTarget
 from .protocol import ProtocolClient
 
 
-@dataclass(frozen=True)
-class BoardInfo:
-    board: str  # mbed board type, e.g. "NUCLEO_H743ZI2"; "" when mbed-tools could not identify it
-    serial_port: str | None
-    mount_point: Path | None
-    serial_number: str
-    identified: bool
-
-
 class FlashError(TargetError):
     """Copying the firmware onto the board's drive failed."""
-
-
-def find_boards() -> list[BoardInfo]:
-    """Connected Mbed-enabled boards (identified first), via mbed-tools' device detection."""
-    try:
-        from mbed_tools.devices import get_connected_devices
-    except ImportError as exc:  # a declared dependency, but say what to do if the install lacks it
-        raise EnvironmentProblem("board discovery needs mbed-tools: pip install 'mbed-tools>=7.59'") from exc
-    connected = get_connected_devices()
-    boards = []
-    groups = ((True, connected.identified_devices), (False, connected.unidentified_devices))
-    for identified, devices in groups:
-        for dev in devices:
-            boards.append(
-                BoardInfo(
-                    board=dev.mbed_board.board_type,
-                    serial_port=dev.serial_port,
-                    mount_point=dev.mount_points[0] if dev.mount_points else None,
-                    serial_number=dev.serial_number,
-                    identified=identified,
-                )
-            )
-    return boards
 
 
 def _port_present(port: str) -> bool:

@@ -5,16 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import BadInputError
-from ..targets.serial_target import find_boards, flash
+from ..targets.discovery import find_boards
+from ..targets.serial_target import flash
 
 
 def devices_command() -> int:
     boards = find_boards()
     if not boards:
-        print("no boards found (is the NUCLEO connected over its ST-LINK USB port?)")
+        print("no boards found (no ST-LINK virtual COM port, drive or mbed-tools device; "
+              "is the NUCLEO connected over its ST-LINK USB port?)")
         return 0
     for b in boards:
-        print(f"{b.board or 'unknown board'}\tport {b.serial_port or '-'}\tdrive {b.mount_point or '-'}")
+        print(f"{b.board or 'unknown board'}\tport {b.serial_port or '-'}\tdrive {b.mount_point or '-'}"
+              f"\t{b.probe or '-'}\tserial {b.serial_number or '-'}\tseen by {', '.join(b.sources)}")
     return 0
 
 
