@@ -1,5 +1,6 @@
 """On a real NUCLEO-H743ZI: runs only when TINYROBUST_PORT names its serial port. With
-TINYROBUST_MOUNT (its ST-LINK drive) the firmware is flashed first; otherwise it must already be."""
+TINYROBUST_MOUNT (its ST-LINK drive) the firmware is copied to it first, with TINYROBUST_OPENOCD=1 it is
+flashed with OpenOCD; otherwise it must already be."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from tinyrobust.workflows.demo import EXAMPLE, digits_split
 
 PORT = os.environ.get("TINYROBUST_PORT")
 MOUNT = os.environ.get("TINYROBUST_MOUNT")
+OPENOCD = os.environ.get("TINYROBUST_OPENOCD") == "1"
 
 pytestmark = [
     pytest.mark.hardware,
@@ -32,8 +34,10 @@ def test_nucleo_is_bit_exact_and_counts_cycles(tmp_path):
     np.savez(tmp_path / "test.npz", x=split.x_test, y=split.y_test)
     out = tmp_path / "export"
     assert main(["export", str(model), "--calibration", str(tmp_path / "cal.npz"), "-o", str(out), "--build"]) == 0
-    if MOUNT:
-        assert main(["flash", str(out), "--mount", MOUNT]) == 0
+    if OPENOCD:
+        assert main(["flash", str(out), "--via", "openocd"]) == 0
+    elif MOUNT:
+        assert main(["flash", str(out), "--via", "drive", "--mount", MOUNT]) == 0
     report = tmp_path / "r.json"
     rc = main(["validate", str(out), "--data", str(tmp_path / "test.npz"), "--target", f"serial:{PORT}",
                "--limit", "100", "--json", str(report), "--no-progress"])

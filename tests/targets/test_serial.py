@@ -1,5 +1,5 @@
-"""Serial target: mass-storage flashing, and the shared
-ProtocolTarget batch logic (driven over pyserial's socket:// against the in-process device double)."""
+"""Serial target: the shared ProtocolTarget batch logic, driven over pyserial's socket:// against the
+in-process device double."""
 
 from __future__ import annotations
 
@@ -9,41 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyrobust.targets import serial_target
 from tinyrobust.targets.base import as_batch, as_sample
-from tinyrobust.targets.serial_target import FlashError, SerialTarget, flash
+from tinyrobust.targets.serial_target import SerialTarget
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_protocol import INPUT_BYTES, LAYER_SIZES, OUTPUT_BYTES, FakeDevice, _count, _layer_output  # noqa: E402
-
-
-def test_flash_copies_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    image = tmp_path / "firmware.bin"
-    image.write_bytes(bytes(range(256)) * 40)
-    drive = tmp_path / "NOD_H743ZI"
-    drive.mkdir()
-    monkeypatch.setattr(serial_target.time, "sleep", lambda s: None)
-    flash(image, drive, timeout_s=1.0)
-    assert (drive / "firmware.bin").read_bytes() == image.read_bytes()
-    assert not list(drive.glob("*.tmp"))
-
-
-def test_flash_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(serial_target.time, "sleep", lambda s: None)
-    image = tmp_path / "firmware.bin"
-    image.write_bytes(b"\x00" * 64)
-    with pytest.raises(FlashError, match="not mounted"):
-        flash(image, tmp_path / "absent")
-    with pytest.raises(FlashError, match="not a .bin"):
-        flash(tmp_path / "firmware.elf", tmp_path)
-    drive = tmp_path / "drive"
-    drive.mkdir()
-    (drive / "FAIL.TXT").write_text("The interface firmware FAILED to reset/halt the target MCU\n")
-    with pytest.raises(FlashError, match="rejected"):
-        flash(image, drive, timeout_s=1.0)
-    (drive / "FAIL.TXT").unlink()
-    with pytest.raises(FlashError, match="did not re-enumerate"):
-        flash(image, drive, serial_port=str(tmp_path / "ttyACM9"), timeout_s=0.2)
 
 
 def test_serial_target_batches_in_order() -> None:

@@ -141,9 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("devices", formatter_class=fmt, help="list connected boards (ST-LINK USB IDs, drives, mbed-tools)")
 
     p = sub.add_parser("flash", formatter_class=fmt,
-                       help="copy an export's firmware.bin to a connected board's ST-LINK drive")
+                       help="program a connected board with an export's firmware (OpenOCD or its ST-LINK drive)")
     p.add_argument("export_dir", type=Path, help="export directory built with --build")
-    p.add_argument("--mount", type=Path, help="mount point of the board's drive (default: the one connected board)")
+    p.add_argument("--via", choices=("openocd", "drive"), default="openocd",
+                   help="openocd: program firmware.elf over the ST-LINK (verified, needs the openocd package); "
+                   "drive: copy firmware.bin to the board's ST-LINK drive")
+    p.add_argument("--mount", type=Path,
+                   help="--via drive: mount point of the board's drive; unset, the one drive found")
+    p.add_argument("--probe", help="USB serial number of the ST-LINK to use when several are connected")
     return parser
 
 
@@ -167,7 +172,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "bench": lambda a: lazy.workflow("bench").bench_command(
         json_path=a.json, quick=a.quick, with_model=not a.no_model, work_dir=a.work_dir),
     "devices": lambda a: lazy.workflow("board").devices_command(),
-    "flash": lambda a: lazy.workflow("board").flash_command(export_dir=a.export_dir, mount=a.mount),
+    "flash": lambda a: lazy.workflow("board").flash_command(
+        export_dir=a.export_dir, via=a.via, mount=a.mount, probe=a.probe),
 }
 
 

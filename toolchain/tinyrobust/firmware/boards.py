@@ -92,6 +92,7 @@ class Board:
     emulator: Emulator | None
     directory: Path
     mirrors: str | None = None  # board whose region sizes this one reproduces
+    openocd_configs: tuple[str, ...] = ()  # OpenOCD -f scripts that program this board ([programmer])
 
     def region(self, name: str) -> MemoryRegion:
         for r in self.regions:
@@ -161,6 +162,17 @@ def _parse_regions(raw: Any, where: str) -> tuple[MemoryRegion, ...]:
     return tuple(regions)
 
 
+def _programmer(raw: Any, where: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise BoardError(f"{where}: [programmer] must be a table")
+    configs = raw.get("openocd", [])
+    if not isinstance(configs, list) or not all(isinstance(c, str) and c for c in configs):
+        raise BoardError(f"{where}: [programmer] openocd must be a list of OpenOCD config file names")
+    return tuple(configs)
+
+
 def _parse(data: dict[str, Any], directory: Path) -> Board:
     where = str(directory / "board.toml")
     regions = _parse_regions(data.get("memory"), where)
@@ -221,6 +233,7 @@ def _parse(data: dict[str, Any], directory: Path) -> Board:
         emulator=emulator,
         directory=directory,
         mirrors=data.get("mirrors"),
+        openocd_configs=_programmer(data.get("programmer"), where),
     )
     if board.name != directory.name:
         raise BoardError(f"{where}: name {board.name!r} differs from its directory {directory.name!r}")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import BadInputError
-from ..targets.discovery import find_boards
-from ..targets.serial_target import flash
+from ..firmware.boards import load_board
+from ..firmware.project import load_export
+from ..targets.discovery import BoardInfo, find_boards, stlink_ports
+from ..targets.flashing import flash_drive, flash_openocd
 
 
 def devices_command() -> int:
@@ -21,17 +23,47 @@ def devices_command() -> int:
     return 0
 
 
-def flash_command(*, export_dir: Path, mount: Path | None) -> int:
-    binary = export_dir / "firmware" / "firmware.bin"
+def _one_drive(boards: list[BoardInfo]) -> BoardInfo:
+    drives = [b for b in boards if b.mount_point]
+    if not drives:
+        raise BadInputError("no ST-LINK drive found (is the board connected and its drive mounted?); "
+                            "name it with --mount, or flash with --via openocd")
+    if len(drives) > 1:
+        listed = ", ".join(str(b.mount_point) for b in drives)
+        raise BadInputError(f"found {len(drives)} ST-LINK drives ({listed}); name one with --mount")
+    return drives[0]
+
+
+def flash_command(*, export_dir: Path, via: str, mount: Path | None = None, probe: str | None = None) -> int:
+    """Program the board with the export's firmware: OpenOCD (the .elf) or a copy to its drive (the .bin)."""
+    firmware = export_dir / "firmware"
+    if via == "openocd":
+        if mount is not None:
+            raise BadInputError("--mount is for --via drive; OpenOCD programs over the ST-LINK's debug port")
+        board = load_board(load_export(export_dir).manifest["board"])
+        if not board.openocd_configs:
+            raise BadInputError(f"board {board.name} has no OpenOCD configuration ([programmer] in its board.toml)")
+        if probe is None:  # with several ST-LINKs, OpenOCD would take whichever it opens first
+            probes = sorted({b.serial_number for b in stlink_ports() if b.serial_number})
+            if len(probes) > 1:
+                raise BadInputError(f"found {len(probes)} ST-LINK probes ({', '.join(probes)}); name one with --probe")
+        elf = firmware / "firmware.elf"
+        if not elf.is_file():
+            raise BadInputError(f"{elf} not found: export with --build first")
+        flash_openocd(elf, board.openocd_configs, adapter_serial=probe)
+        print(f"flashed {elf} with OpenOCD ({', '.join(board.openocd_configs)}), verified, and reset the board")
+        return 0
+    binary = firmware / "firmware.bin"
     if not binary.is_file():
         raise BadInputError(f"{binary} not found: export with --build first")
     port = None
     if mount is None:
-        boards = [b for b in find_boards() if b.mount_point]
-        if len(boards) != 1:
-            raise BadInputError(f"found {len(boards)} board drives; name one with --mount")
-        mount, port = boards[0].mount_point, boards[0].serial_port
+        boards = find_boards()
+        if probe is not None:
+            boards = [b for b in boards if b.serial_number == probe]
+        found = _one_drive(boards)
+        mount, port = found.mount_point, found.serial_port
     assert mount is not None
-    flash(binary, mount, serial_port=port)
+    flash_drive(binary, mount, serial_port=port)
     print(f"flashed {binary} to {mount}")
     return 0
