@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import textwrap
 from pathlib import Path
@@ -19,6 +20,7 @@ from tinyrobust.cli import main
 from tinyrobust.firmware.boards import load_board
 from tinyrobust.firmware.project import MANIFEST, PROGRAM
 from tinyrobust.targets import discovery, flashing
+from tinyrobust.targets.discovery import stlink_ports
 from tinyrobust.targets.flashing import FlashError, flash_drive, flash_openocd, openocd_command
 from tinyrobust.workflows.export import manifest
 
@@ -243,3 +245,16 @@ def test_flash_drive_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     drive.mkdir()
     with pytest.raises(FlashError, match="did not re-enumerate"):
         flash_drive(image, drive, serial_port=str(tmp_path / "ttyACM9"), timeout_s=0.2)
+
+
+@pytest.mark.skipif(shutil.which("openocd") is None, reason="needs openocd (make setup installs the Debian package)")
+def test_real_openocd_finds_its_configs_and_reports_no_board(export_dir: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # Debian's OpenOCD with the board's own config names: with no ST-LINK on USB it must get as far as
+    # opening the adapter (so every -f file exists) and say so in one line. The stand-in ELF is not a
+    # valid image, so even a board that is connected after the check below would not be written.
+    if stlink_ports():
+        pytest.skip("an ST-LINK is connected; this checks the no-board path (TINYROBUST_PORT runs the board)")
+    assert main(["flash", str(export_dir), "--via", "openocd"]) == 2
+    line = _one_error_line(capsys)
+    assert "openocd exited with status 1: Error: open failed (no ST-LINK found" in line, line
