@@ -3,7 +3,7 @@ drives faked as folders holding MBED.HTM / DETAILS.TXT, mbed-tools faked with it
 
 from __future__ import annotations
 
-import builtins
+import sys
 from pathlib import Path
 
 import mbed_tools.devices
@@ -50,14 +50,7 @@ MBED_HTM = ('<!-- mbed Microcontroller Website and Authentication Shortcut -->\n
 
 @pytest.fixture
 def no_mbed_tools(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_import = builtins.__import__
-
-    def refuse(name: str, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if name.startswith("mbed_tools"):
-            raise ImportError(f"No module named {name!r}")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", refuse)
+    monkeypatch.setitem(sys.modules, "mbed_tools.devices", None)  # importing it raises ImportError
 
 
 def test_stlink_ports_are_found_by_usb_ids_only() -> None:
@@ -80,14 +73,14 @@ def test_stlink_drives_are_recognised_by_their_files(tmp_path: Path) -> None:
         (h743, "NUCLEO_H743ZI", True), (other, "", False)]
 
 
-def test_mounts_are_read_with_escaped_spaces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mounts_are_read_with_escaped_spaces(tmp_path: Path) -> None:
     drive = _drive(tmp_path, "NODE H743ZI", **{"MBED.HTM": MBED_HTM})
     escaped = str(drive).replace(" ", "\\040")
     mounts = tmp_path / "mounts"
     mounts.write_text(f"proc /proc proc rw 0 0\n/dev/sdb {escaped} vfat rw,nosuid 0 0\n")
-    real_path = discovery.Path
-    monkeypatch.setattr(discovery, "Path", lambda p: mounts if p == "/proc/mounts" else real_path(p))
-    assert [b.mount_point for b in stlink_drives()] == [drive]
+    assert discovery._mounted_dirs(mounts) == [Path("/proc"), drive]
+    assert [b.mount_point for b in stlink_drives(discovery._mounted_dirs(mounts))] == [drive]
+    assert discovery._mounted_dirs(tmp_path / "no-such-file") == []
 
 
 def test_sources_merge_by_serial_number_and_lone_drive(tmp_path: Path) -> None:

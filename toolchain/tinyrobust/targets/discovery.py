@@ -63,10 +63,10 @@ def stlink_ports(comports: Callable[[], Iterable[Any]] | None = None) -> list[Bo
     return sorted(found, key=lambda b: b.serial_port or "")
 
 
-def _mounted_dirs() -> list[Path]:
+def _mounted_dirs(proc_mounts: Path = Path("/proc/mounts")) -> list[Path]:
     """Mount points from /proc/mounts (Linux; elsewhere none, and mbed-tools or --mount is the way)."""
     try:
-        text = Path("/proc/mounts").read_text()
+        text = proc_mounts.read_text()
     except OSError:
         return []
     # Fields are space-separated with spaces inside a path written as \040 (octal escapes).
