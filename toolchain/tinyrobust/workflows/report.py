@@ -104,6 +104,21 @@ def _budget_md(title: str, budget: dict[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
+def _split_md(budget: dict[str, Any] | None) -> list[str]:
+    """What fills each region: one row per region, one column per kind of content present."""
+    if budget is None:
+        return []
+    regions = budget["regions"]
+    columns = [k for k in dict.fromkeys(k for r in regions.values() for k in r["contents"])
+               if any(r["contents"].get(k, 0) for r in regions.values())]
+    lines = [f"### What fills each region ({budget['source']}, bytes)", "",
+             "| region | " + " | ".join(columns) + " | used |", "|---|" + "---:|" * (len(columns) + 1)]
+    for name, r in regions.items():
+        cells = " | ".join(f"{r['contents'].get(k, 0):,}" for k in columns)
+        lines.append(f"| {name} | {cells} | {r['used']:,} |")
+    return [*lines, ""]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     t = report["totals"]
     lines = [
@@ -134,6 +149,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += [f"Arena: {a['bytes']:,} bytes (lower bound {a['lower_bound_bytes']:,}) in {a['region']}.", ""]
     lines += _budget_md("Budget", report["budget"]["estimate"])
     lines += _budget_md("Budget", report["budget"]["linked"])
+    lines += _split_md(report["budget"]["linked"] or report["budget"]["estimate"])
     if report["notes"]:
         lines += ["## Notes", "", *(f"- {n}" for n in report["notes"]), ""]
     return "\n".join(lines)
