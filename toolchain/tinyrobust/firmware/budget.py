@@ -53,12 +53,14 @@ class Budget:
         return next(r for r in self.regions if r.region == name)
 
     def as_dict(self) -> dict:
+        # The orders are lists too: report.json sorts its keys, and the reports show the board's order.
         return {
             "source": self.source,
             "arena_region": self.arena_region,
+            "region_order": [r.region for r in self.regions],
             "regions": {
                 r.region: {"size": r.size, "used": r.used, "free": r.free, "fits": r.fits,
-                           "contents": dict(r.contents)}
+                           "contents": dict(r.contents), "content_order": [k for k, _ in r.contents]}
                 for r in self.regions
             },
         }
