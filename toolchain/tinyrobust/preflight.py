@@ -101,7 +101,20 @@ def _validate(a: argparse.Namespace) -> None:
     _optional_file(a.json, "--json")
     if a.out is not None:
         export_directory(a.out)
+    if a.profile:
+        profile_options(a.target, is_export=is_export, out=a.out)
     model(a.model, export_dir_allowed=True)
+
+
+def profile_options(spec: str, *, is_export: bool, out: Path | None) -> None:
+    """validate --profile needs a target that counts and an export directory that stays to hold the counts."""
+    kind, _ = parse_target(spec)
+    if kind in ("reference", "host"):
+        raise BadInputError(f"--profile: target {kind} counts neither instructions nor cycles; "
+                            "use --target qemu, renode or serial")
+    if not is_export and out is None:
+        raise BadInputError("--profile writes the counts into the export's report: give an export directory, "
+                            "or --out DIR with the .h5")
 
 
 def _robustness(a: argparse.Namespace) -> None:
