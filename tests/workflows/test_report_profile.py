@@ -87,6 +87,18 @@ def test_profile_needs_a_counting_target(profiled_or_plain: Path, tmp_path: Path
     assert rc == 2 and len(err) == 1 and needle in err[0], err
 
 
+def test_profile_needs_the_exports_report_json(profiled_or_plain: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    export = tmp_path / "export"
+    shutil.copytree(profiled_or_plain, export)
+    (export / "report.json").unlink()
+    data = tmp_path / "d.npz"
+    np.savez(data, x=np.zeros((1, 4, 4, 1), np.float32), y=np.zeros(1, np.int64))
+    rc = main(["validate", str(export), "--data", str(data), "--target", "serial:/dev/null", "--profile"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "has no report.json to add the counts to" in err[0], err
+
+
 @needs_emulation  # the target's tools are checked first
 def test_profile_of_a_model_file_needs_out(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     data = tmp_path / "d.npz"

@@ -205,8 +205,11 @@ def record_profile(export: LoadedExport, report: dict[str, Any]) -> Path:
     kind, _ = parse_target(report["target"])
     image_board = QEMU_BOARD if kind == "qemu" else export.manifest["board"]
     with export_lock(export.directory):
-        kept = json.loads((export.directory / "report.json").read_text())
-        if kept.get("program_sha256") != export.manifest["program_sha256"]:
+        try:
+            kept = json.loads((export.directory / "report.json").read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise BadInputError(f"{export.directory}/report.json cannot be read ({exc}); export again") from exc
+        if not isinstance(kept, dict) or kept.get("program_sha256") != export.manifest["program_sha256"]:
             raise BadInputError(f"{export.directory}/report.json describes another program; export again")
         kept["profile"] = profile_section(report, image_board)
         write_reports(kept, export.directory)
