@@ -14,7 +14,7 @@ import pytest
 from program_fixtures import small_program
 from tinyrobust.errors import BuildError
 from tinyrobust.firmware.boards import load_board
-from tinyrobust.firmware.crossbuild import read_section_usage
+from tinyrobust.firmware.crossbuild import build_firmware, read_section_usage
 from tinyrobust.firmware.memory_split import (
     ARENA,
     CATEGORIES,
@@ -136,3 +136,15 @@ def test_the_export_report_carries_the_split(export_dir: Path) -> None:
     md = (export_dir / "report.md").read_text()
     assert "### What fills each region (linked ELF, bytes)" in md
     assert "| region | weights | model tables | code | arena | stack | protocol buffers | other | used |" in md
+
+
+@needs_gcc
+@pytest.mark.parametrize("board_name,arena_region", [("nucleo_h743zi", "AXI_SRAM"), ("qemu_mps2_an500", "DTCM")])
+def test_other_boards_and_arena_regions_add_up(export_dir: Path, tmp_path: Path, board_name: str,
+                                               arena_region: str) -> None:
+    board = load_board(board_name)
+    fw = build_firmware(export_dir / "model", board, tmp_path / "fw", arena_region=arena_region)
+    split = split_regions(fw.elf, fw.map, board)
+    check_split(split, read_section_usage(fw.elf, board))
+    assert split[arena_region][ARENA] >= PROGRAM.placement.arena_bytes
+    assert sum(parts[ARENA] for parts in split.values()) == split[arena_region][ARENA]
