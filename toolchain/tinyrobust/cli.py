@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="build the host target with ASan/UBSan (needs libasan in LD_PRELOAD)")
     p.add_argument("--layers", action="store_true",
                    help="per-layer fidelity: every deployed tensor against its Keras counterpart (needs the .h5)")
+    p.add_argument("--profile", action="store_true",
+                   help="write the per-layer counts read back from the target (qemu, renode, serial) into the "
+                        "export's report.json/.md/.html (the export directory given, or --out)")
     _model_options(p)
 
     p = sub.add_parser("robustness", formatter_class=fmt,
@@ -164,7 +167,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
         model=a.model, output=a.output, build=a.build, **_model_kwargs(a)),
     "validate": lambda a: lazy.workflow("validate").validate_command(
         model=a.model, data=a.data, target=a.target, json_path=a.json, limit=a.limit, out=a.out,
-        progress=not a.no_progress, host_sanitize=a.host_sanitize, layers=a.layers, **_model_kwargs(a)),
+        progress=not a.no_progress, host_sanitize=a.host_sanitize, layers=a.layers, profile=a.profile,
+        **_model_kwargs(a)),
     "robustness": lambda a: lazy.workflow("robustness.command").robustness_command(
         model=a.model, data=a.data, target=a.target, attacks=a.attacks, eps=a.eps, limit=a.limit, seed=a.seed,
         json_path=a.json, html_path=a.html, progress=not a.no_progress, **_model_kwargs(a)),

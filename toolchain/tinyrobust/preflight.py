@@ -101,7 +101,25 @@ def _validate(a: argparse.Namespace) -> None:
     _optional_file(a.json, "--json")
     if a.out is not None:
         export_directory(a.out)
+    if a.profile:
+        profile_options(a.target, export=a.model if is_export else None, out=a.out)
     model(a.model, export_dir_allowed=True)
+
+
+def profile_options(spec: str, *, export: Path | None, out: Path | None) -> None:
+    """validate --profile needs a target that counts and an export directory that stays to hold the counts
+    (one given must already have the report.json they go into)."""
+    kind, _ = parse_target(spec)
+    if kind in ("reference", "host"):
+        raise BadInputError(f"--profile: target {kind} counts neither instructions nor cycles; "
+                            "use --target qemu, renode or serial")
+    if export is None and out is None:
+        raise BadInputError("--profile writes the counts into the export's report: give an export directory, "
+                            "or --out DIR with the .h5")
+    if export is not None:
+        outputs.check_file(Path(export) / "report.json", "--profile")
+        if not (Path(export) / "report.json").is_file():
+            raise BadInputError(f"--profile: {export} has no report.json to add the counts to; export it again")
 
 
 def _robustness(a: argparse.Namespace) -> None:

@@ -53,12 +53,14 @@ class Budget:
         return next(r for r in self.regions if r.region == name)
 
     def as_dict(self) -> dict:
+        # The orders are lists too: report.json sorts its keys, and the reports show the board's order.
         return {
             "source": self.source,
             "arena_region": self.arena_region,
+            "region_order": [r.region for r in self.regions],
             "regions": {
                 r.region: {"size": r.size, "used": r.used, "free": r.free, "fits": r.fits,
-                           "contents": dict(r.contents)}
+                           "contents": dict(r.contents), "content_order": [k for k, _ in r.contents]}
                 for r in self.regions
             },
         }
@@ -153,12 +155,19 @@ def check(program: Program, board: Board, budget: Budget) -> None:
         raise BudgetError(f"model does not fit board {board.name}: " + "; ".join(problems))
 
 
-def from_elf_usage(usage: dict[str, int], board: Board, arena_region: str) -> Budget:
-    """The linked truth: bytes per region from the ELF's allocated sections."""
+def from_elf_usage(usage: dict[str, int], board: Board, arena_region: str,
+                   split: dict[str, dict[str, int]] | None = None) -> Budget:
+    """The linked truth: bytes per region from the ELF's allocated sections, with what fills each
+    region (firmware/memory_split.py) when `split` is given."""
+    def contents(name: str) -> tuple[tuple[str, int], ...]:
+        if split is not None and name in split:
+            return tuple(split[name].items())
+        return (("linked sections", int(usage.get(name, 0))),)
+
     return Budget(
         board.name,
         arena_region,
-        tuple(RegionUse(r.name, r.length, int(usage.get(r.name, 0)), (("linked sections", int(usage.get(r.name, 0))),))
+        tuple(RegionUse(r.name, r.length, int(usage.get(r.name, 0)), contents(r.name))
               for r in board.regions if usage.get(r.name, 0) or r.name == arena_region),
         "linked ELF",
     )

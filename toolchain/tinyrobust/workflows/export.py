@@ -24,6 +24,7 @@ from ..firmware import budget
 from ..firmware.boards import Board, load_board
 from ..firmware.codegen import render_model_library
 from ..firmware.crossbuild import build_firmware, read_section_usage
+from ..firmware.memory_split import check_split, split_regions
 from ..firmware.project import EXPORT_FORMAT, MANIFEST, PROGRAM, export_lock
 from ..firmware.sources import tr_nn_dir
 from ..targets.protocol import servable_problems
@@ -130,7 +131,9 @@ def _write_export(planned: Program, board: Board, estimate: budget.Budget, out_d
 def _build_into(export_dir: Path, board: Board, arena_region: str) -> budget.Budget:
     artifacts = build_firmware(export_dir / "model", board, export_dir / "firmware", arena_region=arena_region)
     usage = read_section_usage(artifacts.elf, board)
-    linked = budget.from_elf_usage(usage, board, arena_region)
+    split = split_regions(artifacts.elf, artifacts.map, board)
+    check_split(split, usage)
+    linked = budget.from_elf_usage(usage, board, arena_region, split)
     over = [r for r in linked.regions if not r.fits]
     if over:
         raise BudgetError(

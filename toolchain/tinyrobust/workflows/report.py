@@ -1,4 +1,5 @@
-"""report.json / report.md of an export: the per-layer table, totals, arena and budget."""
+"""report.json / report.md / report.html (report_html.py) of an export: the per-layer table, totals, arena,
+budget, what fills each region, and the per-layer counts of `validate --profile`."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .. import outputs
 from ..converter import ops, packing
 from ..converter.program import Program
 from ..firmware.budget import Budget
+from .report_html import ordered_regions, render_html, split_columns
 
 BAR_WIDTH = 30
 
@@ -98,10 +101,38 @@ def _budget_md(title: str, budget: dict[str, Any] | None) -> list[str]:
     if budget is None:
         return []
     lines = [f"### {title} ({budget['source']})", "", "| region | used | size | |", "|---|---:|---:|---|"]
-    for name, r in budget["regions"].items():
+    for name, r in ordered_regions(budget):
         flag = "" if r["fits"] else " **OVER**"
         lines.append(f"| {name} | {r['used']:,} | {r['size']:,} | `{_bar(r['used'], r['size'])}`{flag} |")
     return [*lines, ""]
+
+
+def _split_md(budget: dict[str, Any] | None) -> list[str]:
+    """What fills each region: one row per region, one column per kind of content present."""
+    if budget is None:
+        return []
+    columns = split_columns(budget)
+    lines = [f"### What fills each region ({budget['source']}, bytes)", "",
+             "| region | " + " | ".join(columns) + " | used |", "|---|" + "---:|" * (len(columns) + 1)]
+    for name, r in ordered_regions(budget):
+        cells = " | ".join(f"{r['contents'].get(k, 0):,}" for k in columns)
+        lines.append(f"| {name} | {cells} | {r['used']:,} |")
+    return [*lines, ""]
+
+
+def _profile_md(profile: dict[str, Any] | None, total_macs: int) -> list[str]:
+    if profile is None:
+        return []
+    total = profile["total"]
+    lines = [f"### Per-layer {profile['unit']} on `{profile['target']}` ({profile['image_board']} image, sample "
+             f"{profile['sample']})", "",
+             f"| # | layer | {profile['unit']} | per MAC | share |", "|---:|---|---:|---:|---:|"]
+    for p in profile["layers"]:
+        per_mac = f"{p['count'] / p['macs']:.2f}" if p["macs"] else "–"
+        lines.append(f"| {p['index']} | {p['layer']} | {p['count']:,} | {per_mac} | "
+                     f"{100 * p['count'] / total if total else 0:.1f} % |")
+    per_mac = f"{total / total_macs:.2f}" if total_macs else "–"
+    return [*lines, f"| | **total** | **{total:,}** | {per_mac} | |", ""]
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -134,11 +165,15 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += [f"Arena: {a['bytes']:,} bytes (lower bound {a['lower_bound_bytes']:,}) in {a['region']}.", ""]
     lines += _budget_md("Budget", report["budget"]["estimate"])
     lines += _budget_md("Budget", report["budget"]["linked"])
+    lines += _split_md(report["budget"]["linked"] or report["budget"]["estimate"])
+    lines += _profile_md(report.get("profile"), t["macs"])
     if report["notes"]:
         lines += ["## Notes", "", *(f"- {n}" for n in report["notes"]), ""]
     return "\n".join(lines)
 
 
 def write_reports(report: dict[str, Any], out_dir: Path) -> None:
-    (out_dir / "report.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
-    (out_dir / "report.md").write_text(render_markdown(report))
+    """report.json, report.md and report.html, each replaced whole (a reader never sees half of one)."""
+    outputs.write_text(out_dir / "report.json", json.dumps(report, indent=1, sort_keys=True) + "\n", "report")
+    outputs.write_text(out_dir / "report.md", render_markdown(report), "report")
+    outputs.write_text(out_dir / "report.html", render_html(report), "report")

@@ -30,10 +30,12 @@ from ..converter.program import InputQuantization
 from ..converter.reference import Reference
 from ..dataset import Dataset
 from ..errors import EXIT_MISMATCH, BadInputError
-from ..firmware.project import LoadedExport, load_export
+from ..firmware.project import LoadedExport, export_lock, load_export
 from ..targets.factory import open_target, parse_target
+from ..targets.qemu import QEMU_BOARD
 from .export import export_program
 from .fidelity import fidelity_lines, fidelity_markdown, fidelity_report, layer_fidelity
+from .report import write_reports
 
 # Samples the per-layer comparison runs on (every layer of Keras and of the reference is kept for each).
 FIDELITY_SAMPLES = 200
@@ -191,10 +193,37 @@ def _export_for_validation(model: Path, out: Path | None, stack: ExitStack, *, b
     return load_export(directory), deployed
 
 
+def profile_section(report: dict[str, Any], image_board: str) -> dict[str, Any]:
+    """The per-layer counts of a validate run, as the export report keeps them."""
+    layers = [{k: p[k] for k in ("index", "layer", "count", "macs")} for p in report["per_layer"]]
+    return {"target": report["target"], "unit": report["latency"]["unit"], "image_board": image_board,
+            "sample": 0, "layers": layers, "total": sum(p["count"] for p in layers)}
+
+
+def record_profile(export: LoadedExport, report: dict[str, Any]) -> Path:
+    """Add the run's per-layer counts to the export's report.json/.md/.html (re-rendered); returns report.html."""
+    kind, _ = parse_target(report["target"])
+    image_board = QEMU_BOARD if kind == "qemu" else export.manifest["board"]
+    with export_lock(export.directory):
+        try:
+            kept = json.loads((export.directory / "report.json").read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise BadInputError(f"{export.directory}/report.json cannot be read ({exc}); export again") from exc
+        if not isinstance(kept, dict) or kept.get("program_sha256") != export.manifest["program_sha256"]:
+            raise BadInputError(f"{export.directory}/report.json describes another program; export again")
+        kept["profile"] = profile_section(report, image_board)
+        write_reports(kept, export.directory)
+    return export.directory / "report.html"
+
+
 def validate_command(*, model: Path, data: Path, target: str, json_path: Path | None, limit: int | None,
                      out: Path | None, progress: bool, host_sanitize: bool, board: str, calibration: Path | None,
-                     input_range: tuple[float, float] | None, packing: str, layers: bool = False) -> int:
-    """`tinyrobust validate`: exit 0 when the target is bit-exact with the reference, 1 when not."""
+                     input_range: tuple[float, float] | None, packing: str, layers: bool = False,
+                     profile: bool = False) -> int:
+    """`tinyrobust validate`: exit 0 when the target is bit-exact with the reference, 1 when not.
+
+    With `profile`, the per-layer counts read back from the target go into the export's report
+    (the export directory given, or --out): report.json, report.md and report.html beside each other."""
     if layers and model.is_dir():
         raise BadInputError("--layers compares with the Keras model: give the .h5, not an export directory")
     dataset = Dataset.load(data).limit(limit)
@@ -206,6 +235,9 @@ def validate_command(*, model: Path, data: Path, target: str, json_path: Path | 
         keras_outputs = deployed.keras_predict(dataset.x) if deployed is not None else None
         result = validate(export, dataset, target, keras_outputs=keras_outputs, progress=progress,
                           host_sanitize=host_sanitize)
+        profiled = None
+        if profile and result.report["per_layer"] is not None:
+            profiled = record_profile(export, result.report)
         if layers and deployed is not None:
             x = dataset.x[:FIDELITY_SAMPLES]
             result.report["fidelity"] = fidelity_report(layer_fidelity(deployed, x), len(x))
@@ -219,6 +251,10 @@ def validate_command(*, model: Path, data: Path, target: str, json_path: Path | 
     if "fidelity" in result.report:
         for line in fidelity_lines(result.report["fidelity"]):
             print(line)
+    if profile:
+        if profiled is None:
+            raise BadInputError(f"--profile: target {target} counts nothing, so there are no per-layer counts")
+        print(f"per-layer {result.report['latency']['unit']} written to {profiled} (and report.md, report.json)")
     if json_path is not None:
         outputs.write_text(json_path, json.dumps(result.report, indent=1, sort_keys=True) + "\n", "--json")
     if not result.bit_exact:

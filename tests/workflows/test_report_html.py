@@ -1,0 +1,114 @@
+"""workflows/report_html.py: the export's report.html. Its region bars split exactly the used bytes
+(segments contiguous, widths summing to the bar), its layer bars scale to the largest layer, it fetches
+nothing, it keeps the board's order after report.json's sorted round trip, and the per-layer counts of
+`validate --profile` appear only once there are some. (The page as a browser draws it:
+test_report_browser.py.)"""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+
+import pytest
+
+import program_fixtures
+from tinyrobust.converter import memplan
+from tinyrobust.firmware.budget import Budget, RegionUse
+from tinyrobust.firmware.memory_split import CATEGORIES
+from tinyrobust.workflows.report import build_report, render_markdown
+from tinyrobust.workflows.report_html import BAR_UNITS, LAYER_COLOURS, region_views, render_html
+
+PROGRAM = memplan.plan(program_fixtures.small_program())
+FLASH_SPLIT = dict(zip(CATEGORIES, (80, 440, 20_204, 0, 0, 8, 124), strict=True))
+DTCM_SPLIT = dict(zip(CATEGORIES, (0, 0, 0, 352, 8_192, 6_268, 20), strict=True))
+LINKED = Budget("nucleo_h743zi", "DTCM", (
+    RegionUse("FLASH", 2_097_152, sum(FLASH_SPLIT.values()), tuple(FLASH_SPLIT.items())),
+    RegionUse("DTCM", 131_072, sum(DTCM_SPLIT.values()), tuple(DTCM_SPLIT.items())),
+), "linked ELF")
+PROFILE = {"target": "qemu", "unit": "emulated instructions", "image_board": "qemu_mps2_an500", "sample": 0,
+           "layers": [{"index": 0, "layer": "conv", "count": 3480, "macs": 576},
+                      {"index": 1, "layer": "pool", "count": 600, "macs": 64},
+                      {"index": 2, "layer": "fc", "count": 680, "macs": 64}], "total": 4760}
+
+
+class Elements(HTMLParser):
+    """Every start tag with its attributes, in document order."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def with_class(self, cls: str) -> list[dict[str, str | None]]:
+        return [a for _, a in self.tags if cls in (a.get("class") or "").split()]
+
+
+@pytest.fixture()
+def report() -> dict:
+    return build_report(PROGRAM, board="nucleo_h743zi", budget=None, linked=LINKED)
+
+
+def test_region_segments_split_the_used_bytes_exactly(report: dict) -> None:
+    for view in region_views(report["budget"]["linked"]):
+        assert sum(s.bytes for s in view.segments) == view.used
+        assert sum(s.width for s in view.segments) == pytest.approx(BAR_UNITS)
+        x = 0.0
+        for s in view.segments:
+            assert s.bytes > 0 and s.x == pytest.approx(x)
+            x += s.width
+
+
+def test_page_shows_every_region_segment_and_layer(report: dict) -> None:
+    page = Elements(render_html(report))
+    regions = {a["id"]: a for _, a in page.tags if (a.get("id") or "").startswith("region-")}
+    assert list(regions) == ["region-FLASH", "region-DTCM"]
+    segments = page.with_class("segment")
+    assert sum(int(s["data-bytes"]) for s in segments) == sum(FLASH_SPLIT.values()) + sum(DTCM_SPLIT.values())
+    assert {s["data-category"] for s in segments} == {k for k in CATEGORIES if FLASH_SPLIT[k] or DTCM_SPLIT[k]}
+    rows = page.with_class("layer")
+    assert [r["data-index"] for r in rows] == ["0", "1", "2"]
+    macs = [int(c["data-value"]) for c in page.with_class("macs")]
+    assert macs == [r["macs"] for r in report["layers"]]
+    assert not page.with_class("instructions")  # no counts before validate --profile
+
+
+def test_layer_bars_scale_to_the_largest_layer(report: dict) -> None:
+    page = Elements(render_html({**report, "profile": PROFILE}))
+    bars = {colour: [float(a["width"]) for t, a in page.tags if t == "rect" and a.get("fill") == colour]
+            for colour in LAYER_COLOURS.values()}
+
+    def near(values: list[float]) -> object:  # the page writes 3 decimals
+        return pytest.approx(values, abs=1e-3)
+
+    assert bars[LAYER_COLOURS["macs"]] == near([BAR_UNITS, BAR_UNITS * 64 / 576, BAR_UNITS * 64 / 576])
+    assert bars[LAYER_COLOURS["weight_bytes"]] == near([BAR_UNITS * 16 / 64, 0, BAR_UNITS])
+    assert bars[LAYER_COLOURS["count"]] == near([BAR_UNITS, BAR_UNITS * 600 / 3480, BAR_UNITS * 680 / 3480])
+    assert [int(c["data-value"]) for c in page.with_class("instructions")] == [3480, 600, 680]
+
+
+def test_page_is_self_contained(report: dict) -> None:
+    html = render_html({**report, "profile": PROFILE})
+    for fetch in ("http:", "https:", "<link", "<script", "@import", "src=", "url("):
+        assert fetch not in html
+
+
+def test_board_order_survives_the_sorted_json_round_trip(report: dict) -> None:
+    kept = json.loads(json.dumps({**report, "profile": PROFILE}, sort_keys=True))
+    assert render_html(kept) == render_html({**report, "profile": PROFILE})
+    assert render_markdown(kept) == render_markdown({**report, "profile": PROFILE})
+    md = render_markdown(kept)
+    assert md.index("| FLASH | 80 | 440 | 20,204 |") < md.index("| DTCM | 0 | 0 | 0 | 352 | 8,192 |")
+    assert "| 0 | conv | 3,480 | 6.04 | 73.1 % |" in md and "| | **total** | **4,760** | 6.76 | |" in md
+
+
+def test_an_estimate_only_report_shows_the_estimate(report: dict) -> None:
+    estimate = Budget("nucleo_h743zi", "DTCM", (
+        RegionUse("FLASH", 4096, 1234, (("packed weights", 92), ("code (estimate)", 1142))),), "estimate")
+    html = render_html(build_report(PROGRAM, board="nucleo_h743zi", budget=estimate, linked=None))
+    page = Elements(html)
+    assert [(s["data-category"], s["data-bytes"]) for s in page.with_class("segment")] == [
+        ("packed weights", "92"), ("code (estimate)", "1142")]
+    assert "export with <code>--build</code>" in html
