@@ -65,6 +65,26 @@ def test_json_schema_and_figures(quick_run: tuple[dict, Path]) -> None:
     rt = model["reference_throughput"]
     assert rt["queries_batched"] == 64 and rt["queries_single"] == 8
     assert _positive(rt["batched_queries_per_second"]) and _positive(rt["single_queries_per_second"])
+    for name in KERNELS:  # the quick shapes are not the anchors' shapes: no anchor beside them
+        assert "anchor" in report["kernels"][name] and report["kernels"][name]["anchor"] is None
+
+
+def test_published_models_end_to_end(quick_run: tuple[dict, Path]) -> None:
+    """Each bench model ran on QEMU bit-exact (the bench raises otherwise) at its published input shape;
+    its per-layer counts sum to the inference and its figures are the paper model's where they overlap."""
+    report, _ = quick_run
+    models = report["models"]
+    assert tuple(models) == bench.MODEL_NAMES
+    shapes = {"resnet8": [32, 32, 3], "dscnn": [49, 10, 1], "mbv1_vww": [96, 96, 3], "paper": [32, 32, 1],
+              "mnist_cnn": [28, 28, 1]}
+    for name, m in models.items():
+        assert m["input_shape"] == shapes[name] and m["packing"] == "t2"
+        assert _positive(m["insn_per_mac"]) and m["insn_per_mac"] == pytest.approx(m["instructions"] / m["macs"])
+        assert sum(layer["instructions"] for layer in m["layers"]) == m["instructions"]
+        assert sum(layer["macs"] for layer in m["layers"]) == m["macs"]
+        assert m["model_flash_bytes"] >= m["packed_weight_bytes"] > 0 and m["arena_bytes"] > 0
+    assert models["paper"]["instructions"] == report["model"]["packings"]["t2"]["instructions"]
+    assert models["mbv1_vww"]["macs"] > 7e6 and models["resnet8"]["macs"] > 12e6  # the published sizes
 
 
 def _dsp_runner(work: Path) -> runner.Runner:

@@ -6,8 +6,10 @@ twice, DSP path and plain C, and run under QEMU with ``-icount shift=0``, where 
 pseudo-random int8 inputs, ternary weights packed t2 and trit5) is checked against its numpy
 reference before its count is used, so a fast but wrong kernel fails the bench instead of winning it.
 
-Model: frontend.models.paper_model (~1 M weights, random, fixed seed) → convert (calibration: random
-inputs) → export_program → build_firmware → QemuTarget.profile: per-layer counts, checked output.
+Models end to end: MLPerf Tiny's ResNet-8, DS-CNN and MobileNetV1 (visual wake words, 96×96×3), QKeras's
+MNIST CNN (all ternary) and the paper-size model (~1 M weights), random weights from a fixed seed →
+convert (calibration: random inputs) → export_program → build_firmware → QemuTarget.profile: per-layer
+counts, output checked against the reference. The paper model is also built in every packing.
 
 Counts are *emulated instructions* (QEMU executes one per virtual ns), never cycles.
 
@@ -41,6 +43,7 @@ from ..converter.ops.depthwise_conv import DepthwiseParams
 from ..converter.ops.fully_connected import FullyConnectedParams
 from ..converter.ops.lowering import LowerOptions
 from ..converter.pipeline import convert
+from ..converter.program import Program
 from ..converter.reference import Reference
 from ..dataset import Dataset
 from ..errors import EnvironmentProblem
@@ -60,6 +63,7 @@ ANCHORS = Path(__file__).parent / "anchors" / "cmsis_nn.json"
 # Goals per kernel in emulated instructions per MAC (per element for "add").
 GOALS_T2 = {"conv3x3": 0.70, "conv1x1": 1.0, "depthwise3x3": 3.0, "fc": 1.30, "firstconv": 2.5, "add": 16.0}
 TRIT5_GOAL_RATIO = 1.5  # trit5 within 1.5x of t2
+MODEL_GOALS_T2 = {"paper": 0.80, "resnet8": 1.00, "dscnn": 1.50}  # whole inference, per MAC
 
 
 class BenchError(EnvironmentProblem):
@@ -225,60 +229,99 @@ def bench_kernels(work_dir: Path, *, quick: bool = False, repeat: int = 1) -> di
     return {"kernels": out, "counter_resolution_instructions": 40}
 
 
-# ---------------------------------------------------------------- the paper-size model
+# ---------------------------------------------------------------- models end to end
+
+# Published architectures at their published input shapes (MLPerf Tiny's ResNet-8, DS-CNN and
+# MobileNetV1 α = 0.25 at 96×96×3, QKeras's MNIST CNN), ternary, plus the seed paper's model.
+MODEL_NAMES = ("resnet8", "dscnn", "mbv1_vww", "paper", "mnist_cnn")
 
 
-def bench_model(work_dir: Path, *, packings: Sequence[str] = ("t2", "trit5"), quick: bool = False) -> dict[str, Any]:
-    """Per-layer and whole-model instructions per MAC, and flash bytes per weight, for each packing."""
-    models = lazy.frontend().models
-    h5 = models.save_paper_model(work_dir / "paper_model.h5")
-    rng = np.random.default_rng(SEED)
-    calibration = Dataset(rng.random((8, *models.PAPER_INPUT_SHAPE)).astype(np.float32), None)
-    deployed = convert(h5, calibration=calibration, packing=packings[0])
-    sample = deployed.quantize_input(rng.random((1, *models.PAPER_INPUT_SHAPE)).astype(np.float32))
-    board = load_board(QEMU_BOARD)
-    programs = {p: deployed.program if p == packings[0] else lower(deployed.graph, LowerOptions(packing=p))
-                for p in packings}
+@dataclass(frozen=True)
+class BuiltModel:
+    program: Program
+    elf: Path
+    flash_bytes: int  # the model's weights and tables, not the evaluation firmware around them
+    arena_bytes: int
 
-    def build_one(pk: str) -> tuple[Any, Path]:
-        exported = export_program(programs[pk], QEMU_BOARD, work_dir / f"export_{pk}", build=False)
-        region = json.loads((exported.out_dir / "manifest.json").read_text())["arena_region"]
-        fw = build_firmware(exported.out_dir / "model", board, exported.out_dir / "firmware",
-                            arena_region=region)
-        return exported.program, fw.elf
 
+def _build(program: Program, out: Path) -> BuiltModel:
+    exported = export_program(program, QEMU_BOARD, out, build=False)
+    region = json.loads((exported.out_dir / "manifest.json").read_text())["arena_region"]
+    fw = build_firmware(exported.out_dir / "model", load_board(QEMU_BOARD), exported.out_dir / "firmware",
+                        arena_region=region)
+    arena = exported.report["arena"]
+    return BuiltModel(exported.program, fw.elf, int(exported.report["totals"]["flash_bytes"]),
+                      0 if arena is None else int(arena["bytes"]))
+
+
+def _measure(name: str, built: BuiltModel, sample: np.ndarray) -> dict[str, Any]:
+    """Per-layer emulated instructions of one inference; the output must equal the reference's."""
+    program = built.program
+    target = QemuTarget(built.elf, parallel=1)
+    try:
+        counts = target.profile(sample[0])
+        outputs, _ = target.infer_batch(sample)
+    finally:
+        target.close()
+    if not np.array_equal(outputs, Reference(program).run(sample)):
+        raise BenchError(f"{name}: QEMU output differs from the reference")
+    layers = []
+    for op, count in zip(program.ops, counts, strict=True):
+        macs = ops.macs(op)
+        layers.append({"layer": op.name, "kernel": op.kernel, "macs": macs, "instructions": int(count),
+                       "insn_per_mac": count / macs if macs else None})
+    weights = sum(ops.weight_count(op) for op in program.ops)
+    packed = sum(int(op.arrays["weights"].nbytes) for op in program.ops if "weights" in op.arrays)
+    tables = sum(int(a.nbytes) for op in program.ops for a in op.arrays.values())
+    macs = sum(ops.macs(op) for op in program.ops)
+    return {
+        "input_shape": list(program.tensor(program.input).shape),
+        "layers": layers, "weights": weights, "macs": macs, "instructions": int(sum(counts)),
+        "insn_per_mac": sum(counts) / macs,
+        "packed_weight_bytes": packed, "flash_table_bytes": tables, "model_flash_bytes": built.flash_bytes,
+        "arena_bytes": built.arena_bytes,
+        "flash_bytes_per_weight": packed / weights, "flash_table_bytes_per_weight": tables / weights,
+    }
+
+
+def _convert(name: str, work_dir: Path, rng: np.random.Generator, packing_name: str) -> tuple[Any, np.ndarray]:
+    """The model as the user would export it (calibrated on random inputs), and one input sample.
+    Each model draws from its own generator seeded alike, so adding a model changes no other's figures."""
+    h5, shape = lazy.frontend().models.save_bench_model(name, work_dir / f"{name}.h5")
+    calibration = Dataset(rng.random((8, *shape)).astype(np.float32), None)
+    deployed = convert(h5, calibration=calibration, packing=packing_name)
+    return deployed, deployed.quantize_input(rng.random((1, *shape)).astype(np.float32))
+
+
+def bench_models(work_dir: Path, *, packings: Sequence[str] = ("t2", "trit5"),
+                 quick: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every MODEL_NAMES model end to end in the first packing; the paper model in every packing too.
+    Returns (models, paper) where paper holds the per-packing figures and the reference throughput."""
+    jobs: list[tuple[str, str, Program, np.ndarray]] = []
+    paper_deployed, rng = None, np.random.default_rng(SEED)
+    for name in MODEL_NAMES:
+        model_rng = np.random.default_rng(SEED)
+        deployed, sample = _convert(name, work_dir, model_rng, packings[0])
+        jobs.append((name, packings[0], deployed.program, sample))
+        if name == "paper":
+            paper_deployed, rng = deployed, model_rng
+            jobs += [(name, pk, lower(deployed.graph, LowerOptions(packing=pk)), sample) for pk in packings[1:]]
+    assert paper_deployed is not None
     with ThreadPoolExecutor(max_workers=2) as pool:
-        built = dict(zip(packings, pool.map(build_one, packings), strict=True))
-    result: dict[str, Any] = {}
-    for pk, (program, elf) in built.items():
-        target = QemuTarget(elf, parallel=1)
-        try:
-            counts = target.profile(sample[0])
-            outputs, _ = target.infer_batch(sample)
-        finally:
-            target.close()
-        want = Reference(program).run(sample)
-        if not np.array_equal(outputs, want):
-            raise BenchError(f"paper model ({pk}): QEMU output differs from the reference")
-        layers = []
-        for op, count in zip(program.ops, counts, strict=True):
-            macs = ops.macs(op)
-            layers.append({"layer": op.name, "kernel": op.kernel, "macs": macs, "instructions": int(count),
-                           "insn_per_mac": count / macs if macs else None})
-        weights = sum(ops.weight_count(op) for op in program.ops)
-        packed = sum(int(op.arrays["weights"].nbytes) for op in program.ops if "weights" in op.arrays)
-        tables = sum(int(a.nbytes) for op in program.ops for a in op.arrays.values())
-        macs = sum(ops.macs(op) for op in program.ops)
-        result[pk] = {
-            "layers": layers, "weights": weights, "macs": macs, "instructions": int(sum(counts)),
-            "insn_per_mac": sum(counts) / macs,
-            "packed_weight_bytes": packed, "flash_table_bytes": tables,
-            "flash_bytes_per_weight": packed / weights, "flash_table_bytes_per_weight": tables / weights,
-        }
-    first = result[packings[0]]
-    return {"insn_per_mac": first["insn_per_mac"], "flash_bytes_per_weight": first["flash_bytes_per_weight"],
-            "packing": packings[0], "packings": result,
-            "reference_throughput": reference_throughput(Reference(deployed.program), rng, quick=quick)}
+        built = list(pool.map(lambda j: _build(j[2], work_dir / f"export_{j[0]}_{j[1]}"), jobs))
+    models: dict[str, Any] = {}
+    paper: dict[str, Any] = {}
+    for (name, pk, _, sample), b in zip(jobs, built, strict=True):
+        figures = _measure(f"{name} ({pk})", b, sample)
+        if pk == packings[0]:
+            models[name] = figures | {"packing": pk}
+        if name == "paper":
+            paper[pk] = figures
+    first = paper[packings[0]]
+    return models, {"insn_per_mac": first["insn_per_mac"], "flash_bytes_per_weight": first["flash_bytes_per_weight"],
+                    "packing": packings[0], "packings": paper,
+                    "reference_throughput": reference_throughput(Reference(paper_deployed.program), rng,
+                                                                 quick=quick)}
 
 
 def reference_throughput(reference: Reference, rng: np.random.Generator, *, quick: bool) -> dict[str, Any]:
@@ -315,10 +358,11 @@ def run_benchmarks(work_dir: Path, *, quick: bool = False, with_model: bool = Tr
     model.reference_throughput (wall-clock queries per second of the numpy reference)."""
     report: dict[str, Any] = {"unit": "emulated instructions per MAC (QEMU mps2-an500, -icount shift=0)",
                               "board": QEMU_BOARD, "quick": quick,
-                              "goals": {"t2": GOALS_T2, "trit5_over_t2": TRIT5_GOAL_RATIO}}
+                              "goals": {"t2": GOALS_T2, "trit5_over_t2": TRIT5_GOAL_RATIO,
+                                        "models_t2": MODEL_GOALS_T2}}
     report |= bench_kernels(work_dir / "kernels", quick=quick)
     if with_model:
-        report["model"] = bench_model(work_dir / "model", quick=quick)
+        report["models"], report["model"] = bench_models(work_dir / "model", quick=quick)
     return report
 
 
@@ -332,6 +376,18 @@ def format_table(report: dict[str, Any]) -> str:
                      f"{k['trit5'] / k['t2']:>7.2f}{k['plain_c']:>9.2f}{anchor:>13}")
     recorded = anchors()
     lines.append(f"* recorded anchor, not measured here: {recorded['how']} (recorded {recorded['recorded']})")
+    models = report.get("models")
+    if models:
+        lines.append("")
+        lines.append("models end to end (t2, DSP path; random ternary weights, fixed seed; model flash = weights "
+                     "and tables, arena = activations)")
+        lines.append(f"{'model':<11}{'input':<12}{'MACs':>12}{'instructions':>14}{'per MAC':>9}{'goal':>6}"
+                     f"{'flash B':>10}{'arena B':>9}")
+        for name, m in models.items():
+            goal = MODEL_GOALS_T2.get(name)
+            lines.append(f"{name:<11}{'x'.join(map(str, m['input_shape'])):<12}{m['macs']:>12,}"
+                         f"{m['instructions']:>14,}{m['insn_per_mac']:>9.2f}{'' if goal is None else f'{goal:.2f}':>6}"
+                         f"{m['model_flash_bytes']:>10,}{m['arena_bytes']:>9,}")
     model = report.get("model")
     if model:
         for pk, m in model["packings"].items():

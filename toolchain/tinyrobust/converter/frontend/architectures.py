@@ -132,20 +132,23 @@ def jet_tagger(features: int = 16, classes: int = 5) -> Any:
     return keras.Model(inp, x, name="jet_tagger")
 
 
-def qkeras_mnist_cnn(input_shape: tuple[int, ...] = (28, 28, 1), classes: int = 10) -> Any:
+def _example_bits() -> Any:
+    return q.quantized_bits(4, 0, 1)
+
+
+def qkeras_mnist_cnn(input_shape: tuple[int, ...] = (28, 28, 1), classes: int = 10,
+                     weights: WeightQuantizer = _example_bits) -> Any:
     """QKeras examples/example_mnist.py (hls4ml's QKeras MNIST CNN): three strided convolutions with
-    quantized_bits(4, 0, 1) weights and biases and quantized_relu(4, 0) activations, a quantized dense."""
-
-    def qbits() -> Any:
-        return q.quantized_bits(4, 0, 1)
-
+    quantized_bits(4, 0, 1) weights and biases and quantized_relu(4, 0) activations, a quantized dense.
+    `weights` replaces the weight quantizer (the bench runs it ternary); biases stay the example's."""
     inp = keras.Input(input_shape, name="input")
     x = inp
     for i, (n, k) in enumerate(((32, 2), (64, 3), (64, 2))):
-        x = q.QConv2D(n, k, strides=2, kernel_quantizer=qbits(), bias_quantizer=qbits(), name=f"conv2d_{i}_m")(x)
+        x = q.QConv2D(n, k, strides=2, kernel_quantizer=weights(), bias_quantizer=_example_bits(),
+                      name=f"conv2d_{i}_m")(x)
         x = q.QActivation("quantized_relu(4,0)", name=f"act{i}_m")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = q.QDense(classes, kernel_quantizer=qbits(), bias_quantizer=qbits(), name="dense")(x)
+    x = q.QDense(classes, kernel_quantizer=weights(), bias_quantizer=_example_bits(), name="dense")(x)
     x = layers.Activation("softmax", name="softmax")(x)
     return keras.Model(inp, x, name="qkeras_mnist_cnn")
 

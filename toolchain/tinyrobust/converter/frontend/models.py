@@ -1,10 +1,12 @@
 """Architectures tinyrobust builds itself: the demo's digits CNN (trained) and the bench's
 seed-paper-sized network (random initial weights with a fixed seed: enough for instruction counts,
 flash size and bit-exactness, and the same file every run). Stochastic-ternary QKeras throughout.
+The bench's other end-to-end models are published architectures (architectures.py), ternary.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,8 @@ import qkeras as q
 import tensorflow as tf
 import tf_keras as keras
 from tf_keras import layers
+
+from . import architectures
 
 PAPER_INPUT_SHAPE = (32, 32, 1)
 
@@ -61,6 +65,26 @@ def save_paper_model(path: Path, *, seed: int = 7) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     paper_model(seed=seed).save(path)
     return path
+
+
+# The bench's end-to-end models: published architectures at their published input shapes, ternary
+# weights, random initial weights from a fixed seed (the bench counts instructions, not accuracy).
+BENCH_MODELS: dict[str, Callable[[], Any]] = {
+    "resnet8": lambda: architectures.resnet8(),
+    "dscnn": lambda: architectures.ds_cnn(),
+    "mbv1_vww": lambda: architectures.mobilenet_v1(),
+    "mnist_cnn": lambda: architectures.qkeras_mnist_cnn(weights=architectures.ternary),
+}
+
+
+def save_bench_model(name: str, path: Path, *, seed: int = 7) -> tuple[Path, tuple[int, ...]]:
+    """Writes BENCH_MODELS[name] (or the paper model, name "paper") to `path`; returns it and the input shape."""
+    tf.keras.utils.set_random_seed(seed)
+    model = paper_model(seed=seed) if name == "paper" else BENCH_MODELS[name]()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    return path, tuple(int(d) for d in model.input_shape[1:])
 
 
 def digits_cnn() -> Any:
