@@ -22,6 +22,7 @@ import pytest
 
 from program_fixtures import small_program
 from tinyrobust.cli import main
+from tinyrobust.converter import ops
 from tinyrobust.workflows.export import export_program
 from tinyrobust.workflows.report_html import COLOURS, LAYER_COLOURS
 
@@ -53,9 +54,23 @@ def profiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     shutil.copy(export / "report.html", before)
     data = d / "data.npz"
     np.savez(data, x=np.random.default_rng(3).random((3, 4, 4, 1)).astype(np.float32), y=np.arange(3))
-    rc = main(["validate", str(export), "--data", str(data), "--target", "qemu", "--profile", "--no-progress"])
+    rc = main(["validate", str(export), "--data", str(data), "--target", "qemu", "--profile", "--no-progress",
+               "--json", str(d / "validate.json")])
     assert rc == 0
-    return {"export": export, "before": before, "after": export / "report.html", "dir": d}
+    return {"export": export, "before": before, "after": export / "report.html", "dir": d,
+            "json": d / "validate.json"}
+
+
+@needs_emulation
+def test_profile_goes_into_the_validate_json(profiled: dict[str, Path]) -> None:
+    """profile.layers[] names every layer with its kernel, instructions and MACs; the layers add up to the
+    whole inference of the same sample within 1 % (the rest is the glue between kernels)."""
+    profile = json.loads(profiled["json"].read_text())["profile"]
+    assert [(p["name"], p["kernel"], p["macs"]) for p in profile["layers"]] == [
+        (op.name, op.kernel, ops.macs(op)) for op in PROGRAM.ops]
+    assert all(p["instructions"] == p["count"] > 0 for p in profile["layers"])
+    assert sum(p["share"] for p in profile["layers"]) == pytest.approx(1.0)
+    assert profile["total"] <= profile["inference"] <= 1.01 * profile["total"], profile
 
 
 @needs_emulation

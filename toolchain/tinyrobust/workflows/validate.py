@@ -135,7 +135,7 @@ def validate(export: LoadedExport, data: Dataset, target_spec: str, *, keras_out
             unit = target.counter_unit
             if unit != "none":
                 report["latency"] = {"unit": unit, "mean": float(np.mean(counts)), "max": int(np.max(counts)),
-                                     "min": int(np.min(counts))}
+                                     "min": int(np.min(counts)), "sample0": int(counts[0])}
                 profile = target.profile(x_int8[0])
                 report["per_layer"] = [
                     {"index": i, "layer": op.name, "kernel": op.kernel, "count": int(c), "macs": ops.macs(op)}
@@ -193,17 +193,37 @@ def _export_for_validation(model: Path, out: Path | None, stack: ExitStack, *, b
     return load_export(directory), deployed
 
 
+# The key each layer's count also goes under in the JSON, by the target's counter.
+COUNT_KEYS = {"emulated instructions": "instructions", "cycles": "cycles"}
+
+
 def profile_section(report: dict[str, Any], image_board: str) -> dict[str, Any]:
-    """The per-layer counts of a validate run, as the export report keeps them."""
-    layers = [{k: p[k] for k in ("index", "layer", "count", "macs")} for p in report["per_layer"]]
-    return {"target": report["target"], "unit": report["latency"]["unit"], "image_board": image_board,
-            "sample": 0, "layers": layers, "total": sum(p["count"] for p in layers)}
+    """The per-layer counts of a validate run (sample 0), as the export report and --json keep them: each
+    layer's name, kernel, count (also under "instructions" or "cycles"), MACs, count per MAC and share;
+    `inference` is the whole inference of the same sample, glue between the layers included."""
+    unit = report["latency"]["unit"]
+    total = sum(p["count"] for p in report["per_layer"])
+    layers = []
+    for p in report["per_layer"]:
+        layer = {"index": p["index"], "layer": p["layer"], "name": p["layer"], "kernel": p["kernel"],
+                 "count": p["count"], "macs": p["macs"], "per_mac": p["count"] / p["macs"] if p["macs"] else None,
+                 "share": p["count"] / total if total else 0.0}
+        if unit in COUNT_KEYS:
+            layer[COUNT_KEYS[unit]] = p["count"]
+        layers.append(layer)
+    return {"target": report["target"], "unit": unit, "image_board": image_board, "sample": 0, "layers": layers,
+            "total": total, "inference": report["latency"]["sample0"]}
+
+
+def _image_board(export: LoadedExport, target: str) -> str:
+    """QEMU runs the qemu_mps2_an500 build of the same model and kernels, not the export's board image."""
+    kind, _ = parse_target(target)
+    return QEMU_BOARD if kind == "qemu" else export.manifest["board"]
 
 
 def record_profile(export: LoadedExport, report: dict[str, Any]) -> Path:
     """Add the run's per-layer counts to the export's report.json/.md/.html (re-rendered); returns report.html."""
-    kind, _ = parse_target(report["target"])
-    image_board = QEMU_BOARD if kind == "qemu" else export.manifest["board"]
+    image_board = _image_board(export, report["target"])
     with export_lock(export.directory):
         try:
             kept = json.loads((export.directory / "report.json").read_text())
@@ -238,6 +258,7 @@ def validate_command(*, model: Path, data: Path, target: str, json_path: Path | 
         profiled = None
         if profile and result.report["per_layer"] is not None:
             profiled = record_profile(export, result.report)
+            result.report["profile"] = profile_section(result.report, _image_board(export, target))
         if layers and deployed is not None:
             x = dataset.x[:FIDELITY_SAMPLES]
             result.report["fidelity"] = fidelity_report(layer_fidelity(deployed, x), len(x))
