@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := gcc make python3 python3-venv python3-dev gcc-arm-none-eabi libnewlib-arm-none-eabi \
-	qemu-system-arm clang libclang-rt-14-dev
+	qemu-system-arm clang libclang-rt-14-dev cmake
 PYTEST_ARGS ?=
 
 .PHONY: setup apt venv demo test lint fuzz bench clean

@@ -22,8 +22,9 @@ from ..converter.program import Program
 from ..errors import BudgetError, ExportError
 from ..firmware import budget
 from ..firmware.boards import Board, load_board
+from ..firmware.buildfiles import project_recipe, write_firmware_project
 from ..firmware.codegen import render_model_library
-from ..firmware.crossbuild import build_firmware, read_section_usage
+from ..firmware.crossbuild import build_recipe, read_section_usage
 from ..firmware.project import EXPORT_FORMAT, MANIFEST, PROGRAM, export_lock
 from ..firmware.sources import tr_nn_dir
 from ..targets.protocol import servable_problems
@@ -112,9 +113,11 @@ def _write_export(planned: Program, board: Board, estimate: budget.Budget, out_d
         model_dir.mkdir()
         render_model_library(planned, model_dir)
         shutil.copytree(tr_nn_dir(), tmp / "tr_nn", ignore=shutil.ignore_patterns("*.md"))
+        arena_region = estimate.arena_region or ""  # budget.check refused an export with no region
+        write_firmware_project(tmp, board, arena_region)
         linked = None
         if build:
-            linked = _build_into(tmp, board, estimate.arena_region or "")
+            linked = _build_into(tmp, board, arena_region)
         report = build_report(planned, board=board.name, budget=estimate, linked=linked)
         write_reports(report, tmp)
         (tmp / MANIFEST).write_text(
@@ -128,7 +131,9 @@ def _write_export(planned: Program, board: Board, estimate: budget.Budget, out_d
 
 
 def _build_into(export_dir: Path, board: Board, arena_region: str) -> budget.Budget:
-    artifacts = build_firmware(export_dir / "model", board, export_dir / "firmware", arena_region=arena_region)
+    # From the export's own copies, with the recipe its Makefile and CMakeLists.txt print: the same image.
+    artifacts = build_recipe(project_recipe(export_dir, board), board, export_dir / "firmware",
+                             arena_region=arena_region)
     usage = read_section_usage(artifacts.elf, board)
     linked = budget.from_elf_usage(usage, board, arena_region)
     over = [r for r in linked.regions if not r.fits]
