@@ -2,7 +2,8 @@
 a Makefile, a CMakeLists.txt and its arm-none-eabi toolchain file, all printed from the same Recipe
 that crossbuild.py runs (so `make`, CMake and `tinyrobust export --build` link the same image).
 
-DIR/firmware/app/, board/   the evaluation firmware's protocol loop and the board's start-up (copies)
+DIR/firmware/app/, board/   the evaluation firmware's protocol loop and the board's start-up (copies);
+                            app/tr_model.h binds the app to a model exported with --name
 DIR/firmware/linker.ld      the board's regions, with the arena in the region the budget chose
 DIR/firmware/Makefile, CMakeLists.txt, arm-none-eabi.cmake   compile ../tr_nn, ../model, app, board
 """
@@ -18,6 +19,8 @@ import jinja2
 
 from .. import __version__
 from .boards import Board
+from .codegen.c_names import library_prefix
+from .codegen.render import render_app_binding
 from .crossbuild import (
     LIBS,
     LINK_FLAGS,
@@ -58,6 +61,7 @@ def write_firmware_project(export_dir: Path, board: Board, arena_region: str) ->
     fw = export_dir / FIRMWARE
     fw.mkdir()
     _copy_sources(app_dir(), fw / "app")
+    render_app_binding(library_prefix(export_dir / "model"), fw / "app")  # only for a model exported with --name
     _copy_sources(board.directory, fw / "board")
     (fw / "linker.ld").write_text(render_linker_script(board, arena_region))
     recipe = project_recipe(export_dir, board)

@@ -24,6 +24,8 @@ from elftools.elf.elffile import ELFFile
 from .. import processes
 from ..errors import BoardError, BuildError, EnvironmentProblem
 from .boards import Board
+from .codegen.c_names import LIBRARY_FILES, library_file, library_prefix
+from .codegen.render import render_app_binding
 from .sources import WARNING_FLAGS, app_dir, templates_dir, tr_nn_dir, tr_nn_sources
 
 FIRMWARE_VERSION = "tinyrobust-fw 0.1.0"
@@ -183,10 +185,11 @@ def evaluation_sources(model_c_dir: Path, board: Board, *, tr_nn: Path | None = 
     kernel, app and board folders default to the installation's; an export passes its own copies."""
     groups: list[tuple[str, Path]] = []
     groups += [("tr_nn", p) for p in (sorted(tr_nn.glob("*.c")) if tr_nn else tr_nn_sources())]
-    model = [model_c_dir / "tr_model.c", model_c_dir / "tr_model_weights.c"]
+    prefix = library_prefix(model_c_dir)
+    model = [model_c_dir / library_file(name, prefix) for name in LIBRARY_FILES if name.endswith(".c")]
     for m in model:
         if not m.is_file():
-            raise BuildError(f"model source {m} is missing (expected tr_model.c and tr_model_weights.c)")
+            raise BuildError(f"model source {m} is missing (expected {prefix}_model.c and {prefix}_model_weights.c)")
     groups += [("model", m) for m in model]
     groups += [("app", p) for p in sorted((app or app_dir()).glob("*.c"))]
     groups += [("board", p) for p in (sorted(board_dir.glob("*.c")) if board_dir else board.c_sources)]
@@ -211,8 +214,15 @@ def build_firmware(
 ) -> FirmwareArtifacts:
     """The evaluation firmware for the generated model in `model_c_dir` (see build_image)."""
     model_c_dir = Path(model_c_dir).resolve()
-    return build_image(evaluation_sources(model_c_dir, board), [model_c_dir, app_dir(), tr_nn_dir()], board,
-                       out_dir, arena_region=arena_region, extra_defines=extra_defines, extra_cflags=extra_cflags)
+    sources = evaluation_sources(model_c_dir, board)
+    includes = [model_c_dir, app_dir(), tr_nn_dir()]
+    Path(out_dir).resolve().parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".tr_bind_", dir=Path(out_dir).resolve().parent) as bind:
+        # A library exported with --name: the app reaches it through a generated tr_model.h.
+        if render_app_binding(library_prefix(model_c_dir), Path(bind)):
+            includes.insert(0, Path(bind))
+        return build_image(sources, includes, board, out_dir, arena_region=arena_region,
+                           extra_defines=extra_defines, extra_cflags=extra_cflags)
 
 
 def build_image(
