@@ -120,6 +120,8 @@ def model_context(program: Program, prefix: str = DEFAULT_PREFIX) -> dict[str, A
         "arena_bytes": max(placement.arena_bytes, 8),
         "input_scale": repr(inp.scale),
         "input_zero_point": inp.zero_point,
+        "input_qmin": program.input_quantization.qmin,
+        "input_qmax": program.input_quantization.qmax,
         "output_scale": repr(out.scale),
         "output_zero_point": out.zero_point,
         "calls": calls,
