@@ -18,7 +18,7 @@ from elftools.elf.elffile import ELFFile
 from program_fixtures import small_program
 from tinyrobust.cli import main
 from tinyrobust.converter.reference import Reference
-from tinyrobust.errors import ExportError
+from tinyrobust.errors import BuildError, ExportError
 from tinyrobust.firmware.boards import load_board
 from tinyrobust.firmware.codegen import render_model_library
 from tinyrobust.firmware.codegen.c_names import library_prefix, prefix_problem
@@ -66,6 +66,16 @@ def test_prefix_starts_every_name_and_guard(tmp_path: Path) -> None:
     (tmp_path / "default").mkdir()
     default = render_model_library(small_program(), tmp_path / "default")
     assert default[0].name == "tr_model.h" and "#define TR_MODEL_INPUT_BYTES 16" in default[0].read_text()
+
+
+def test_a_folder_without_exactly_one_library_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match="found no generated model library"):
+        library_prefix(tmp_path)
+    render_model_library(small_program(), tmp_path, "kws")
+    assert library_prefix(tmp_path) == "kws"
+    render_model_library(small_program(), tmp_path, "vww")
+    with pytest.raises(BuildError, match=r"found 2 model libraries \(kws, vww\)"):
+        library_prefix(tmp_path)
 
 
 def test_export_refuses_a_bad_prefix_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

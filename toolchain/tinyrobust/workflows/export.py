@@ -164,4 +164,6 @@ def export_command(*, model: Path, board: str, output: Path | None, calibration:
           f"{t['flash_bytes']:,} B; arena {arena['bytes']:,} B in {arena['region']}")
     if build:
         print(f"  firmware: {result.out_dir / 'firmware' / 'firmware.elf'}")
+    print(f"  C names: {name}_model_run() in model/{name}_model.h; firmware project: "
+          f"{result.out_dir / 'firmware'} (make, or CMake)")
     return 0
