@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # chromium-headless-shell (the smaller of Debian's two Chromium builds) renders report.html in its test.
 APT_PACKAGES := gcc make python3 python3-venv python3-dev gcc-arm-none-eabi libnewlib-arm-none-eabi \
-	qemu-system-arm clang libclang-rt-14-dev openocd chromium-headless-shell
+	qemu-system-arm clang libclang-rt-14-dev openocd chromium-headless-shell cmake
 PYTEST_ARGS ?=
 
 .PHONY: setup apt venv demo test lint fuzz bench clean

@@ -61,6 +61,15 @@ def positive_int(text: str) -> int:
     return value
 
 
+def c_prefix(text: str) -> str:
+    from .firmware.codegen.c_names import prefix_problem
+
+    problem = prefix_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
 def attack_list(text: str) -> list[str]:
     names = [a.strip().lower() for a in text.split(",") if a.strip()]
     if not names or any(a not in ATTACKS for a in names):
@@ -94,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", type=Path, help="QKeras model (.h5)")
     p.add_argument("-o", "--output", type=Path, help="export directory (default: <model>_<board>)")
     p.add_argument("--build", action="store_true", help="cross-build the firmware and check the linked budget")
+    p.add_argument("-n", "--name", type=c_prefix, default="tr", metavar="PREFIX",
+                   help="prefix of every C name of the model (PREFIX_model_run, PREFIX_model.h), so several "
+                   "models link into one firmware")
     _model_options(p)
 
     p = sub.add_parser("validate", formatter_class=fmt, help="accuracy, bit-exactness and latency on a target")
@@ -164,7 +176,7 @@ def _model_kwargs(a: argparse.Namespace) -> dict[str, Any]:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "export": lambda a: lazy.workflow("export").export_command(
-        model=a.model, output=a.output, build=a.build, **_model_kwargs(a)),
+        model=a.model, output=a.output, build=a.build, name=a.name, **_model_kwargs(a)),
     "validate": lambda a: lazy.workflow("validate").validate_command(
         model=a.model, data=a.data, target=a.target, json_path=a.json, limit=a.limit, out=a.out,
         progress=not a.no_progress, host_sanitize=a.host_sanitize, layers=a.layers, profile=a.profile,

@@ -24,6 +24,8 @@ from elftools.elf.elffile import ELFFile
 from .. import processes
 from ..errors import BoardError, BuildError, EnvironmentProblem
 from .boards import Board
+from .codegen.c_names import LIBRARY_FILES, library_file, library_prefix
+from .codegen.render import render_app_binding
 from .sources import WARNING_FLAGS, app_dir, templates_dir, tr_nn_dir, tr_nn_sources
 
 FIRMWARE_VERSION = "tinyrobust-fw 0.1.0"
@@ -34,6 +36,12 @@ OBJCOPY = "arm-none-eabi-objcopy"
 INSTALL_TOOLCHAIN = ("install the Debian packages `gcc-arm-none-eabi libnewlib-arm-none-eabi` (or set "
                      "TINYROBUST_ARM_GCC to the compiler)")
 MISSING_TOOLCHAIN = f"arm-none-eabi-gcc not found on PATH; {INSTALL_TOOLCHAIN}"
+# The link, apart from the objects, the linker script and the map file. Every build of an image uses
+# these (the Python build here, and the exported Makefile and CMakeLists.txt: firmware/project.py).
+LINK_FLAGS: tuple[str, ...] = ("-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections")
+# Only silences a warning, and binutils < 2.39 does not know it: dropped where the linker refuses it.
+OPTIONAL_LINK_FLAGS: tuple[str, ...] = ("-Wl,--no-warn-rwx-segments",)
+LIBS: tuple[str, ...] = ("c_nano", "gcc")
 _OVERFLOW_RE = re.compile(r"region [`'](?P<region>[^'`]+)' overflowed by (?P<bytes>\d+) bytes?")
 
 
@@ -142,17 +150,49 @@ def startup_sources() -> list[Path]:
     return [app_dir() / "tr_crt0.c"]
 
 
-def evaluation_sources(model_c_dir: Path, board: Board) -> list[tuple[str, Path]]:
-    """(group, path) of every source of the evaluation firmware: kernels, model, app, board."""
+@dataclass(frozen=True)
+class Recipe:
+    """Everything gcc is given for one image but the object and output names: the Python build runs it,
+    the exported Makefile and CMakeLists.txt print it (so all three build the same image)."""
+
+    sources: tuple[tuple[str, Path], ...]  # (group, path), in link order
+    includes: tuple[Path, ...]
+    machine_flags: tuple[str, ...]  # the board's -mcpu/-mfpu..., given to the compiler and the link
+    cflags: tuple[str, ...]  # the rest of the compile flags, without -I and -D
+    defines: tuple[tuple[str, str], ...]
+
+    def compile_flags(self) -> list[str]:
+        return [*self.machine_flags, *self.cflags, *(f"-I{d}" for d in self.includes),
+                *(f"-D{k}={v}" for k, v in self.defines)]
+
+
+def image_recipe(
+    sources: Sequence[tuple[str, Path]],
+    includes: Sequence[Path],
+    board: Board,
+    *,
+    extra_defines: Mapping[str, str] | None = None,
+    extra_cflags: Sequence[str] = (),
+) -> Recipe:
+    defines = board_defines(board) | dict(extra_defines or {})
+    return Recipe(tuple(sources), tuple(includes), tuple(board.cflags), (*COMMON_CFLAGS, *extra_cflags),
+                  tuple(sorted(defines.items())))
+
+
+def evaluation_sources(model_c_dir: Path, board: Board, *, tr_nn: Path | None = None, app: Path | None = None,
+                       board_dir: Path | None = None) -> list[tuple[str, Path]]:
+    """(group, path) of every source of the evaluation firmware: kernels, model, app, board. The
+    kernel, app and board folders default to the installation's; an export passes its own copies."""
     groups: list[tuple[str, Path]] = []
-    groups += [("tr_nn", p) for p in tr_nn_sources()]
-    model = [model_c_dir / "tr_model.c", model_c_dir / "tr_model_weights.c"]
+    groups += [("tr_nn", p) for p in (sorted(tr_nn.glob("*.c")) if tr_nn else tr_nn_sources())]
+    prefix = library_prefix(model_c_dir)
+    model = [model_c_dir / library_file(name, prefix) for name in LIBRARY_FILES if name.endswith(".c")]
     for m in model:
         if not m.is_file():
-            raise BuildError(f"model source {m} is missing (expected tr_model.c and tr_model_weights.c)")
+            raise BuildError(f"model source {m} is missing (expected {prefix}_model.c and {prefix}_model_weights.c)")
     groups += [("model", m) for m in model]
-    groups += [("app", p) for p in sorted(app_dir().glob("*.c"))]
-    groups += [("board", p) for p in board.c_sources]
+    groups += [("app", p) for p in sorted((app or app_dir()).glob("*.c"))]
+    groups += [("board", p) for p in (sorted(board_dir.glob("*.c")) if board_dir else board.c_sources)]
     return groups
 
 
@@ -174,8 +214,15 @@ def build_firmware(
 ) -> FirmwareArtifacts:
     """The evaluation firmware for the generated model in `model_c_dir` (see build_image)."""
     model_c_dir = Path(model_c_dir).resolve()
-    return build_image(evaluation_sources(model_c_dir, board), [model_c_dir, app_dir(), tr_nn_dir()], board,
-                       out_dir, arena_region=arena_region, extra_defines=extra_defines, extra_cflags=extra_cflags)
+    sources = evaluation_sources(model_c_dir, board)
+    includes = [model_c_dir, app_dir(), tr_nn_dir()]
+    Path(out_dir).resolve().parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".tr_bind_", dir=Path(out_dir).resolve().parent) as bind:
+        # A library exported with --name: the app reaches it through a generated tr_model.h.
+        if render_app_binding(library_prefix(model_c_dir), Path(bind)):
+            includes.insert(0, Path(bind))
+        return build_image(sources, includes, board, out_dir, arena_region=arena_region,
+                           extra_defines=extra_defines, extra_cflags=extra_cflags)
 
 
 def build_image(
@@ -189,16 +236,22 @@ def build_image(
     extra_cflags: Sequence[str] = (),
 ) -> FirmwareArtifacts:
     """Compiles `sources` ((group, path) pairs) for `board` and links firmware.elf/.bin/.map (+ the
-    rendered linker.ld) into out_dir.
+    rendered linker.ld) into out_dir (see build_recipe)."""
+    recipe = image_recipe(sources, [*includes, board.directory], board, extra_defines=extra_defines,
+                          extra_cflags=extra_cflags)
+    return build_recipe(recipe, board, out_dir, arena_region=arena_region)
+
+
+def build_recipe(recipe: Recipe, board: Board, out_dir: Path, *, arena_region: str) -> FirmwareArtifacts:
+    """Runs `recipe` and links firmware.elf/.bin/.map (+ the rendered linker.ld) into out_dir.
 
     Raises RegionOverflowError naming the region and the bytes over when the image does not fit,
     BuildError with the compiler output on any other failure, ToolchainNotFoundError without gcc.
     """
     gcc, objcopy = find_toolchain()
     out_dir = Path(out_dir).resolve()
-    defines = board_defines(board) | dict(extra_defines or {})
-    cflags = [*board.cflags, *COMMON_CFLAGS, *extra_cflags, *(f"-I{d}" for d in [*includes, board.directory]),
-              *(f"-D{k}={v}" for k, v in sorted(defines.items()))]
+    cflags = recipe.compile_flags()
+    sources = recipe.sources
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".tr_build_", dir=out_dir.parent) as tmp_name:
         tmp = Path(tmp_name)
@@ -220,14 +273,12 @@ def build_image(
         if failures:
             raise BuildError("firmware compilation failed:\n" + "\n".join(failures))
         elf = tmp / "firmware.elf"
-        link_cmd = [gcc, *board.cflags, "-T", "linker.ld", "-nostartfiles", "--specs=nano.specs",
-                    "-Wl,--gc-sections", "-Wl,-Map=firmware.map", "-Wl,--no-warn-rwx-segments",
-                    *(o for o, _ in results), "-Wl,--start-group", "-lc_nano", "-lgcc", "-Wl,--end-group",
-                    "-o", "firmware.elf"]
+        link_cmd = [gcc, *recipe.machine_flags, "-T", "linker.ld", *LINK_FLAGS, "-Wl,-Map=firmware.map",
+                    *OPTIONAL_LINK_FLAGS, *(o for o, _ in results),
+                    "-Wl,--start-group", *(f"-l{lib}" for lib in LIBS), "-Wl,--end-group", "-o", "firmware.elf"]
         link = _run(link_cmd, tmp)
         if link.returncode != 0 and "no-warn-rwx-segments" in link.stderr:
-            # binutils < 2.39 does not know the flag (it only silences a warning there).
-            link = _run([a for a in link_cmd if a != "-Wl,--no-warn-rwx-segments"], tmp)
+            link = _run([a for a in link_cmd if a not in OPTIONAL_LINK_FLAGS], tmp)
         if link.returncode != 0:
             log = link.stdout + link.stderr
             overflows = [(m["region"], int(m["bytes"])) for m in _OVERFLOW_RE.finditer(log)]

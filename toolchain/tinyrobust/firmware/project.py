@@ -3,9 +3,10 @@
 DIR/manifest.json      versions, model sha256, formats, board, sizes
 DIR/program.json       the serialised, planned Program (validate/build/flash need nothing else)
 DIR/report.json, .md   per-layer table, totals, arena, budget per region
-DIR/model/             tr_model.h/.c, tr_model_weights.h/.c (generated)
+DIR/model/             tr_model.h/.c, tr_model_weights.h/.c (generated; PREFIX_model.h... with --name)
 DIR/tr_nn/             the kernel library, copied verbatim
-DIR/firmware/          firmware.elf/.bin/.map (with --build)
+DIR/firmware/          a firmware project (firmware/buildfiles.py): app/, board/, linker.ld, Makefile,
+                       CMakeLists.txt; firmware.elf/.bin/.map (with --build)
 
 workflows/export.py writes one; everything that reads one (validate, targets, flash) goes through
 `load_export`, which refuses a directory whose program does not match its manifest. Whoever writes

@@ -22,8 +22,10 @@ from ..converter.program import Program
 from ..errors import BudgetError, ExportError
 from ..firmware import budget
 from ..firmware.boards import Board, load_board
+from ..firmware.buildfiles import project_recipe, write_firmware_project
 from ..firmware.codegen import render_model_library
-from ..firmware.crossbuild import build_firmware, read_section_usage
+from ..firmware.codegen.c_names import DEFAULT_PREFIX, check_prefix
+from ..firmware.crossbuild import build_recipe, read_section_usage
 from ..firmware.memory_split import check_split, split_regions
 from ..firmware.project import EXPORT_FORMAT, MANIFEST, PROGRAM, export_lock
 from ..firmware.sources import tr_nn_dir
@@ -86,7 +88,9 @@ def _replace_dir(tmp: Path, out_dir: Path) -> None:
 
 
 def export_program(program: Program, board_name: str, out_dir: Path, *, model_path: Path | None = None,
-                   build: bool = False) -> ExportResult:
+                   build: bool = False, prefix: str = DEFAULT_PREFIX) -> ExportResult:
+    """`prefix` starts every C name of the model library (--name; codegen/c_names.py)."""
+    check_prefix(prefix)
     board = load_board(board_name)
     if not program.ops:
         raise ExportError("the model has no computation to deploy")
@@ -101,25 +105,28 @@ def export_program(program: Program, board_name: str, out_dir: Path, *, model_pa
     out_dir = Path(out_dir).resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with export_lock(out_dir):
-        return _write_export(planned, board, estimate, out_dir, model_path=model_path, build=build)
+        return _write_export(planned, board, estimate, out_dir, model_path=model_path, build=build, prefix=prefix)
 
 
 def _write_export(planned: Program, board: Board, estimate: budget.Budget, out_dir: Path, *,
-                  model_path: Path | None, build: bool) -> ExportResult:
+                  model_path: Path | None, build: bool, prefix: str) -> ExportResult:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         planned.save(tmp / PROGRAM)
         model_dir = tmp / "model"
         model_dir.mkdir()
-        render_model_library(planned, model_dir)
+        render_model_library(planned, model_dir, prefix)
         shutil.copytree(tr_nn_dir(), tmp / "tr_nn", ignore=shutil.ignore_patterns("*.md"))
+        arena_region = estimate.arena_region or ""  # budget.check refused an export with no region
+        write_firmware_project(tmp, board, arena_region)
         linked = None
         if build:
-            linked = _build_into(tmp, board, estimate.arena_region or "")
+            linked = _build_into(tmp, board, arena_region)
         report = build_report(planned, board=board.name, budget=estimate, linked=linked)
         write_reports(report, tmp)
         (tmp / MANIFEST).write_text(
-            json.dumps(manifest(planned, board, model_path, estimate.arena_region), indent=1, sort_keys=True) + "\n"
+            json.dumps(manifest(planned, board, model_path, estimate.arena_region) | {"c_prefix": prefix}, indent=1,
+                       sort_keys=True) + "\n"
         )
         _replace_dir(tmp, out_dir)
     except BaseException:
@@ -129,7 +136,9 @@ def _write_export(planned: Program, board: Board, estimate: budget.Budget, out_d
 
 
 def _build_into(export_dir: Path, board: Board, arena_region: str) -> budget.Budget:
-    artifacts = build_firmware(export_dir / "model", board, export_dir / "firmware", arena_region=arena_region)
+    # From the export's own copies, with the recipe its Makefile and CMakeLists.txt print: the same image.
+    artifacts = build_recipe(project_recipe(export_dir, board), board, export_dir / "firmware",
+                             arena_region=arena_region)
     usage = read_section_usage(artifacts.elf, board)
     split = split_regions(artifacts.elf, artifacts.map, board)
     check_split(split, usage)
@@ -143,11 +152,13 @@ def _build_into(export_dir: Path, board: Board, arena_region: str) -> budget.Bud
 
 
 def export_command(*, model: Path, board: str, output: Path | None, calibration: Path | None,
-                   input_range: tuple[float, float] | None, packing: str, build: bool) -> int:
+                   input_range: tuple[float, float] | None, packing: str, build: bool,
+                   name: str = DEFAULT_PREFIX) -> int:
     """`tinyrobust export`: convert, export (and build), print what was written."""
+    check_prefix(name)
     deployed = convert_file(model, calibration=calibration, input_range=input_range, packing=packing)
     out = output or Path(f"{model.stem}_{board}")
-    result = export_program(deployed.program, board, out, model_path=model, build=build)
+    result = export_program(deployed.program, board, out, model_path=model, build=build, prefix=name)
     t = result.report["totals"]
     arena = result.report["arena"]
     print(f"exported {model.name} → {result.out_dir}")
@@ -156,4 +167,6 @@ def export_command(*, model: Path, board: str, output: Path | None, calibration:
           f"{t['flash_bytes']:,} B; arena {arena['bytes']:,} B in {arena['region']}")
     if build:
         print(f"  firmware: {result.out_dir / 'firmware' / 'firmware.elf'}")
+    print(f"  C names: {name}_model_run() in model/{name}_model.h; firmware project: "
+          f"{result.out_dir / 'firmware'} (make, or CMake)")
     return 0

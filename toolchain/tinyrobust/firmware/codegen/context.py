@@ -17,6 +17,7 @@ from ...converter import ops
 from ...converter.ops.base import scalar_map
 from ...converter.program import Program
 from .c_arrays import c_initializer, c_string
+from .c_names import DEFAULT_PREFIX, check_prefix
 
 # Packed weights and requantisation tables stay in flash; small hot tables go to fast RAM
 # (DTCM on the NUCLEO), as the kernels' own decode tables do.
@@ -59,17 +60,17 @@ class OpCall:
     output_bytes: int
 
 
-def _arena(offset: int) -> str:
-    return f"&tr_arena[{offset}]"
+def _arena(prefix: str, offset: int) -> str:
+    return f"&{prefix}_arena[{offset}]"
 
 
-def _op_call(i: int, op: ops.Op, program: Program, arrays: list[ArrayDecl]) -> OpCall:
+def _op_call(i: int, op: ops.Op, program: Program, arrays: list[ArrayDecl], prefix: str) -> OpCall:
     placement = program.placement
     assert placement is not None
     family = ops.family_of(op.kernel)
     symbols: dict[str, str] = {}
     for spec in family.arrays:
-        symbol = f"tr_op{i}_{spec.name}"
+        symbol = f"{prefix}_op{i}_{spec.name}"
         values = op.arrays[spec.name]
         section = FAST_DATA_SECTION if spec.fast else WEIGHTS_SECTION
         comment = f"{op.name}: {spec.name}" + (f" ({op.weight_format})" if spec.name == "weights" else "")
@@ -80,9 +81,9 @@ def _op_call(i: int, op: ops.Op, program: Program, arrays: list[ArrayDecl]) -> O
             function=call.function,
             v={name: str(value) for name, value in scalar_map(call.scalars).items()},
             a=symbols,
-            ins=tuple(_arena(placement.tensor_offsets[op.inputs[k]]) for k in call.inputs),
-            out=_arena(placement.tensor_offsets[op.output]),
-            scratch=_arena(placement.scratch_offsets.get(i, 0)),
+            ins=tuple(_arena(prefix, placement.tensor_offsets[op.inputs[k]]) for k in call.inputs),
+            out=_arena(prefix, placement.tensor_offsets[op.output]),
+            scratch=_arena(prefix, placement.scratch_offsets.get(i, 0)),
             scratch_bytes=str(call.scratch_bytes),
             storage="static const",
         )
@@ -92,17 +93,21 @@ def _op_call(i: int, op: ops.Op, program: Program, arrays: list[ArrayDecl]) -> O
                   program.tensor(op.output).nbytes)
 
 
-def model_context(program: Program) -> dict[str, Any]:
+def model_context(program: Program, prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
+    """`prefix` starts every C name of the library (see c_names.py)."""
     placement = program.placement
     if placement is None:
         raise ValueError("codegen needs a planned Program (memplan.plan)")
+    check_prefix(prefix)
     arrays: list[ArrayDecl] = []
-    calls = [_op_call(i, op, program, arrays) for i, op in enumerate(program.ops)]
+    calls = [_op_call(i, op, program, arrays, prefix) for i, op in enumerate(program.ops)]
     inp = program.tensor(program.input)
     out = program.tensor(program.output)
     digest = program.sha256()
     return {
         "version": __version__,
+        "p": prefix,
+        "P": prefix.upper(),
         "model_name": c_string(program.model_name),
         "hash_bytes": ", ".join(f"0x{b:02x}" for b in digest),
         "hash_hex": digest.hex(),
@@ -115,6 +120,8 @@ def model_context(program: Program) -> dict[str, Any]:
         "arena_bytes": max(placement.arena_bytes, 8),
         "input_scale": repr(inp.scale),
         "input_zero_point": inp.zero_point,
+        "input_qmin": program.input_quantization.qmin,
+        "input_qmax": program.input_quantization.qmax,
         "output_scale": repr(out.scale),
         "output_zero_point": out.zero_point,
         "calls": calls,

@@ -8,12 +8,14 @@ from typing import Any
 
 import jinja2
 
+from ... import __version__
 from ...converter.program import Program
 from ..sources import templates_dir
+from .c_names import DEFAULT_PREFIX, LIBRARY_FILES, check_prefix, library_file
 from .context import model_context
 from .runner import runner_context
 
-MODEL_TEMPLATES = ("tr_model.h", "tr_model.c", "tr_model_weights.h", "tr_model_weights.c")
+MODEL_TEMPLATES = LIBRARY_FILES
 RUNNER_DISPATCH = "tr_runner_ops.c"
 
 
@@ -31,11 +33,23 @@ def _render(env: jinja2.Environment, template: str, context: dict[str, Any], pat
     return path
 
 
-def render_model_library(program: Program, out_dir: Path) -> list[Path]:
-    """Write the four model files into out_dir (which must exist); returns their paths."""
+def render_model_library(program: Program, out_dir: Path, prefix: str = DEFAULT_PREFIX) -> list[Path]:
+    """Write the four model files into out_dir (which must exist); returns their paths. `prefix` starts
+    every C name and file name (c_names.py)."""
     env = environment()
-    context = model_context(program)
-    return [_render(env, f"model/{name}.j2", context, out_dir / name) for name in MODEL_TEMPLATES]
+    context = model_context(program, prefix)
+    return [_render(env, f"model/{name}.j2", context, out_dir / library_file(name, prefix))
+            for name in MODEL_TEMPLATES]
+
+
+def render_app_binding(prefix: str, out_dir: Path) -> Path | None:
+    """For a library with another prefix than the default, tr_model.h into out_dir: the names the
+    evaluation app uses, bound to that library's. None (nothing written) for the default prefix."""
+    check_prefix(prefix)
+    if prefix == DEFAULT_PREFIX:
+        return None
+    context = {"version": __version__, "p": prefix, "P": prefix.upper()}
+    return _render(environment(), "app/tr_model.h.j2", context, out_dir / "tr_model.h")
 
 
 def render_runner_dispatch(out_dir: Path) -> Path:
