@@ -15,10 +15,15 @@ import h5py
 import pytest
 
 from tinyrobust.cli import main
-from tinyrobust.converter import model_file
+from tinyrobust.converter import (
+    frontend,  # noqa: F401  (see below)
+    model_file,
+)
 from tinyrobust.errors import ModelFileError, UnsupportedModelError
 
 pytestmark = pytest.mark.slow
+# The frontend is imported here, at collection, not first inside a test under capsys: TensorFlow's logging
+# handlers bind the sys.stderr of their first import, and capsys's stream is closed after that test.
 REPO = Path(__file__).resolve().parents[2]
 
 KERAS3 = """
