@@ -127,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", formatter_class=fmt,
                        help="train/load the load_digits example, export, build, validate on QEMU")
-    p.add_argument("--work-dir", type=Path, help="keep the demo's files here (default: a temporary directory)")
+    p.add_argument("-o", "--output", "--work-dir", dest="work_dir", type=Path, default=Path("tinyrobust-demo"),
+                   help="folder for the example, its export and results (an earlier demo's folder is refreshed)")
     p.add_argument("--target", default="qemu", help="where to validate")
     p.add_argument("--limit", type=positive_int, default=None, help="validate on the first N held-out samples")
 
