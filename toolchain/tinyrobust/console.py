@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 _state = {"quiet": False}
+QUIET_SECONDS = 2.0  # steps shorter than this get no intermediate progress lines
 
 
 def configure(*, quiet: bool) -> None:
@@ -57,7 +58,8 @@ class PlainProgress:
     def update(self, n: float = 1) -> None:
         self.done += n
         while self.total > 0 and self._next_quarter < 4 and self.done >= self.total * self._next_quarter / 4:
-            print(f"{self.desc}: {25 * self._next_quarter} % ({self._elapsed()})", file=self.stream, flush=True)
+            if time.monotonic() - self._t0 >= QUIET_SECONDS:  # a short step needs its end line only
+                print(f"{self.desc}: {25 * self._next_quarter} % ({self._elapsed()})", file=self.stream, flush=True)
             self._next_quarter += 1
 
     def _elapsed(self) -> str:

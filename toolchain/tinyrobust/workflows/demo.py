@@ -102,8 +102,6 @@ def demo_command(*, work_dir: Path | None = None, target: str = "qemu", limit: i
     export = load_export(result.out_dir)
     data = Dataset.load(test).limit(limit)
     keras_out = deployed.keras_predict(data.x)
-    if parse_target(target)[0] in ("qemu", "renode"):
-        console.step(f"building the {target} firmware from the same model and kernels, starting the emulator")
     validation = validate(export, data, target, keras_outputs=keras_out, progress=os.environ.get("CI") is None)
     (folder / "validation.json").write_text(json.dumps(validation.report, indent=1, sort_keys=True) + "\n")
     lines = [*summary(result.report, validation.report), "", *what_ran(folder, target),
