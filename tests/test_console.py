@@ -47,6 +47,27 @@ def test_progress_in_a_log_is_plain_lines(stderr, monkeypatch):
     assert lines[3].startswith("qemu: 8 samples in ") and len(lines) == 4
 
 
+def test_work_done_in_one_update_is_one_line(stderr, monkeypatch):
+    log = stderr(tty=False)
+    monkeypatch.setattr(console, "QUIET_SECONDS", 0.0)
+    with console.progress(100, "robustness: qemu", unit="sample") as bar:
+        bar.update(60)
+        bar.update(40)
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("robustness: qemu: 50 % (")
+    assert lines[1].startswith("robustness: qemu: 100 samples in ")
+
+
+def test_what_a_long_step_does_now_is_a_line_per_change(stderr):
+    log = stderr(tty=False)
+    with console.progress(10, "robustness: crafting", weighted=True) as bar:
+        for text in ("fgsm ε=0.02", "fgsm ε=0.05", "pgd ε=0.02", "boundary"):
+            bar.set_postfix_str(text)
+    assert log.getvalue().splitlines()[:3] == ["robustness: crafting: fgsm ε=0.02 …",
+                                                "robustness: crafting: pgd ε=0.02 …",
+                                                "robustness: crafting: boundary …"]
+
+
 def test_a_short_step_in_a_log_gets_its_end_line_only(stderr):
     log = stderr(tty=False)
     with console.progress(4, "reference", unit="sample") as bar:
@@ -116,3 +137,28 @@ def test_attack_work_follows_measured_cost():
 def test_attack_work_refuses_an_unknown_attack():
     with pytest.raises(RobustnessError):
         attack_work("deepfool", AttackBudget())
+
+
+@pytest.mark.slow
+def test_robustness_in_a_pipe_shows_only_its_own_lines():
+    """Before: ART's "PyTorch not found", TensorFlow's "GradientTape … persistent tape" warnings and ART's
+    "Adversarial example found but not optimal" per sample, between progress bars drawn with \\r."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    ex = repo / "examples"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(repo / "toolchain")
+    res = subprocess.run([sys.executable, "-m", "tinyrobust.cli", "robustness", str(ex / "digits_stq.h5"),
+                          "--calibration", str(ex / "digits_cal.npz"), "--data", str(ex / "digits_test.npz"),
+                          "--attacks", "fgsm,pgd,boundary", "--eps", "0.1", "--limit", "8"],
+                         capture_output=True, text=True, env=env, timeout=900)
+    assert res.returncode == 0, res.stderr
+    assert "\r" not in res.stderr
+    ours = re.compile(r"^(.+ …|[\w :]+: \d+ % \([\d.]+ s\)|[\w :]+: .* in [\d.]+ s)$")
+    assert [ln for ln in res.stderr.splitlines() if not ours.match(ln)] == [], res.stderr
+    assert "robustness: crafting: boundary …" in res.stderr.splitlines()

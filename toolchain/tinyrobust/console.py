@@ -53,14 +53,21 @@ class PlainProgress:
     stream: TextIO
     done: float = 0.0
     _next_quarter: int = 1
+    _doing: str = ""
     _t0: float = field(default_factory=time.monotonic)
 
     def update(self, n: float = 1) -> None:
         self.done += n
-        while self.total > 0 and self._next_quarter < 4 and self.done >= self.total * self._next_quarter / 4:
-            if time.monotonic() - self._t0 >= QUIET_SECONDS:  # a short step needs its end line only
-                print(f"{self.desc}: {25 * self._next_quarter} % ({self._elapsed()})", file=self.stream, flush=True)
-            self._next_quarter += 1
+        if self.total <= 0:
+            return
+        quarter = min(4, int(4 * self.done / self.total + 1e-9))
+        if quarter < self._next_quarter:
+            return
+        self._next_quarter = quarter + 1
+        # One line for the furthest quarter reached; none when the work is complete (close() says so) or
+        # when the step is short (its end line is enough).
+        if quarter < 4 and time.monotonic() - self._t0 >= QUIET_SECONDS:
+            print(f"{self.desc}: {25 * quarter} % ({self._elapsed()})", file=self.stream, flush=True)
 
     def _elapsed(self) -> str:
         return f"{time.monotonic() - self._t0:.1f} s"
@@ -71,8 +78,13 @@ class PlainProgress:
             print(f"{self.desc}: {count} in {self._elapsed()}", file=self.stream, flush=True)
         self.total = 0
 
-    def set_postfix_str(self, text: str) -> None:  # tqdm's API; a log line per change would be noise
-        pass
+    def set_postfix_str(self, text: str) -> None:
+        """tqdm's API: what the step is doing now. A line when its first word changes (e.g. the next attack),
+        not for each of its settings (every ε), which would be noise."""
+        head = text.split(" ", 1)[0]
+        if head != self._doing:
+            self._doing = head
+            print(f"{self.desc}: {text} …", file=self.stream, flush=True)
 
     def __enter__(self) -> PlainProgress:
         return self

@@ -22,25 +22,35 @@ Decisions (written down here because DESIGN.md is silent on them):
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from art.attacks.evasion import (
+
+from ... import console, lazy
+
+# ART imports TensorFlow: the frontend first, so the legacy-Keras switch holds and TensorFlow's (and
+# ART's "PyTorch not found") start-up lines are filtered as everywhere else.
+lazy.frontend()
+# ART logs per-sample remarks ("Adversarial example found but not optimal") that the report already
+# quantifies (the effective perturbation); only its errors are shown.
+logging.getLogger("art").setLevel(logging.ERROR)
+
+from art.attacks.evasion import (  # noqa: E402
     BoundaryAttack,
     CarliniL2Method,
     FastGradientMethod,
     ProjectedGradientDescent,
     SquareAttack,
 )
-from art.estimators.classification.blackbox import BlackBoxClassifierNeuralNetwork
+from art.estimators.classification.blackbox import BlackBoxClassifierNeuralNetwork  # noqa: E402
 
-from ... import console, lazy
-from ...converter.pipeline import DeployedModel
-from ...dataset import Dataset
-from .masking import with_masking_checks
-from .results import (
+from ...converter.pipeline import DeployedModel  # noqa: E402
+from ...dataset import Dataset  # noqa: E402
+from .masking import with_masking_checks  # noqa: E402
+from .results import (  # noqa: E402
     ATTACKS,
     BLACK_BOX,
     DEFAULT_EPS_UNIT,
