@@ -27,7 +27,7 @@ class Stream(io.StringIO):
 def stderr(monkeypatch: pytest.MonkeyPatch):
     def use(tty: bool) -> Stream:
         stream = Stream(tty)
-        monkeypatch.setattr("sys.stderr", stream)
+        monkeypatch.setattr("sys.stdout", stream)
         return stream
 
     console.configure(quiet=False)
@@ -158,7 +158,9 @@ def test_robustness_in_a_pipe_shows_only_its_own_lines():
                           "--attacks", "fgsm,pgd,boundary", "--eps", "0.1", "--limit", "8"],
                          capture_output=True, text=True, env=env, timeout=900)
     assert res.returncode == 0, res.stderr
-    assert "\r" not in res.stderr
+    assert res.stderr == ""  # warnings and errors only, and there are none
+    progress = res.stdout.split("\n| Model |")[0]  # what precedes the results table
+    assert "\r" not in progress
     ours = re.compile(r"^(.+ …|[\w :]+: \d+ % \([\d.]+ s\)|[\w :]+: .* in [\d.]+ s)$")
-    assert [ln for ln in res.stderr.splitlines() if not ours.match(ln)] == [], res.stderr
-    assert "robustness: crafting: boundary …" in res.stderr.splitlines()
+    assert [ln for ln in progress.splitlines() if not ours.match(ln)] == [], res.stdout
+    assert "robustness: crafting: boundary …" in progress.splitlines()

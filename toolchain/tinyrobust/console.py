@@ -1,4 +1,5 @@
-"""What a run says while it works, on stderr (stdout carries the results).
+"""What a run says while it works, on stdout before its results; stderr carries only warnings and errors,
+so a bad input is still one line there.
 
 Every step that can take more than about two seconds (loading TensorFlow and converting, building
 firmware, starting an emulator, running samples, crafting attacks) announces itself with one line
@@ -27,7 +28,7 @@ def quiet() -> bool:
 
 
 def _stream() -> TextIO:
-    return sys.stderr
+    return sys.stdout
 
 
 def step(text: str) -> None:
