@@ -38,11 +38,27 @@ def test_validate_h5_reports_design_keys(trained_model, digits_files, tmp_path, 
 
 @pytest.mark.qemu
 def test_demo_runs_end_to_end(tmp_path, capsys):
-    assert main(["demo", "--work-dir", str(tmp_path), "--limit", "60"]) == 0
+    folder = tmp_path / "my-demo"
+    assert main(["demo", "-o", str(folder), "--limit", "60"]) == 0
     printed = capsys.readouterr().out
     assert "bit-exact vs reference  60/60" in printed
     assert "emulated instructions per inference" in printed
-    assert (tmp_path / "export" / "firmware" / "firmware.elf").is_file()
+    # What ran is said: the QEMU build of the same sources, and the NUCLEO image only built.
+    assert "export/firmware-qemu_mps2_an500/firmware.elf: the QEMU build" in printed
+    assert "export/firmware/firmware.bin: the NUCLEO-H743ZI image, linked and sized; not run" in printed
+    # The model's own memory beside the whole firmware's, per region: the model's part is smaller.
+    flash = next(line for line in printed.splitlines() if line.strip().startswith("FLASH"))
+    model_bytes, whole_bytes = (int(v.replace(",", "")) for v in flash.split()[1:4:2])
+    assert 0 < model_bytes < whole_bytes
+    # The folder is kept, holds what the printed next commands use, and they name it.
+    for name in ("digits_stq.h5", "digits_cal.npz", "digits_test.npz", "validation.json",
+                 "export/firmware/firmware.elf", "export/report.md"):
+        assert (folder / name).is_file(), name
+    commands = [line.strip() for line in printed.splitlines()
+                if line.strip().startswith(("tinyrobust validate", "tinyrobust robustness", "tinyrobust flash"))]
+    assert len(commands) == 3 and all(str(folder.name) in c for c in commands)
+    # A second demo into the same folder refreshes it.
+    assert main(["demo", "-o", str(folder), "--limit", "5", "--target", "reference"]) == 0
 
 
 @pytest.mark.qemu

@@ -140,12 +140,16 @@ def test_tensorflow_start_up_lines_are_not_shown(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user runs it
     env["PYTHONPATH"] = str(REPO / "toolchain")
     res = subprocess.run([sys.executable, "-m", "tinyrobust.cli", "validate", str(MODEL), "--data", str(cal),
-                          "--calibration", str(cal), "--no-progress"], capture_output=True, text=True, env=env,
-                         timeout=600)
+                          "--calibration", str(cal)], capture_output=True, text=True, env=env, timeout=600)
     assert res.returncode == 0, res.stderr
     for noise in ("absl::InitializeLog", "cudart_stub", "cuInit", "cuda", "PyTorch"):
         assert noise not in res.stderr, res.stderr
-    assert res.stderr.strip() == "", res.stderr
+    assert res.stderr == "", res.stderr
+    # Before the results, on stdout (a pipe here): the step line and plain progress, no \r.
+    assert "\r" not in res.stdout
+    assert res.stdout.splitlines()[:2] == [f"loading TensorFlow and converting {MODEL.name} …",
+                                           "reference: 16 samples in " + res.stdout.split("samples in ")[1].split()[0]
+                                           + " s"]
 
 
 def test_quiet_startup_keeps_what_is_not_noise(capfd: pytest.CaptureFixture) -> None:

@@ -11,13 +11,18 @@ firing on a deliberately altered copy.
 from __future__ import annotations
 
 import re
-import tomllib
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the backport, a dependency on 3.10 only
+    import tomli as tomllib
 
 REPO = Path(__file__).resolve().parents[2]
 BOARD = REPO / "boards" / "nucleo_h743zi"

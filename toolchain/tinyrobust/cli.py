@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__, lazy, preflight, processes
+from . import __version__, console, lazy, preflight, processes
 from .errors import EXIT_INTERNAL, EXIT_SIGNAL_BASE, TinyRobustError, terminal_message
 
 ATTACKS = ("fgsm", "pgd", "cw", "square", "boundary")
@@ -90,8 +90,18 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--packing", choices=("t2", "trit5"), default="t2", help="ternary weight packing")
 
 
+class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default when there is one to show: not for flags and unset options, and not
+    twice when the help text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = DefaultsHelp
     parser = argparse.ArgumentParser(prog="tinyrobust", formatter_class=fmt,
                                      description="Deploy ternary QKeras models on STM32H7 and prove on the target "
                                      "that nothing was lost.")
@@ -130,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", type=Path, metavar="MODEL.h5", help="the trained QKeras model")
     p.add_argument("--data", type=Path, required=True, help="dataset .npz with x (N, …) float32 and y (N,) labels")
     p.add_argument("--target", default="reference", help=TARGETS_HELP)
-    p.add_argument("--attacks", type=attack_list, default=list(ATTACKS), help="comma-separated subset")
+    p.add_argument("--attacks", type=attack_list, default=",".join(ATTACKS), help="comma-separated subset")
     p.add_argument("--eps", type=float_list, default=None,
                    help="L∞ budgets in input units, e.g. 0.05,0.1 (default: 0,.02,.05,.1,.2,.3 × input range)")
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N samples")
@@ -142,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", formatter_class=fmt,
                        help="train/load the load_digits example, export, build, validate on QEMU")
-    p.add_argument("--work-dir", type=Path, help="keep the demo's files here (default: a temporary directory)")
+    p.add_argument("-o", "--output", "--work-dir", dest="work_dir", type=Path, default=Path("tinyrobust-demo"),
+                   help="folder for the example, its export and results (an earlier demo's folder is refreshed)")
     p.add_argument("--target", default="qemu", help="where to validate")
     p.add_argument("--limit", type=positive_int, default=None, help="validate on the first N held-out samples")
 
@@ -164,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mount", type=Path,
                    help="--via drive: mount point of the board's drive; unset, the one drive found")
     p.add_argument("--probe", help="USB serial number of the ST-LINK to use when several are connected")
+    for command in sub.choices.values():
+        command.add_argument("-q", "--quiet", action="store_true",
+                             help="print results, warnings and errors only: no step lines, no progress")
     return parser
 
 
@@ -240,6 +254,7 @@ def _report_crash(command: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    console.configure(quiet=getattr(args, "quiet", False))
     with _signals_end_the_run():
         try:
             preflight.check(args.command, args)

@@ -132,9 +132,23 @@ def _robustness(a: argparse.Namespace) -> None:
     model(a.model, export_dir_allowed=False)
 
 
+DEMO_MARKER = "TINYROBUST-DEMO.txt"  # a folder holding it is an earlier demo's, refreshed by the next run
+
+
+def demo_directory(path: Path) -> None:
+    """The demo's folder can be written and is empty, new or an earlier demo's: a user's files are never replaced."""
+    path = Path(path)
+    outputs.check_directory(path, "-o")
+    if path.exists():
+        if not path.is_dir():
+            raise ExportError(f"{path} exists and is not a directory")
+        if any(path.iterdir()) and not (path / DEMO_MARKER).is_file():
+            raise ExportError(f"{path} exists, is not empty and is not a tinyrobust demo folder; name another with -o")
+
+
 def _demo(a: argparse.Namespace) -> None:
     target(a.target, builds_firmware=True)
-    _optional_directory(a.work_dir, "--work-dir")
+    demo_directory(a.work_dir)
 
 
 def _bench(a: argparse.Namespace) -> None:

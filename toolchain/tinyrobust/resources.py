@@ -22,3 +22,11 @@ def checkout_file(relative: str) -> Path | None:
     """A file of the source checkout (e.g. the committed example model), or None in an installed wheel."""
     candidate = _CHECKOUT / relative
     return candidate if candidate.is_file() and (_CHECKOUT / "pyproject.toml").is_file() else None
+
+
+def example_file(name: str) -> Path | None:
+    """A file of the shipped example (`examples/` in a checkout, `_data/examples/` in a wheel), or None."""
+    for candidate in (_CHECKOUT / "examples" / name, _PACKAGE / "_data" / "examples" / name):
+        if candidate.is_file():
+            return candidate
+    return None

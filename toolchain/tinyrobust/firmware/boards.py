@@ -6,10 +6,15 @@ rendered linker script, cflags and console/counter facts feed the firmware build
 
 from __future__ import annotations
 
-import tomllib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, as a backport (a dependency on 3.10 only)
+    import tomli as tomllib
 
 from ..errors import BoardError
 from ..resources import resource_dir

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import console
 from ..errors import BadInputError
 from ..firmware.boards import load_board
 from ..firmware.budget import estimate
@@ -46,6 +47,7 @@ def firmware_for(export: LoadedExport, board_name: str) -> Path:
         if region is None:
             raise TargetSpecError(f"the arena fits no RAM region of board {board_name}")
         stamp.unlink(missing_ok=True)  # a build interrupted half-way must not look finished
+        console.step(f"cross-building the {board_name} firmware from the export's model/ and tr_nn/")
         build_firmware(export.model_dir, board, out, arena_region=region)
         stamp.write_text(export.manifest["program_sha256"])
     return elf
@@ -56,11 +58,16 @@ def open_target(spec: str, export: LoadedExport, *, host_sanitize: bool = False)
     if kind == "reference":
         raise TargetSpecError("the reference is not a device target")
     if kind == "host":
+        console.step("building the host target")
         return HostTarget(export.model_dir, export.directory / "host", sanitize=host_sanitize)
     if kind == "qemu":
-        return QemuTarget(firmware_for(export, QEMU_BOARD))
+        elf = firmware_for(export, QEMU_BOARD)
+        console.step(f"starting QEMU (mps2-an500, Cortex-M7) with {elf.parent.name}/{elf.name}")
+        return QemuTarget(elf)
     if kind == "renode":
-        return RenodeTarget(firmware_for(export, export.manifest["board"]))
+        elf = firmware_for(export, export.manifest["board"])
+        console.step("starting Renode")
+        return RenodeTarget(elf)
     port = arg
     if port is None:
         ports = [b.serial_port for b in find_boards() if b.serial_port]

@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .. import __version__, console
 from ..converter import memplan
 from ..converter.pipeline import convert_file
 from ..converter.program import Program
@@ -156,8 +156,11 @@ def export_command(*, model: Path, board: str, output: Path | None, calibration:
                    name: str = DEFAULT_PREFIX) -> int:
     """`tinyrobust export`: convert, export (and build), print what was written."""
     check_prefix(name)
+    console.step(f"loading TensorFlow and converting {model.name}")
     deployed = convert_file(model, calibration=calibration, input_range=input_range, packing=packing)
     out = output or Path(f"{model.stem}_{board}")
+    if build:
+        console.step(f"writing the export and cross-building the {board} firmware")
     result = export_program(deployed.program, board, out, model_path=model, build=build, prefix=name)
     t = result.report["totals"]
     arena = result.report["arena"]

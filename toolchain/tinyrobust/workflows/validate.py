@@ -15,15 +15,15 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from .. import outputs
+from .. import console, outputs
 from ..converter import ops
 from ..converter.pipeline import DeployedModel, convert_file
 from ..converter.program import InputQuantization
@@ -94,6 +94,13 @@ def first_divergent_layer(export: LoadedExport, target, sample: np.ndarray) -> d
     return None
 
 
+def _iterate(items: np.ndarray, desc: str, enabled: bool) -> Iterator[np.ndarray]:
+    with console.progress(len(items), desc, unit="sample", enabled=enabled) as bar:
+        for item in items:
+            yield item
+            bar.update(1)
+
+
 def validate(export: LoadedExport, data: Dataset, target_spec: str, *, keras_outputs: np.ndarray | None = None,
              progress: bool = True, host_sanitize: bool = False) -> ValidationResult:
     program = export.program
@@ -105,7 +112,7 @@ def validate(export: LoadedExport, data: Dataset, target_spec: str, *, keras_out
     kind, _ = parse_target(target_spec)
     reference = Reference(program)
     ref_out = np.stack([
-        reference.run_one(x) for x in tqdm(x_int8, desc="reference", unit="sample", disable=not progress)
+        reference.run_one(x) for x in _iterate(x_int8, "reference", progress)
     ])
     report: dict[str, Any] = {
         "samples": len(data),
@@ -130,7 +137,7 @@ def validate(export: LoadedExport, data: Dataset, target_spec: str, *, keras_out
     else:
         with open_target(target_spec, export, host_sanitize=host_sanitize) as target:
             target.check_model_hash(bytes.fromhex(export.manifest["program_sha256"]))
-            with tqdm(total=len(data), desc=f"{kind}", unit="sample", disable=not progress) as bar:
+            with console.progress(len(data), kind, unit="sample", enabled=progress) as bar:
                 target_out, counts = target.infer_batch(x_int8, progress=bar.update)
             unit = target.counter_unit
             if unit != "none":
@@ -187,6 +194,7 @@ def _export_for_validation(model: Path, out: Path | None, stack: ExitStack, *, b
     directory), and its Keras model kept for the accuracy comparison."""
     if model.is_dir():
         return load_export(model), None
+    console.step(f"loading TensorFlow and converting {model.name}")
     deployed = convert_file(model, calibration=calibration, input_range=input_range, packing=packing)
     directory = out or Path(stack.enter_context(tempfile.TemporaryDirectory())) / "export"
     export_program(deployed.program, board, directory, model_path=model)

@@ -8,6 +8,7 @@ architectures the demo, the bench and the tests use.
 
 from __future__ import annotations
 
+import logging
 import os
 
 # Must precede the first TensorFlow import anywhere in the process: QKeras needs tf-keras,
@@ -22,5 +23,9 @@ with quiet_startup():  # TensorFlow's absl/CUDA start-up lines are not for tinyr
     from .evaluate import predict, tensor_samples, tensor_values  # noqa: E402
     from .loader import load_model  # noqa: E402
     from .walk import build_graph  # noqa: E402
+
+# TensorFlow's Python warnings are advice to library authors (e.g. "GradientTape.gradient on a persistent
+# tape … less efficient", raised inside ART), nothing a tinyrobust user can act on; errors still show.
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 __all__ = ["load_model", "build_graph", "tensor_samples", "tensor_values", "predict", "models", "attacks"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ... import console
 from ...converter.pipeline import DeployedModel, convert_file
 from ...dataset import Dataset
 from ...errors import EXIT_MISMATCH
@@ -51,6 +52,7 @@ def robustness_command(*, model: Path, data: Path, target: str, attacks: Sequenc
                        board: str, calibration: Path | None, input_range: tuple[float, float], packing: str) -> int:
     """0 all good, 1 a target output differed from the reference."""
     dataset = Dataset.load(data)
+    console.step(f"loading TensorFlow and converting {model.name}")
     deployed = convert_file(model, calibration=calibration, input_range=input_range, packing=packing)
     kind, _ = parse_target(target)
     device = None if kind == "reference" else DeviceRunner(deployed, board, target)
