@@ -13,27 +13,51 @@
 #include "tr_plane3x3.h"
 
 #if TR_NN_USE_DSP
+/* Instructions of the plane passes over an out_h x out_w map, up to a common factor: per output row
+ * ceil(out_w / 4) passes of about 43 and about 25 of row overhead (tr_p3_band); the stores cost the
+ * same either way. */
+static inline int32_t tr_dw_plane_cost(int32_t out_h, int32_t out_w)
+{
+    return out_h * (((out_w + 3) >> 2) * 43 + 25);
+}
+
 /* 3x3, stride 1, ch_mult 1: each channel through the int16-plane passes of tr_plane3x3.h (bands of
  * TR_P3_ROWS output rows by tiles of TR_P3_TILE columns, two channels gathered together; 3 KB of
- * stack, in its own frame: not inlined). */
+ * stack, in its own frame: not inlined). A map cheaper with rows and columns swapped (a narrow, tall
+ * one: 25 x 5 runs as 5 rows of 25 instead of 25 rows of 5 rounded up to 8) runs transposed: the
+ * planes are gathered column by column, the weights transposed, and the outputs stored down columns. */
 __attribute__((noinline)) static void
 tr_dw_plane3x3(int32_t fmt, const tr_nn_dw_conv_params *p, const tr_nn_per_channel_quant_params *q,
                const tr_nn_dims *input_dims, const int8_t *input, const uint8_t *filter, int32_t row_bytes,
                const int32_t *bias, const tr_nn_dims *output_dims, int8_t *output)
 {
     const int32_t ch = input_dims->c;
-    const int32_t out_h = output_dims->h;
-    const int32_t out_w = output_dims->w;
+    const int32_t tr = tr_dw_plane_cost(output_dims->w, output_dims->h) <
+                       tr_dw_plane_cost(output_dims->h, output_dims->w);
+    /* plane geometry: (rows, columns) of the output and input, padding, and steps in bytes */
+    const int32_t out_h = tr ? output_dims->w : output_dims->h;
+    const int32_t out_w = tr ? output_dims->h : output_dims->w;
+    const int32_t pad_y = tr ? p->padding.w : p->padding.h;
+    const int32_t pad_x = tr ? p->padding.h : p->padding.w;
+    const int32_t out_col = tr ? output_dims->w * ch : ch; /* bytes between outputs of a plane row */
+    const int32_t out_row = tr ? ch : output_dims->w * ch; /* bytes between plane rows of the output */
     const int32_t scale = (int32_t)1 << p->bias_shift;
+    const uint8_t *tap_row[9]; /* the packed row of plane tap t: (ky, kx) -> (kx, ky) when transposed */
+    for (int32_t t = 0; t < 9; ++t) {
+        tap_row[t] = filter + (tr ? (t % 3) * 3 + t / 3 : t) * row_bytes;
+    }
+    tr_p3_src src = {input, tr ? input_dims->w : input_dims->h, tr ? input_dims->h : input_dims->w,
+                     tr ? ch : input_dims->w * ch, tr ? input_dims->w * ch : ch};
     tr_p3_buf buf;
     for (int32_t c = 0; c < ch; c += 2) {
         const int32_t nc = c + 1 < ch ? 2 : 1; /* channels gathered together */
+        src.base = input + c;
         tr_p3_weights pw[2];
         tr_p3_out po[2];
         for (int32_t i = 0; i < nc; ++i) {
             int32_t w[9];
             for (int32_t t = 0; t < 9; ++t) {
-                w[t] = tr_weight_of(fmt, filter + t * row_bytes, c + i);
+                w[t] = tr_weight_of(fmt, tap_row[t], c + i);
             }
             pw[i] = tr_p3_pack(w, scale, bias != NULL ? bias[c + i] : 0);
             po[i] = tr_p3_out_prepare(q->multiplier[c + i], q->shift[c + i], p->output_offset, p->activation.min,
@@ -45,23 +69,21 @@ tr_dw_plane3x3(int32_t fmt, const tr_nn_dw_conv_params *p, const tr_nn_per_chann
                 const int32_t tw = out_w - ox0 < TR_P3_TILE ? out_w - ox0 : TR_P3_TILE;
                 const int32_t twr = (tw + 3) & ~3;
                 if (nc == 2) {
-                    tr_p3_gather2(&buf, input, input_dims->h, input_dims->w, ch, c, oy0 - p->padding.h,
-                                  ox0 - p->padding.w, rows + 2, twr + 2, p->pad_value);
+                    tr_p3_gather2(&buf, &src, oy0 - pad_y, ox0 - pad_x, rows + 2, twr + 2, p->pad_value);
                 } else {
-                    tr_p3_gather(&buf, input, input_dims->h, input_dims->w, ch, c, oy0 - p->padding.h,
-                                 ox0 - p->padding.w, rows + 2, twr + 2, p->pad_value);
+                    tr_p3_gather(&buf, &src, oy0 - pad_y, ox0 - pad_x, rows + 2, twr + 2, p->pad_value);
                 }
                 int32_t *acc = tr_p3_acc(&buf, twr / 4);
                 for (int32_t i = 0; i < nc; ++i) {
-                    int8_t *dst = output + (oy0 * out_w + ox0) * ch + c + i;
+                    int8_t *dst = output + oy0 * out_row + ox0 * out_col + c + i;
                     if (po[i].fast && po[i].rq.right >= 2) {
-                        tr_p3_band(buf.g[i][0], acc, tw, rows, &pw[i], &po[i], dst, ch, out_w * ch);
+                        tr_p3_band(buf.g[i][0], acc, tw, rows, &pw[i], &po[i], dst, out_col, out_row);
                         continue;
                     }
                     for (int32_t r = 0; r < rows; ++r) {
                         tr_p3_row(buf.g[i][r], acc, &pw[i]);
-                        tr_p3_store(acc, tw, &po[i], dst, ch);
-                        dst += out_w * ch;
+                        tr_p3_store(acc, tw, &po[i], dst, out_col);
+                        dst += out_row;
                     }
                 }
             }

@@ -8,7 +8,8 @@
  * (bias_shift from dw_conv_params, in [0, 16]; applied per output, after the MACs);
  * out = clamp(requantize(acc) + output_offset, activation). No scratch (buffer size 0).
  * DSP path: 3x3, stride 1, ch_mult == 1 (bias_shift <= 14, or 7 for int8 weights) goes through the int16-plane
- * passes of tr_plane3x3.h (two channels gathered at a time, four outputs per pass, 3 KB of stack);
+ * passes of tr_plane3x3.h (two channels gathered at a time, four outputs per pass, 3 KB of stack; a
+ * narrow, tall map such as 25 x 5 runs transposed, column by column);
  * other shapes with ch_mult == 1 and at most 16 taps through tr_dw_dsp_block (tr_nn_support.h: weights
  * decoded once per block of 16 channels, four channels per LDR + two SXTB16, SMLABB / SMLATT); other
  * shapes and the last C_out % 4 channels pair consecutive taps into one __smlad per channel.

@@ -57,13 +57,26 @@ static inline tr_p3_weights tr_p3_pack(const int32_t w[9], int32_t scale, int32_
     return pw;
 }
 
-/* Gather rows [iy0, iy0 + rows) x columns [ix0, ix0 + cols) of channel c (input [H, W, C] int8, pixel
- * stride C) into buf->g as int16; positions outside the input read pad_value. The column split into
- * left padding / inside / right padding is the same for every row; inside, two values per LDRSB pair,
- * PKHBT and STR. */
-static inline void tr_p3_gather(tr_p3_buf *buf, const int8_t *input, int32_t in_h, int32_t in_w, int32_t ch,
-                                int32_t c, int32_t iy0, int32_t ix0, int32_t rows, int32_t cols, int32_t pad_value)
+/* Where a plane's values sit in the int8 input: plane (y, x) is at base[y * row_step + x * col_step],
+ * y < h, x < w. For an input [H, W, C] and channel c: base = input + c, and either (h, w) = (H, W),
+ * row_step = W * C, col_step = C (the plane as the image), or (h, w) = (W, H), row_step = C,
+ * col_step = W * C (transposed: a plane row is an input column, so a narrow, tall map runs as a
+ * wide, short one). */
+typedef struct {
+    const int8_t *base;
+    int32_t h, w;
+    int32_t row_step, col_step;
+} tr_p3_src;
+
+/* Gather plane rows [iy0, iy0 + rows) x columns [ix0, ix0 + cols) of src into buf->g as int16;
+ * positions outside the plane read pad_value. The column split into left padding / inside / right
+ * padding is the same for every row; inside, two values per LDRSB pair, PKHBT and STR. */
+static inline void tr_p3_gather(tr_p3_buf *buf, const tr_p3_src *src_plane, int32_t iy0, int32_t ix0, int32_t rows,
+                                int32_t cols, int32_t pad_value)
 {
+    const int32_t in_h = src_plane->h;
+    const int32_t in_w = src_plane->w;
+    const int32_t ch = src_plane->col_step;
     int32_t x_lo = -ix0;
     x_lo = x_lo < 0 ? 0 : (x_lo > cols ? cols : x_lo);
     int32_t x_hi = in_w - ix0;
@@ -84,7 +97,7 @@ static inline void tr_p3_gather(tr_p3_buf *buf, const int8_t *input, int32_t in_
         for (int32_t x = 0; x < x_lo; ++x) {
             dst[x] = pv;
         }
-        const int8_t *src = input + (iy * in_w + ix0 + x_lo) * ch + c;
+        const int8_t *src = src_plane->base + iy * src_plane->row_step + (ix0 + x_lo) * ch;
         int16_t *d = dst + x_lo;
         for (int32_t i = 0; i < npair; ++i) {
             tr_store_u32(d, tr_pack_lo((uint32_t)(int32_t)src[0], (uint32_t)(int32_t)src[ch]));
@@ -100,11 +113,15 @@ static inline void tr_p3_gather(tr_p3_buf *buf, const int8_t *input, int32_t in_
     }
 }
 
-/* tr_p3_gather for channels c and c + 1 at once (c + 1 < C), into planes 0 and 1: per two pixels two
- * LDRH, one ORR, two SXTB16 and two STR (2 instructions per value instead of about 3). */
-static inline void tr_p3_gather2(tr_p3_buf *buf, const int8_t *input, int32_t in_h, int32_t in_w, int32_t ch,
-                                 int32_t c, int32_t iy0, int32_t ix0, int32_t rows, int32_t cols, int32_t pad_value)
+/* tr_p3_gather for two channels at once, the plane of src and the one a byte after it (channels c and
+ * c + 1 < C), into planes 0 and 1: per two pixels two LDRH, one ORR, two SXTB16 and two STR
+ * (2 instructions per value instead of about 3). */
+static inline void tr_p3_gather2(tr_p3_buf *buf, const tr_p3_src *src_plane, int32_t iy0, int32_t ix0, int32_t rows,
+                                 int32_t cols, int32_t pad_value)
 {
+    const int32_t in_h = src_plane->h;
+    const int32_t in_w = src_plane->w;
+    const int32_t ch = src_plane->col_step;
     int32_t x_lo = -ix0;
     x_lo = x_lo < 0 ? 0 : (x_lo > cols ? cols : x_lo);
     int32_t x_hi = in_w - ix0;
@@ -128,7 +145,7 @@ static inline void tr_p3_gather2(tr_p3_buf *buf, const int8_t *input, int32_t in
             d0[x] = pv;
             d1[x] = pv;
         }
-        const int8_t *src = input + (iy * in_w + ix0 + x_lo) * ch + c;
+        const int8_t *src = src_plane->base + iy * src_plane->row_step + (ix0 + x_lo) * ch;
         int16_t *e0 = d0 + x_lo;
         int16_t *e1 = d1 + x_lo;
         for (int32_t i = 0; i < npair; ++i) {
@@ -405,6 +422,7 @@ tr_conv_c12_plane3x3(int32_t fmt, const tr_nn_conv_params *p, const int32_t *mul
     const int32_t out_h = output_dims->h;
     const int32_t out_w = output_dims->w;
     const int32_t scale = (int32_t)1 << p->bias_shift;
+    const tr_p3_src src = {input, input_dims->h, input_dims->w, input_dims->w * in_c, in_c};
     tr_p3_buf buf;
     for (int32_t oy0 = 0; oy0 < out_h; oy0 += TR_P3_ROWS) {
         const int32_t rows = out_h - oy0 < TR_P3_ROWS ? out_h - oy0 : TR_P3_ROWS;
@@ -412,11 +430,9 @@ tr_conv_c12_plane3x3(int32_t fmt, const tr_nn_conv_params *p, const int32_t *mul
             const int32_t tw = out_w - ox0 < TR_P3_TILE ? out_w - ox0 : TR_P3_TILE;
             const int32_t twr = (tw + 3) & ~3;
             if (in_c == 2) {
-                tr_p3_gather2(&buf, input, input_dims->h, input_dims->w, 2, 0, oy0 - p->padding.h,
-                              ox0 - p->padding.w, rows + 2, twr + 2, p->pad_value);
+                tr_p3_gather2(&buf, &src, oy0 - p->padding.h, ox0 - p->padding.w, rows + 2, twr + 2, p->pad_value);
             } else {
-                tr_p3_gather(&buf, input, input_dims->h, input_dims->w, 1, 0, oy0 - p->padding.h,
-                             ox0 - p->padding.w, rows + 2, twr + 2, p->pad_value);
+                tr_p3_gather(&buf, &src, oy0 - p->padding.h, ox0 - p->padding.w, rows + 2, twr + 2, p->pad_value);
             }
             int32_t *acc = tr_p3_acc(&buf, twr / 4);
             for (int32_t o = 0; o < out_c; ++o) {
