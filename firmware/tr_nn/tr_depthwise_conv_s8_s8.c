@@ -10,9 +10,11 @@
  * DSP path: 3x3, stride 1, ch_mult == 1 (bias_shift <= 14, or 7 for int8 weights) goes through the int16-plane
  * passes of tr_plane3x3.h (two channels gathered at a time, four outputs per pass, 3 KB of stack; a
  * narrow, tall map such as 25 x 5 runs transposed, column by column);
- * other shapes with ch_mult == 1 and at most 16 taps through tr_dw_dsp_block (tr_nn_support.h: weights
- * decoded once per block of 16 channels, four channels per LDR + two SXTB16, SMLABB / SMLATT); other
- * shapes and the last C_out % 4 channels pair consecutive taps into one __smlad per channel.
+ * other shapes with ch_mult == 1, at most 16 taps and the same bias_shift bound (strides of 2, and 3x3
+ * stride-1 maps of at most 24 outputs when C_out % 4 == 0) through tr_dw_dsp_block (tr_nn_support.h:
+ * weights decoded and scaled once per block of 16 channels, four channels per LDR + two SXTB16,
+ * SMLABB / SMLATT into accumulators that start at the bias); other shapes and the last C_out % 4
+ * channels pair consecutive taps into one __smlad per channel.
  */
 #include "tr_depthwise_conv_core.h"
 
