@@ -8,10 +8,15 @@
  * (bias_shift from dw_conv_params, in [0, 16]; applied per output, after the MACs);
  * out = clamp(requantize(acc) + output_offset, activation). No scratch (buffer size 0).
  * DSP path: 3x3, stride 1, ch_mult == 1 (bias_shift <= 14, or 7 for int8 weights) goes through the int16-plane
- * passes of tr_plane3x3.h (two channels gathered at a time, four outputs per pass, 3 KB of stack);
- * other shapes with ch_mult == 1 and at most 16 taps through tr_dw_dsp_block (tr_nn_support.h: weights
- * decoded once per block of 16 channels, four channels per LDR + two SXTB16, SMLABB / SMLATT); other
- * shapes and the last C_out % 4 channels pair consecutive taps into one __smlad per channel.
+ * passes of tr_plane3x3.h (two channels gathered at a time, four outputs per pass, 3 KB of stack; a
+ * narrow, tall map such as 25 x 5 runs transposed, column by column); 3x3, stride 2, ch_mult == 1 with
+ * at least 64 outputs a channel, the whole int8 output range and every shift in [-23, -2] through the
+ * stride-2 passes of the same planes (tr_p3_band, s2);
+ * other shapes with ch_mult == 1, at most 16 taps and the same bias_shift bound (other stride-2 layers, and
+ * 3x3 stride-1 maps of at most 24 outputs when C_out % 4 == 0) through tr_dw_dsp_block (tr_nn_support.h:
+ * weights decoded and scaled once per block of 16 channels, four channels per LDR + two SXTB16,
+ * SMLABB / SMLATT into accumulators that start at the bias); other shapes and the last C_out % 4
+ * channels pair consecutive taps into one __smlad per channel.
  */
 #include "tr_depthwise_conv_core.h"
 

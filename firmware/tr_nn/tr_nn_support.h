@@ -481,12 +481,13 @@ static inline void tr_dot4_s8_dsp(const int16_t *blk_in, const uint8_t *row, int
 }
 
 /* ---- depthwise fast path (ch_mult == 1, at most TR_DW_MAX_TAPS taps) ----
- * A block of up to TR_DW_BLOCK channels has its weights decoded once (on the stack) into int16 pairs
- * in SXTB16 order: per tap and group of four channels, (w0, w2) and (w1, w3). Every output pixel then
- * reads four channels of a tap with one LDR, widens them with two SXTB16 into (x0, x2), (x1, x3) and
- * does four single MACs (SMLABB / SMLATT: bottom x bottom, top x top) into four accumulators:
- * 8 instructions per 4 MACs plus the tap pointer. The weights are reused by every pixel, so decoding
- * costs nothing per MAC. */
+ * A block of up to TR_DW_BLOCK channels has its weights decoded once (on the stack), scaled by
+ * 2^bias_shift, into int16 pairs in SXTB16 order: per tap and group of four channels, (w0, w2) and
+ * (w1, w3). Every output pixel then reads four channels of a tap with one LDR (at a byte offset from the
+ * pixel's window corner, a padded tap pointing into a pad_value block), widens them with two SXTB16
+ * into (x0, x2), (x1, x3) and does four single MACs (SMLABB / SMLATT) into four accumulators that start
+ * at the bias: 9 instructions per 4 MACs (LDR offset, LDR, LDRD weights, 2 SXTB16, 4 MACs; 9 taps
+ * unrolled). The caller guarantees |w| * 2^bias_shift < 2^15. */
 #define TR_DW_BLOCK 16
 #define TR_DW_MAX_TAPS 16
 
@@ -495,35 +496,77 @@ static inline uint32_t tr_pair16(int32_t lo, int32_t hi)
     return (uint32_t)(uint16_t)(int16_t)lo | ((uint32_t)(uint16_t)(int16_t)hi << 16);
 }
 
-/* Four channels (group g) of one output pixel over `taps` taps: per tap one LDR, two SXTB16 and four
- * single MACs against the pre-decoded weights wq[t][g / 2], wq[t][g / 2 + 1]. */
-__attribute__((always_inline)) static inline void tr_dw_group(const int8_t *const *tap,
-                                                              const uint32_t (*wq)[TR_DW_BLOCK / 2], int32_t g,
-                                                              int32_t taps, int32_t acc[4])
+#define TR_DW_TAP                                      \
+    "ldr    %[x], [%[off]], #4\n\t"                   \
+    "ldr    %[x], [%[base], %[x]]\n\t"                \
+    "ldrd   %[w02], %[w13], [%[wq]], #32\n\t"         \
+    "sxtb16 %[e], %[x]\n\t"                           \
+    "sxtb16 %[x], %[x], ror #8\n\t"                   \
+    "smlabb %[a0], %[e], %[w02], %[a0]\n\t"           \
+    "smlatt %[a2], %[e], %[w02], %[a2]\n\t"           \
+    "smlabb %[a1], %[x], %[w13], %[a1]\n\t"           \
+    "smlatt %[a3], %[x], %[w13], %[a3]\n\t"
+
+/* acc[0..3] += the four channels at base over `taps` taps: tap t reads the word at base + off[t]
+ * against the weight pairs at wq + 8 t words (TR_DW_BLOCK / 2 words per tap). */
+__attribute__((always_inline)) static inline void tr_dw_group(const uint8_t *base, const int32_t *off,
+                                                              const uint32_t *wq, int32_t taps, int32_t acc[4])
 {
-    int32_t a0 = 0;
-    int32_t a1 = 0;
-    int32_t a2 = 0;
-    int32_t a3 = 0;
-    for (int32_t t = 0; t < taps; ++t) {
-        const uint32_t x = tr_load_u32(tap[t] + g);
-        const int32_t e = __sxtb16(x);                 /* (x0, x2) */
-        const int32_t od = (int32_t)tr_sxtb16_ror8(x); /* (x1, x3) */
-        const uint64_t w = tr_load_u64(__builtin_assume_aligned(&wq[t][g / 2], 8)); /* one LDRD */
-        const int32_t w02 = (int32_t)(uint32_t)w;
-        const int32_t w13 = (int32_t)(uint32_t)(w >> 32);
-        a0 = __smlabb(e, w02, a0);
-        a2 = __smlatt(e, w02, a2);
-        a1 = __smlabb(od, w13, a1);
-        a3 = __smlatt(od, w13, a3);
+    int32_t a0 = acc[0];
+    int32_t a1 = acc[1];
+    int32_t a2 = acc[2];
+    int32_t a3 = acc[3];
+    uint32_t x, e, w02, w13;
+    if (taps == 9) {
+        __asm__ volatile(TR_DW_TAP TR_DW_TAP TR_DW_TAP TR_DW_TAP TR_DW_TAP TR_DW_TAP TR_DW_TAP TR_DW_TAP TR_DW_TAP
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "=&r"(x), [e] "=&r"(e),
+                           [w02] "=&r"(w02), [w13] "=&r"(w13), [off] "+r"(off), [wq] "+r"(wq)
+                         : [base] "r"(base)
+                         : "memory");
+    } else {
+        const int32_t *const end = off + taps;
+        __asm__ volatile("1:\n\t" TR_DW_TAP
+                         "cmp    %[off], %[end]\n\t"
+                         "bne    1b\n\t"
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "=&r"(x), [e] "=&r"(e),
+                           [w02] "=&r"(w02), [w13] "=&r"(w13), [off] "+r"(off), [wq] "+r"(wq)
+                         : [base] "r"(base), [end] "r"(end)
+                         : "cc", "memory");
     }
     acc[0] = a0;
     acc[1] = a1;
     acc[2] = a2;
     acc[3] = a3;
 }
+#undef TR_DW_TAP
 
-/* Output channels [c0, c0 + nc) of a ch_mult == 1 depthwise convolution; nc a multiple of 4, <= 16. */
+/* The output stage of one channel of the block: fast (output range the whole int8 range, right >= 2)
+ * folds the output offset into the rounding constant's high word, as tr_p3_out_prepare does:
+ * AND, ADDS, ADC, SMLAL, ASR, SSAT per output. */
+typedef struct {
+    int32_t chi; /* 2^(right - 2) + offset * 2^(right - 1) */
+    int32_t mult;
+    int32_t rm1;
+    int32_t bias;
+    tr_rq rq;
+} tr_dw_out;
+
+static inline int8_t tr_dw_requant_fast(const tr_dw_out *d, int32_t a)
+{
+    uint32_t t, lo;
+    int32_t hi;
+    __asm__("and    %[t], %[a], #0x80000000\n\t"
+            "adds   %[lo], %[t], #0x40000000\n\t"
+            "adc    %[hi], %[chi], %[t], asr #31\n\t"
+            "smlal  %[lo], %[hi], %[a], %[m]"
+            : [t] "=&r"(t), [lo] "=&r"(lo), [hi] "=&r"(hi)
+            : [a] "r"(a), [chi] "r"(d->chi), [m] "r"(d->mult)
+            : "cc");
+    return (int8_t)__ssat(hi >> d->rm1, 8);
+}
+
+/* Output channels [c0, c0 + nc) of a ch_mult == 1 depthwise convolution; nc a multiple of 4, <= 16;
+ * |w| * 2^bias_shift < 2^15. */
 static inline void tr_dw_dsp_block(int32_t fmt, const tr_nn_dw_conv_params *p,
                                    const tr_nn_per_channel_quant_params *q, const tr_nn_dims *input_dims,
                                    const int8_t *input, const tr_nn_dims *filter_dims, const uint8_t *filter,
@@ -536,14 +579,14 @@ static inline void tr_dw_dsp_block(int32_t fmt, const tr_nn_dw_conv_params *p,
     const int32_t k_h = filter_dims->h;
     const int32_t k_w = filter_dims->w;
     const int32_t taps = k_h * k_w;
-    const int32_t bias_scale = (int32_t)1 << p->bias_shift;
+    const int32_t scale = (int32_t)1 << p->bias_shift;
     uint32_t wq[TR_DW_MAX_TAPS][TR_DW_BLOCK / 2] __attribute__((aligned(8))); /* [tap][group * 2 + {0: (w0, w2), 1: (w1, w3)}] */
     int8_t pad[TR_DW_BLOCK];
-    const int8_t *tap[TR_DW_MAX_TAPS];
     int32_t tap_y[TR_DW_MAX_TAPS];
     int32_t tap_x[TR_DW_MAX_TAPS];
-    int32_t tap_off[TR_DW_MAX_TAPS];
-    tr_rq rq[TR_DW_BLOCK];
+    int32_t tap_off[TR_DW_MAX_TAPS]; /* byte offsets of the taps from the window corner, inside the input */
+    int32_t edge_off[TR_DW_MAX_TAPS]; /* the same for a window that crosses the border */
+    tr_dw_out d[TR_DW_BLOCK];
     const int32_t offset = p->output_offset;
     const int32_t lo = p->activation.min;
     const int32_t hi = p->activation.max;
@@ -555,42 +598,53 @@ static inline void tr_dw_dsp_block(int32_t fmt, const tr_nn_dw_conv_params *p,
         const uint8_t *row = filter + t * row_bytes;
         for (int32_t g = 0; g < nc; g += 4) {
             const int32_t o = c0 + g;
-            wq[t][g / 2] = tr_pair16(tr_weight_of(fmt, row, o), tr_weight_of(fmt, row, o + 2));
-            wq[t][g / 2 + 1] = tr_pair16(tr_weight_of(fmt, row, o + 1), tr_weight_of(fmt, row, o + 3));
+            wq[t][g / 2] = tr_pair16(tr_weight_of(fmt, row, o) * scale, tr_weight_of(fmt, row, o + 2) * scale);
+            wq[t][g / 2 + 1] =
+                tr_pair16(tr_weight_of(fmt, row, o + 1) * scale, tr_weight_of(fmt, row, o + 3) * scale);
         }
     }
+    int32_t fast = lo == -128 && hi == 127;
     for (int32_t c = 0; c < nc; ++c) {
-        rq[c] = tr_rq_prepare(q->multiplier[c0 + c], q->shift[c0 + c], bias, c0 + c);
+        d[c].rq = tr_rq_prepare(q->multiplier[c0 + c], q->shift[c0 + c], NULL, 0);
+        d[c].bias = bias != NULL ? bias[c0 + c] : 0;
+        d[c].mult = d[c].rq.mult;
+        d[c].rm1 = d[c].rq.rm1;
+        /* offset * 2^(right - 1) must fit the high word: right <= 23 (as in tr_p3_out_prepare) */
+        fast = fast && d[c].rq.right >= 2 && d[c].rq.right <= 23;
+        d[c].chi = d[c].rq.chi + (int32_t)((uint32_t)offset << (uint32_t)(d[c].rq.right > 0 ? d[c].rq.rm1 : 0));
     }
     for (int32_t oy = 0; oy < output_dims->h; ++oy) {
         const int32_t y0 = oy * p->stride.h - p->padding.h;
         for (int32_t ox = 0; ox < output_dims->w; ++ox) {
             const int32_t x0 = ox * p->stride.w - p->padding.w;
-            if (y0 >= 0 && y0 + k_h <= in_h && x0 >= 0 && x0 + k_w <= in_w) {
-                const int8_t *base = input + (y0 * in_w + x0) * ch + c0;
-                for (int32_t t = 0; t < taps; ++t) {
-                    tap[t] = base + tap_off[t];
-                }
-            } else {
+            /* the window corner's address, possibly outside the input: kept as an integer, the taps
+             * add their offsets to it in the assembly */
+            const uintptr_t base = (uintptr_t)input + (uintptr_t)(intptr_t)((y0 * in_w + x0) * ch + c0);
+            const int32_t *off = tap_off;
+            if (!(y0 >= 0 && y0 + k_h <= in_h && x0 >= 0 && x0 + k_w <= in_w)) {
                 for (int32_t t = 0; t < taps; ++t) {
                     const int32_t iy = y0 + tap_y[t];
                     const int32_t ix = x0 + tap_x[t];
-                    tap[t] = (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) ? input + (iy * in_w + ix) * ch + c0
-                                                                           : pad;
+                    edge_off[t] = (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w)
+                                      ? tap_off[t]
+                                      : (int32_t)((uintptr_t)pad - base); /* pad[g..g+3] for group g */
                 }
+                off = edge_off;
             }
             int8_t *out = output + (oy * output_dims->w + ox) * ch + c0;
             for (int32_t g = 0; g < nc; g += 4) {
-                int32_t acc[4];
-                tr_dw_group(tap, wq, g, taps, acc);
-                const int32_t a0 = acc[0];
-                const int32_t a1 = acc[1];
-                const int32_t a2 = acc[2];
-                const int32_t a3 = acc[3];
-                out[g + 0] = tr_rq_apply(&rq[g + 0], a0, bias_scale, offset, lo, hi);
-                out[g + 1] = tr_rq_apply(&rq[g + 1], a1, bias_scale, offset, lo, hi);
-                out[g + 2] = tr_rq_apply(&rq[g + 2], a2, bias_scale, offset, lo, hi);
-                out[g + 3] = tr_rq_apply(&rq[g + 3], a3, bias_scale, offset, lo, hi);
+                int32_t acc[4] = {d[g].bias, d[g + 1].bias, d[g + 2].bias, d[g + 3].bias};
+                tr_dw_group((const uint8_t *)(base + (uintptr_t)g), off, &wq[0][g / 2], taps, acc);
+                if (fast) {
+                    out[g + 0] = tr_dw_requant_fast(&d[g + 0], acc[0]);
+                    out[g + 1] = tr_dw_requant_fast(&d[g + 1], acc[1]);
+                    out[g + 2] = tr_dw_requant_fast(&d[g + 2], acc[2]);
+                    out[g + 3] = tr_dw_requant_fast(&d[g + 3], acc[3]);
+                } else {
+                    for (int32_t i = 0; i < 4; ++i) {
+                        out[g + i] = (int8_t)tr_clamp(tr_rq_requantize(&d[g + i].rq, acc[i]) + offset, lo, hi);
+                    }
+                }
             }
         }
     }

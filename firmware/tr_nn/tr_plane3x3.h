@@ -1,6 +1,7 @@
 /*
  * tr_plane3x3.h - DSP helpers for 3x3, stride-1 windows over one channel plane (internal; used by the
- * depthwise kernels, ch_mult == 1, and by the t2 convolution when C_in == 1, i.e. a first layer).
+ * depthwise kernels, ch_mult == 1, and by the t2 convolution when C_in == 1, i.e. a first layer), and
+ * stride-2 ones for the depthwise kernels (tr_p3_band with s2 = 1, see TR_P3_ROW_S2).
  *
  * One channel of the input is gathered, with its padding, into an int16 plane (a band of up to
  * TR_P3_ROWS + 2 rows by TR_P3_TILE + 2 columns, TR_P3_GW int16 apart, on the stack, 3 KB), so that two
@@ -57,13 +58,26 @@ static inline tr_p3_weights tr_p3_pack(const int32_t w[9], int32_t scale, int32_
     return pw;
 }
 
-/* Gather rows [iy0, iy0 + rows) x columns [ix0, ix0 + cols) of channel c (input [H, W, C] int8, pixel
- * stride C) into buf->g as int16; positions outside the input read pad_value. The column split into
- * left padding / inside / right padding is the same for every row; inside, two values per LDRSB pair,
- * PKHBT and STR. */
-static inline void tr_p3_gather(tr_p3_buf *buf, const int8_t *input, int32_t in_h, int32_t in_w, int32_t ch,
-                                int32_t c, int32_t iy0, int32_t ix0, int32_t rows, int32_t cols, int32_t pad_value)
+/* Where a plane's values sit in the int8 input: plane (y, x) is at base[y * row_step + x * col_step],
+ * y < h, x < w. For an input [H, W, C] and channel c: base = input + c, and either (h, w) = (H, W),
+ * row_step = W * C, col_step = C (the plane as the image), or (h, w) = (W, H), row_step = C,
+ * col_step = W * C (transposed: a plane row is an input column, so a narrow, tall map runs as a
+ * wide, short one). */
+typedef struct {
+    const int8_t *base;
+    int32_t h, w;
+    int32_t row_step, col_step;
+} tr_p3_src;
+
+/* Gather plane rows [iy0, iy0 + rows) x columns [ix0, ix0 + cols) of src into buf->g as int16;
+ * positions outside the plane read pad_value. The column split into left padding / inside / right
+ * padding is the same for every row; inside, two values per LDRSB pair, PKHBT and STR. */
+static inline void tr_p3_gather(tr_p3_buf *buf, const tr_p3_src *src_plane, int32_t iy0, int32_t ix0, int32_t rows,
+                                int32_t cols, int32_t pad_value)
 {
+    const int32_t in_h = src_plane->h;
+    const int32_t in_w = src_plane->w;
+    const int32_t ch = src_plane->col_step;
     int32_t x_lo = -ix0;
     x_lo = x_lo < 0 ? 0 : (x_lo > cols ? cols : x_lo);
     int32_t x_hi = in_w - ix0;
@@ -84,7 +98,7 @@ static inline void tr_p3_gather(tr_p3_buf *buf, const int8_t *input, int32_t in_
         for (int32_t x = 0; x < x_lo; ++x) {
             dst[x] = pv;
         }
-        const int8_t *src = input + (iy * in_w + ix0 + x_lo) * ch + c;
+        const int8_t *src = src_plane->base + iy * src_plane->row_step + (ix0 + x_lo) * ch;
         int16_t *d = dst + x_lo;
         for (int32_t i = 0; i < npair; ++i) {
             tr_store_u32(d, tr_pack_lo((uint32_t)(int32_t)src[0], (uint32_t)(int32_t)src[ch]));
@@ -100,11 +114,15 @@ static inline void tr_p3_gather(tr_p3_buf *buf, const int8_t *input, int32_t in_
     }
 }
 
-/* tr_p3_gather for channels c and c + 1 at once (c + 1 < C), into planes 0 and 1: per two pixels two
- * LDRH, one ORR, two SXTB16 and two STR (2 instructions per value instead of about 3). */
-static inline void tr_p3_gather2(tr_p3_buf *buf, const int8_t *input, int32_t in_h, int32_t in_w, int32_t ch,
-                                 int32_t c, int32_t iy0, int32_t ix0, int32_t rows, int32_t cols, int32_t pad_value)
+/* tr_p3_gather for two channels at once, the plane of src and the one a byte after it (channels c and
+ * c + 1 < C), into planes 0 and 1: per two pixels two LDRH, one ORR, two SXTB16 and two STR
+ * (2 instructions per value instead of about 3). */
+static inline void tr_p3_gather2(tr_p3_buf *buf, const tr_p3_src *src_plane, int32_t iy0, int32_t ix0, int32_t rows,
+                                 int32_t cols, int32_t pad_value)
 {
+    const int32_t in_h = src_plane->h;
+    const int32_t in_w = src_plane->w;
+    const int32_t ch = src_plane->col_step;
     int32_t x_lo = -ix0;
     x_lo = x_lo < 0 ? 0 : (x_lo > cols ? cols : x_lo);
     int32_t x_hi = in_w - ix0;
@@ -128,7 +146,7 @@ static inline void tr_p3_gather2(tr_p3_buf *buf, const int8_t *input, int32_t in
             d0[x] = pv;
             d1[x] = pv;
         }
-        const int8_t *src = input + (iy * in_w + ix0 + x_lo) * ch + c;
+        const int8_t *src = src_plane->base + iy * src_plane->row_step + (ix0 + x_lo) * ch;
         int16_t *e0 = d0 + x_lo;
         int16_t *e1 = d1 + x_lo;
         for (int32_t i = 0; i < npair; ++i) {
@@ -315,8 +333,91 @@ typedef struct {
     int32_t row_step;     /* 64 */
 } tr_p3_band_state;
 
+/* Stride 2 (tr_p3_band_s2): output x of a row reads plane columns 2x .. 2x + 2 and output row r plane rows
+ * 2r .. 2r + 2, so per window row a pass loads the five words of columns (0, 1) .. (8, 9) and does per output
+ * one SMLAD (columns 2x, 2x + 1) and one SMLABx (column 2x + 2, the bottom of the next word): 13
+ * instructions per 12 MACs, as at stride 1; the pass advances 8 columns. */
+#define TR_P3_ROW_S2(first_load, off, w, wz, half, acc0, acc1, acc2, acc3)          \
+    first_load                                                                        \
+    "smlad  %[a0], %[t], %[" w "], %[" acc0 "]\n\t"                                   \
+    "ldr    %[t], [%[g], #(" off "+4-16)]\n\t"                                        \
+    "smlab" half " %[a0], %[t], %[" wz "], %[a0]\n\t"                                \
+    "smlad  %[a1], %[t], %[" w "], %[" acc1 "]\n\t"                                   \
+    "ldr    %[t], [%[g], #(" off "+8-16)]\n\t"                                        \
+    "smlab" half " %[a1], %[t], %[" wz "], %[a1]\n\t"                                \
+    "smlad  %[a2], %[t], %[" w "], %[" acc2 "]\n\t"                                   \
+    "ldr    %[t], [%[g], #(" off "+12-16)]\n\t"                                       \
+    "smlab" half " %[a2], %[t], %[" wz "], %[a2]\n\t"                                \
+    "smlad  %[a3], %[t], %[" w "], %[" acc3 "]\n\t"                                   \
+    "ldr    %[t], [%[g], #(" off "+16-16)]\n\t"                                       \
+    "smlab" half " %[a3], %[t], %[" wz "], %[a3]\n\t"
+#define TR_P3_PASSES_S1                                                                                      \
+    TR_P3_ROW("ldr    %[t], [%[g]], #8\n\t", "0", "w0", "wz", "b", "bias", "bias", "bias", "bias")            \
+    TR_P3_ROW("ldr    %[t], [%[g], #(" TR_P3_STR(2 * TR_P3_GW) "-8)]\n\t", TR_P3_STR(2 * TR_P3_GW), "w1", "wz", \
+              "t", "a0", "a1", "a2", "a3")                                                                  \
+    TR_P3_ROW("ldr    %[t], [%[g], #(" TR_P3_STR(4 * TR_P3_GW) "-8)]\n\t", TR_P3_STR(4 * TR_P3_GW), "w2", "w22", \
+              "b", "a0", "a1", "a2", "a3")
+#define TR_P3_PASSES_S2                                                                                         \
+    TR_P3_ROW_S2("ldr    %[t], [%[g]], #16\n\t", "0", "w0", "wz", "b", "bias", "bias", "bias", "bias")          \
+    TR_P3_ROW_S2("ldr    %[t], [%[g], #(" TR_P3_STR(2 * TR_P3_GW) "-16)]\n\t", TR_P3_STR(2 * TR_P3_GW), "w1", "wz", \
+                 "t", "a0", "a1", "a2", "a3")                                                                 \
+    TR_P3_ROW_S2("ldr    %[t], [%[g], #(" TR_P3_STR(4 * TR_P3_GW) "-16)]\n\t", TR_P3_STR(4 * TR_P3_GW), "w2", "w22", \
+                 "b", "a0", "a1", "a2", "a3")
+#define TR_P3_BAND_ASM(PASS, GSTEP) \
+    __asm__ volatile(                                                                                      \
+        "0:\n\t"                                                                                           \
+        "ldr    %[a0], %[stp]\n\t"                                                                         \
+        "ldr    %[g], [%[a0], #0]\n\t"                                                                     \
+        "ldr    %[acc], [%[a0], #12]\n\t"                                                                  \
+        "ldrd   %[w0], %[w1], [%[a0], #24]\n\t"                                                            \
+        "ldrd   %[w2], %[wz], [%[a0], #32]\n\t"                                                            \
+        "ldrd   %[w22], %[bias], [%[a0], #40]\n\t"                                                         \
+        "1:\n\t"                                                                                           \
+        PASS                                                                                               \
+        "strd   %[a0], %[a1], [%[acc]], #8\n\t"                                                            \
+        "strd   %[a2], %[a3], [%[acc]], #8\n\t"                                                            \
+        "tst    %[acc], #255\n\t"                                                                          \
+        "bne    1b\n\t"                                                                                    \
+        "ldr    %[a0], %[stp]\n\t"                                                                         \
+        "ldr    %[g], [%[a0], #4]\n\t"                                                                     \
+        "ldrd   %[acc], %[t], [%[a0], #12]\n\t"                                                            \
+        "ldrd   %[w0], %[w1], [%[a0], #48]\n\t"                                                            \
+        "ldrd   %[w2], %[wz], [%[a0], #56]\n\t"                                                            \
+        "ldr    %[a1], [%[a0], #20]\n\t"                                                                   \
+        "cmp    %[a1], #0\n\t"                                                                             \
+        "beq    2f\n\t"                                                                                    \
+        TR_P3_BAND_RQ("[%[g]]")                                                                            \
+        "add    %[g], %[g], %[wz]\n\t"                                                                     \
+        "2:\n\t"                                                                                           \
+        "cmp    %[acc], %[t]\n\t"                                                                          \
+        "beq    3f\n\t"                                                                                    \
+        "4:\n\t"                                                                                           \
+        TR_P3_BAND_RQ("[%[g]]")                                                                            \
+        TR_P3_BAND_RQ("[%[g], %[wz]]")                                                                     \
+        "add    %[g], %[g], %[wz], lsl #1\n\t"                                                             \
+        "cmp    %[acc], %[t]\n\t"                                                                          \
+        "bne    4b\n\t"                                                                                    \
+        "3:\n\t"                                                                                           \
+        "ldr    %[a0], %[stp]\n\t"                                                                         \
+        "ldrd   %[a1], %[a2], [%[a0], #0]\n\t"                                                             \
+        "add    %[a1], %[a1], #(" GSTEP ")\n\t"                                                            \
+        "ldr    %[a3], [%[a0], #64]\n\t"                                                                   \
+        "add    %[a2], %[a2], %[a3]\n\t"                                                                   \
+        "strd   %[a1], %[a2], [%[a0], #0]\n\t"                                                             \
+        "ldr    %[a1], [%[a0], #8]\n\t"                                                                    \
+        "subs   %[a1], %[a1], #1\n\t"                                                                      \
+        "str    %[a1], [%[a0], #8]\n\t"                                                                    \
+        "bne    0b\n\t"                                                                                    \
+        : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [t] "=&r"(t), [p2] "=&r"(p2),    \
+          [g] "=&r"(g), [acc] "=&r"(ap), [w0] "=&r"(r8), [w1] "=&r"(r9), [w2] "=&r"(r10), [wz] "=&r"(r11), \
+          [w22] "=&r"(r12), [bias] "=&r"(r13)                                                              \
+        : [stp] "m"(stp)                                                                                   \
+        : "cc", "memory");
+
+/* s2 = 0: stride 1 (plane rows advance by one per output row); s2 = 1: stride 2 (two per output row, the
+ * passes of TR_P3_ROW_S2; g0 then covers 2 rows + 1 plane rows and 2 n_out + 1 columns). */
 static inline void tr_p3_band(const int16_t *g0, int32_t *acc, int32_t n_out, int32_t rows, const tr_p3_weights *pw,
-                              const tr_p3_out *po, int8_t *out, int32_t stride, int32_t row_step)
+                              const tr_p3_out *po, int8_t *out, int32_t stride, int32_t row_step, int32_t s2)
 {
     tr_p3_band_state st = {g0,      out,     rows,    acc,     acc + n_out, n_out & 1, pw->w0,
                            pw->w1,  pw->w2,  pw->wz,  pw->w22, pw->bias,    po->chi,   po->mult,
@@ -334,61 +435,17 @@ static inline void tr_p3_band(const int16_t *g0, int32_t *acc, int32_t n_out, in
     "asr    %[a3], %[a3], %[w2]\n\t"                             \
     "ssat   %[a3], #8, %[a3]\n\t"                                \
     "strb   %[a3], " where "\n\t"
-    __asm__ volatile(
-        "0:\n\t"
-        "ldr    %[a0], %[stp]\n\t"
-        "ldr    %[g], [%[a0], #0]\n\t"
-        "ldr    %[acc], [%[a0], #12]\n\t"
-        "ldrd   %[w0], %[w1], [%[a0], #24]\n\t"
-        "ldrd   %[w2], %[wz], [%[a0], #32]\n\t"
-        "ldrd   %[w22], %[bias], [%[a0], #40]\n\t"
-        "1:\n\t"
-        TR_P3_ROW("ldr    %[t], [%[g]], #8\n\t", "0", "w0", "wz", "b", "bias", "bias", "bias", "bias")
-        TR_P3_ROW("ldr    %[t], [%[g], #(" TR_P3_STR(2 * TR_P3_GW) "-8)]\n\t", TR_P3_STR(2 * TR_P3_GW), "w1", "wz",
-                  "t", "a0", "a1", "a2", "a3")
-        TR_P3_ROW("ldr    %[t], [%[g], #(" TR_P3_STR(4 * TR_P3_GW) "-8)]\n\t", TR_P3_STR(4 * TR_P3_GW), "w2", "w22",
-                  "b", "a0", "a1", "a2", "a3")
-        "strd   %[a0], %[a1], [%[acc]], #8\n\t"
-        "strd   %[a2], %[a3], [%[acc]], #8\n\t"
-        "tst    %[acc], #255\n\t"
-        "bne    1b\n\t"
-        "ldr    %[a0], %[stp]\n\t"
-        "ldr    %[g], [%[a0], #4]\n\t"
-        "ldrd   %[acc], %[t], [%[a0], #12]\n\t"
-        "ldrd   %[w0], %[w1], [%[a0], #48]\n\t"
-        "ldrd   %[w2], %[wz], [%[a0], #56]\n\t"
-        "ldr    %[a1], [%[a0], #20]\n\t"
-        "cmp    %[a1], #0\n\t"
-        "beq    2f\n\t"
-        TR_P3_BAND_RQ("[%[g]]")
-        "add    %[g], %[g], %[wz]\n\t"
-        "2:\n\t"
-        "cmp    %[acc], %[t]\n\t"
-        "beq    3f\n\t"
-        "4:\n\t"
-        TR_P3_BAND_RQ("[%[g]]")
-        TR_P3_BAND_RQ("[%[g], %[wz]]")
-        "add    %[g], %[g], %[wz], lsl #1\n\t"
-        "cmp    %[acc], %[t]\n\t"
-        "bne    4b\n\t"
-        "3:\n\t"
-        "ldr    %[a0], %[stp]\n\t"
-        "ldrd   %[a1], %[a2], [%[a0], #0]\n\t"
-        "add    %[a1], %[a1], #(2*" TR_P3_STR(TR_P3_GW) ")\n\t"
-        "ldr    %[a3], [%[a0], #64]\n\t"
-        "add    %[a2], %[a2], %[a3]\n\t"
-        "strd   %[a1], %[a2], [%[a0], #0]\n\t"
-        "ldr    %[a1], [%[a0], #8]\n\t"
-        "subs   %[a1], %[a1], #1\n\t"
-        "str    %[a1], [%[a0], #8]\n\t"
-        "bne    0b\n\t"
-        : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [t] "=&r"(t), [p2] "=&r"(p2),
-          [g] "=&r"(g), [acc] "=&r"(ap), [w0] "=&r"(r8), [w1] "=&r"(r9), [w2] "=&r"(r10), [wz] "=&r"(r11),
-          [w22] "=&r"(r12), [bias] "=&r"(r13)
-        : [stp] "m"(stp)
-        : "cc", "memory");
+    if (s2) {
+        TR_P3_BAND_ASM(TR_P3_PASSES_S2, "4*" TR_P3_STR(TR_P3_GW));
+    } else {
+        TR_P3_BAND_ASM(TR_P3_PASSES_S1, "2*" TR_P3_STR(TR_P3_GW));
+    }
 #undef TR_P3_BAND_RQ
 }
+#undef TR_P3_BAND_ASM
+#undef TR_P3_PASSES_S1
+#undef TR_P3_PASSES_S2
+#undef TR_P3_ROW_S2
 #undef TR_P3_ROW
 
 /* A 3x3, stride-1 convolution of a one- or two-channel input (a first layer): each band / tile of the
@@ -405,6 +462,7 @@ tr_conv_c12_plane3x3(int32_t fmt, const tr_nn_conv_params *p, const int32_t *mul
     const int32_t out_h = output_dims->h;
     const int32_t out_w = output_dims->w;
     const int32_t scale = (int32_t)1 << p->bias_shift;
+    const tr_p3_src src = {input, input_dims->h, input_dims->w, input_dims->w * in_c, in_c};
     tr_p3_buf buf;
     for (int32_t oy0 = 0; oy0 < out_h; oy0 += TR_P3_ROWS) {
         const int32_t rows = out_h - oy0 < TR_P3_ROWS ? out_h - oy0 : TR_P3_ROWS;
@@ -412,11 +470,9 @@ tr_conv_c12_plane3x3(int32_t fmt, const tr_nn_conv_params *p, const int32_t *mul
             const int32_t tw = out_w - ox0 < TR_P3_TILE ? out_w - ox0 : TR_P3_TILE;
             const int32_t twr = (tw + 3) & ~3;
             if (in_c == 2) {
-                tr_p3_gather2(&buf, input, input_dims->h, input_dims->w, 2, 0, oy0 - p->padding.h,
-                              ox0 - p->padding.w, rows + 2, twr + 2, p->pad_value);
+                tr_p3_gather2(&buf, &src, oy0 - p->padding.h, ox0 - p->padding.w, rows + 2, twr + 2, p->pad_value);
             } else {
-                tr_p3_gather(&buf, input, input_dims->h, input_dims->w, 1, 0, oy0 - p->padding.h,
-                             ox0 - p->padding.w, rows + 2, twr + 2, p->pad_value);
+                tr_p3_gather(&buf, &src, oy0 - p->padding.h, ox0 - p->padding.w, rows + 2, twr + 2, p->pad_value);
             }
             int32_t *acc = tr_p3_acc(&buf, twr / 4);
             for (int32_t o = 0; o < out_c; ++o) {
@@ -432,7 +488,7 @@ tr_conv_c12_plane3x3(int32_t fmt, const tr_nn_conv_params *p, const int32_t *mul
                     tr_p3_out_prepare(mult[o], shift[o], p->output_offset, p->activation.min, p->activation.max);
                 int8_t *dst = output + (oy0 * out_w + ox0) * out_c + o;
                 if (in_c == 1 && po.fast && po.rq.right >= 2) {
-                    tr_p3_band(buf.g[0][0], acc, tw, rows, &pw[0], &po, dst, out_c, out_w * out_c);
+                    tr_p3_band(buf.g[0][0], acc, tw, rows, &pw[0], &po, dst, out_c, out_w * out_c, 0);
                     continue;
                 }
                 for (int32_t r = 0; r < rows; ++r) {

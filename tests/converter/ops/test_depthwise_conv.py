@@ -23,10 +23,14 @@ from tinyrobust.converter.reference import Reference
 from tinyrobust.firmware.runner import RunnerCase
 
 
-def random_case(rng: np.random.Generator, fmt: str, edges: bool = False) -> RunnerCase:
+def random_case(rng: np.random.Generator, fmt: str, edges: bool = False, small: bool = False) -> RunnerCase:
     """edges: mostly 3×3 stride-1 ch_mult-1 layers (the DSP plane path: bands of rows, tiles of columns,
     passes of 4) with heights and widths around those limits, some ch_mult 2 and stride 2, outputs
-    spread over int8."""
+    spread over int8. small: the shapes of published models' late layers, where the path is chosen by
+    shape: one side 1..8 and the other up to 29 (the plane path transposed or not; at stride 2 mostly
+    9..40 a side, the stride-2 plane path's bands and tiles), odd channel counts
+    up to 21 (the channel-block path and its C_out % 4 remainder), strides 1 and 2, any padding; most of
+    them with the full int8 output range and right shifts >= 2 (the stride-2 plane path's condition)."""
     while True:
         h, w = (int(v) for v in rng.integers(1, 10, size=2))
         cin, ch_mult = int(rng.integers(1, 10)), int(rng.integers(1, 3))
@@ -39,6 +43,15 @@ def random_case(rng: np.random.Generator, fmt: str, edges: bool = False) -> Runn
             cin, ch_mult = int(rng.integers(1, 6)), (1 if rng.random() < 0.8 else 2)
             kh, kw = (3, 3) if rng.random() < 0.85 else (kh, kw)
             sh, sw = (1, 1) if rng.random() < 0.85 else (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        if small:
+            h, w = int(rng.integers(1, 9)), int(rng.integers(1, 30))
+            h, w = (h, w) if rng.random() < 0.5 else (w, h)
+            cin = 4 * int(rng.integers(1, 6)) if rng.random() < 0.5 else int(rng.integers(1, 22))
+            ch_mult = 1 if rng.random() < 0.9 else 2
+            kh, kw = (3, 3) if rng.random() < 0.85 else (kh, kw)
+            sh, sw = ((1, 1), (2, 2), (1, 2), (2, 1))[int(rng.choice(4, p=[0.4, 0.4, 0.1, 0.1]))]
+            if (sh, sw) == (2, 2) and rng.random() < 0.7:  # the stride-2 plane path: bands, tiles of 16
+                h, w = (int(v) for v in rng.integers(9, 41, size=2))
         cout = cin * ch_mult
         pt, pl = int(rng.integers(0, kh)), int(rng.integers(0, kw))
         oh, ow = kc.out_len(h, kh, sh, pt, rng), kc.out_len(w, kw, sw, pl, rng)
@@ -48,11 +61,14 @@ def random_case(rng: np.random.Generator, fmt: str, edges: bool = False) -> Runn
         w_scale = 80.0 if fmt == packing.S8 else 1.0
         mult, shift = kc.quant(rng, cout, kh * kw, w_scale, bias_shift)
         pad_value, out_off = (int(v) for v in rng.integers(-128, 128, size=2))
-        if edges:
+        if edges or small:
             bias, shift = kc.spread(rng, cout, kh * kw, w_scale, bias, bias_shift)
             out_off = int(rng.integers(-20, 21))
+        clamp = kc.clamp(rng)
+        if small and rng.random() < 0.6:  # the output stage every DSP plane path takes (stride 2 has no other)
+            clamp, shift = Clamp(-128, 127), np.minimum(shift, -2)
         params = DepthwiseParams(HWC(h, w, cin), HWC(oh, ow, cout), Tile(kh, kw), ch_mult, Tile(sh, sw),
-                                 Tile(pt, pl), pad_value, out_off, kc.clamp(rng), bias_shift)
+                                 Tile(pt, pl), pad_value, out_off, clamp, bias_shift)
         arrays = kc.weighted_arrays(packing.pack_rows(wt.reshape(kh * kw, cout), fmt), bias, mult, shift)
         op = Op(depthwise_conv.FAMILY.kernels[fmt], "dw", ("x",), "y", params, arrays, fmt)
         try:
@@ -61,9 +77,9 @@ def random_case(rng: np.random.Generator, fmt: str, edges: bool = False) -> Runn
             continue
 
 
-def random_cases(rounds: int, seed: int, edges: bool = False) -> list[RunnerCase]:
+def random_cases(rounds: int, seed: int, edges: bool = False, small: bool = False) -> list[RunnerCase]:
     rng = np.random.default_rng(seed)
-    return [random_case(rng, fmt, edges) for _ in range(rounds) for fmt in packing.FORMATS]
+    return [random_case(rng, fmt, edges, small) for _ in range(rounds) for fmt in packing.FORMATS]
 
 
 def test_matches_numpy_on_host(host_runner, tmp_path: Path) -> None:
@@ -79,6 +95,16 @@ def test_matches_numpy_on_m7(m7_runner, tmp_path: Path) -> None:
 def test_fast_path_edges_match_numpy(host_runner, m7_runner, tmp_path: Path) -> None:
     """The DSP plane path's edge shapes, outputs spread over int8, on the host and the M7."""
     cases = random_cases(50, seed=2001, edges=True)
+    assert kc.saturated_fraction(cases) < 0.10
+    assert kc.run_and_check(host_runner, cases, tmp_path / "host") == 150
+    assert kc.run_and_check(m7_runner, cases, tmp_path / "m7") == 150
+
+
+@pytest.mark.qemu
+def test_small_and_narrow_maps_match_numpy(host_runner, m7_runner, tmp_path: Path) -> None:
+    """Small, narrow and tall maps with strides 1 and 2 (each DSP path and the choice between them), outputs
+    spread over int8, on the host and the M7."""
+    cases = random_cases(50, seed=3001, small=True)
     assert kc.saturated_fraction(cases) < 0.10
     assert kc.run_and_check(host_runner, cases, tmp_path / "host") == 150
     assert kc.run_and_check(m7_runner, cases, tmp_path / "m7") == 150
