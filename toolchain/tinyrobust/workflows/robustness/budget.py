@@ -17,7 +17,7 @@ class AttackBudget:
 
     iterations: int = 20  # steps of PGD, APGD and C&W (per binary-search step)
     restarts: int = 1  # random starts of PGD, restarts of APGD and Square
-    queries: int = 1000  # per-sample query budget of the black-box attacks
+    queries: int = 1000  # per sample and ε: Square's iterations; sizes HopSkipJump, Boundary and ZOO
     cw_binary_search_steps: int = 3
     cw_learning_rate: float = 0.05
     cw_initial_const: float = 1.0
@@ -39,8 +39,9 @@ class AttackBudget:
     # -- what the query budget means for each black-box attack --------------------------------------
     @property
     def square_max_iter(self) -> int:
-        """Square queries each sample once per iteration (after one query for the start)."""
-        return max(1, self.queries - 1)
+        """Square (the algorithm) queries each sample once per iteration. ART's implementation asks
+        again about unchanged inputs, which the attack context answers from memory (not counted)."""
+        return self.queries
 
     @property
     def hsj_max_iter(self) -> int:

@@ -350,6 +350,7 @@ def evaluate(models: Sequence[ModelUnderTest], data: Dataset, settings: Settings
     return Evaluation(
         tool_version=__version__, seed=settings.seed, samples=len(limited), data_sha256=data_sha256(limited),
         attacks=settings.attacks, threat_models=threats, norms=settings.norms, eps=eps, budget=settings.budget,
-        folds=settings.folds, models=results,
-        timings={"seconds": time.perf_counter() - t, "models": {m.name: dict(m.timings) for m in results}},
+        folds=settings.folds, models=results, shard_size=settings.shard_size,
+        timings={"seconds": time.perf_counter() - t, "jobs": settings.jobs,
+                 "models": {m.name: dict(m.timings) for m in results}},
     )

@@ -264,6 +264,7 @@ class Evaluation:
     budget: AttackBudget
     folds: int | None
     models: tuple[ModelResult, ...]
+    shard_size: int = 100  # with the seed, fixes the result (the number of workers does not)
     timings: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -302,7 +303,7 @@ class Evaluation:
             "schema": SCHEMA, "tool_version": self.tool_version, "seed": self.seed, "samples": self.samples,
             "data_sha256": self.data_sha256, "attacks": list(self.attacks), "threat_models": list(self.threat_models),
             "norms": list(self.norms), "eps": {n: list(v) for n, v in self.eps.items()},
-            "budget": self.budget.to_json(), "folds": self.folds,
+            "budget": self.budget.to_json(), "folds": self.folds, "shard_size": self.shard_size,
             "definitions": DEFINITIONS,
             "models": [m.to_json() for m in self.models],
             "table": self.table(),
@@ -320,6 +321,9 @@ DEFINITIONS = {
     "ci95": "95 % Wilson score interval",
     "unbounded": "eps = null: the attack's example as found (minimum-perturbation attacks), or PGD over the "
                  "whole input range from the clean input",
+    "queries": "distinct inputs a black-box attack sent to the deployed model (a repeated input is answered "
+               "from memory); the budget's 'queries' is Square's iterations (one query each in the original "
+               "algorithm) and sizes the other black-box attacks",
 }
 
 
