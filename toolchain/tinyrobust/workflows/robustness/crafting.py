@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -33,7 +32,7 @@ from art.metrics.gradient_check import loss_gradient_check
 from ... import lazy
 from ...converter.pipeline import DeployedModel
 from .budget import AttackBudget
-from .perturbation import InputGrid, norm_of, project, random_noise, unbounded_eps
+from .perturbation import InputGrid, project, random_noise, unbounded_eps
 from .threats import (
     APGD_CE,
     APGD_DLR,
@@ -388,10 +387,3 @@ class ShardCrafter:
         grad = estimator.loss_gradient(self.x0, onehot)
         return flags[:, 0].astype(bool), float(np.mean(np.asarray(grad) == 0))
 
-
-def perturbation_sizes(q_adv: np.ndarray, q_clean: np.ndarray, grid: InputGrid, norm: str) -> np.ndarray:
-    """Per-sample norm of the perturbation the target receives."""
-    return norm_of(grid.scale * (q_adv.astype(np.float64) - q_clean.astype(np.float64)), norm)
-
-
-Crafter = Callable[[RowKey, tuple[float, ...]], RowCraft]

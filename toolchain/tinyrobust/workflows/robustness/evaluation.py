@@ -163,6 +163,9 @@ def _check(mut: ModelUnderTest, data: Dataset, settings: Settings) -> None:
                               "give MODEL.h5, not an export directory")
     if gradient and TRANSFER in settings.threat_models and mut.source is None:
         raise RobustnessError("the transfer threat model needs a float source model: --source model.h5")
+    if mut.source is not None and tuple(mut.source.input_shape[1:]) != shape:
+        raise RobustnessError(f"the --source model takes {tuple(mut.source.input_shape[1:])}, the deployed model "
+                              f"{shape}")
     if SQUARE in settings.attacks:
         view = image_view(shape)
         if view is None or min(view[:2]) < 2:

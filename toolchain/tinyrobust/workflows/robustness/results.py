@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .budget import AttackBudget
-from .threats import BLACK_BOX, RowKey
+from .threats import RowKey
 
 SCHEMA = "tinyrobust.robustness/2"
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
@@ -330,6 +330,3 @@ DEFINITIONS = {
 def column_id(key: RowKey, eps: float | None) -> str:
     return f"{key.id}@{'unbounded' if eps is None else repr(float(eps))}"
 
-
-def is_black_box(key: RowKey) -> bool:
-    return key.threat == BLACK_BOX
