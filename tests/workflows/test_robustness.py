@@ -19,16 +19,20 @@ import numpy as np
 import pytest
 
 import tinyrobust.converter.frontend  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from tinyrobust import outputs
 from tinyrobust.cli import main
 from tinyrobust.converter.pipeline import DeployedModel, convert
 from tinyrobust.dataset import Dataset
+from tinyrobust.errors import DatasetError
+from tinyrobust.outputs import OutputError
+from tinyrobust.workflows.robustness import report as robustness_report
 from tinyrobust.workflows.robustness.budget import AttackBudget
 from tinyrobust.workflows.robustness.command import finish
 from tinyrobust.workflows.robustness.crafting import UNBOUNDED, point_key, square_p_init
 from tinyrobust.workflows.robustness.errors import EXIT_MASKING_FLAGGED
 from tinyrobust.workflows.robustness.evaluation import ModelUnderTest, Settings, evaluate, evaluate_model
 from tinyrobust.workflows.robustness.perturbation import InputGrid, norm_of, project, received
-from tinyrobust.workflows.robustness.report import render_html, table_markdown
+from tinyrobust.workflows.robustness.report import render_html, table_markdown, write_reports
 from tinyrobust.workflows.robustness.results import Evaluation
 from tinyrobust.workflows.robustness.shards import ModelSpec, ShardTask, register_context, run_shard
 from tinyrobust.workflows.robustness.threats import ATTACKS, RowKey, row_keys
@@ -346,6 +350,58 @@ def test_bad_input_exits_2(digits: dict[str, Path], tmp_path: Path, capsys: pyte
     with pytest.raises(SystemExit) as exc:
         main(["robustness", str(digits["stq"]), "--data", str(digits["data"]), "--attacks", "fgsm,warp"])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize(("label", "words"), [(10, "not classes of this model"), (-1, "no class index")])
+def test_labels_that_are_no_class_exit_2_before_any_attack(digits: dict[str, Path], tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture, label: int,
+                                                           words: str) -> None:
+    """A label at or above the class count (or negative) would count as wrong under every attack and
+    quietly lower every number: one line, exit 2, no report written."""
+    data = Dataset.load(digits["data"]).limit(6)
+    y = data.y.copy()
+    y[3] = label
+    bad = tmp_path / "labels.npz"
+    np.savez(bad, x=data.x, y=y)
+    out = tmp_path / "r.json"
+    assert main(["robustness", str(digits["stq"]), "--data", str(bad), "--calibration", str(digits["cal"]),
+                 "--no-progress", "--jobs", "1", "--json", str(out), "--markdown", str(tmp_path / "r.md")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0] and str(label) in err[0], err
+    assert not out.exists() and not (tmp_path / "r.md").exists()
+    with pytest.raises(DatasetError, match="not classes of this model"):  # and through the library
+        evaluate([_mut("stq", _deployed(digits, "stq"))], Dataset(data.x, np.where(y < 0, 10, y)), Settings())
+
+
+def test_reports_are_written_whole_or_not_at_all(without_ste, tmp_path: Path,  # noqa: ANN001
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every report is rendered before any is written, and each is written atomically (outputs.py)."""
+    paths = tmp_path / "r.json", tmp_path / "r.html", tmp_path / "r.md"
+    write_reports(without_ste, *paths)
+    before = [p.read_bytes() for p in paths]
+    assert json.loads(before[0])["schema"] and before[1].startswith(b"<!") and before[2].startswith(b"| Model")
+
+    def broken(ev: Evaluation) -> str:
+        raise RuntimeError("render failed")
+
+    monkeypatch.setattr(robustness_report, "render_html", broken)
+    fresh = tmp_path / "fresh"
+    with pytest.raises(RuntimeError):
+        write_reports(without_ste, fresh / "r.json", fresh / "r.html", fresh / "r.md")
+    assert not fresh.exists()  # nothing written: the HTML failed before the JSON was touched
+    monkeypatch.undo()
+
+    def no_rename(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(outputs.os, "replace", no_rename)
+    with pytest.raises(OutputError, match="--json .*could not be written.*No space left") as exc:
+        write_reports(without_ste, paths[0], None)
+    assert [p.read_bytes() for p in paths] == before  # the old report is intact, not half-replaced
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["r.html", "r.json", "r.md"]  # no temp left
+    saved = Path(re.search(r"saved to (\S+)$", str(exc.value)).group(1))
+    assert saved.is_file() and json.loads(saved.read_text())["schema"]
+    saved.unlink()
 
 
 # ------------------------------------------------------------------------------------------ pieces

@@ -23,7 +23,7 @@ from ...targets.factory import open_target, parse_target
 from ..export import export_program
 from .budget import AttackBudget
 from .errors import EXIT_MASKING_FLAGGED, RobustnessError
-from .evaluation import DEFAULT_ATTACKS, DEFAULT_THREATS, ModelUnderTest, Settings, evaluate
+from .evaluation import DEFAULT_ATTACKS, DEFAULT_THREATS, ModelUnderTest, Settings, check_data, evaluate
 from .report import table_markdown, write_reports
 from .results import Evaluation
 from .shards import ModelSpec
@@ -110,12 +110,12 @@ def robustness_command(*, models: Sequence[Path], data: Path, target: str, attac
                        iterations: int | None, restarts: int | None, queries: int | None, budget: Mapping[str, str],
                        folds: int | None, jobs: int, shard_size: int, strict: bool, json_path: Path | None,
                        html_path: Path | None, markdown_path: Path | None, progress: bool, board: str,
-                       calibration: Path | None, input_range: tuple[float, float], packing: str) -> int:
+                       calibration: Path | None, input_range: tuple[float, float] | None, packing: str) -> int:
     """0 all good; 1 a target output differed from the reference; 4 (--strict) gradient masking flagged."""
     settings = settings_from(attacks=attacks, threat_models=threat_models, source=source, norms=norms, eps=eps,
                              limit=limit, seed=seed, iterations=iterations, restarts=restarts, queries=queries,
                              budget=budget, folds=folds, jobs=jobs, shard_size=shard_size)
-    dataset = Dataset.load(data)
+    dataset = Dataset.load(data).limit(limit)  # the samples evaluated are the ones checked
     kind, _ = parse_target(target)
     source_model = lazy.frontend().load_model(source) if source is not None else None
     runs: list[ModelUnderTest] = []
@@ -123,12 +123,13 @@ def robustness_command(*, models: Sequence[Path], data: Path, target: str, attac
     try:
         for path, name in zip(models, model_names(models), strict=True):
             deployed = convert_file(path, calibration=calibration, input_range=input_range, packing=packing)
+            check_data(deployed, dataset)  # before a firmware is built for it
             device = None if kind == "reference" else DeviceRunner(deployed, board, target)
             if device is not None:
                 devices.append(device)
             spec = ModelSpec(Path(path).resolve(), None if calibration is None else Path(calibration).resolve(),
-                             tuple(input_range), packing, deployed.program.sha256().hex(),
-                             None if source is None else Path(source).resolve())
+                             None if input_range is None else tuple(input_range), packing,
+                             deployed.program.sha256().hex(), None if source is None else Path(source).resolve())
             runs.append(ModelUnderTest(
                 name=name, deployed=deployed, run_target=device, target_name=target,
                 counter_unit=None if device is None else device.counter_unit,

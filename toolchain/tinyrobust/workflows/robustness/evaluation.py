@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from ... import __version__
 from ...converter.pipeline import DeployedModel
 from ...dataset import Dataset
+from ...errors import DatasetError
 from .budget import AttackBudget
 from .crafting import UNBOUNDED, image_view
 from .errors import RobustnessError
@@ -145,18 +146,26 @@ def data_sha256(data: Dataset) -> str:
     return h.hexdigest()
 
 
+def check_data(model: DeployedModel, data: Dataset) -> None:
+    """The samples fit the model and every label is one of its classes: a label at or above the class
+    count would count as an error under every attack and quietly lower every number of the report.
+    The command calls this right after conversion, before a firmware is built for the target."""
+    program = model.program
+    data.check_shape(program.tensor(program.input).shape, "--data")
+    if data.y is None:
+        raise DatasetError("--data: no array 'y' of labels (robustness needs them)")
+    if len(data) == 0:
+        raise DatasetError("--data: the dataset is empty")
+    if data.y.min() < 0:  # Dataset.load refuses these; a Dataset built in code may still hold them
+        raise DatasetError(f"--data: {int((data.y < 0).sum())} of {len(data.y)} labels are negative "
+                           f"(e.g. {int(data.y.min())}); labels are classes 0, 1, 2, …")
+    data.check_labels(int(np.prod(program.tensor(program.output).shape)), "--data")
+
+
 def _check(mut: ModelUnderTest, data: Dataset, settings: Settings) -> None:
     model = mut.deployed
     shape = tuple(model.program.tensor(model.program.input).shape)
-    if tuple(data.x.shape[1:]) != shape:
-        raise RobustnessError(f"samples have shape {tuple(data.x.shape[1:])}, the model takes {shape}")
-    if data.y is None:
-        raise RobustnessError("the dataset has no labels 'y'")
-    if len(data) == 0:
-        raise RobustnessError("the dataset is empty")
-    nb_classes = int(np.prod(model.program.tensor(model.program.output).shape))
-    if data.y.min() < 0 or data.y.max() >= nb_classes:
-        raise RobustnessError(f"labels must be in [0, {nb_classes}), got [{data.y.min()}, {data.y.max()}]")
+    check_data(model, data)
     gradient = [a for a in settings.attacks if a in GRADIENT_ATTACKS]
     if gradient and model.keras_model is None and {STE, BPDA} & set(settings.threat_models):
         raise RobustnessError("gradient attacks under the STE and BPDA threat models need the QKeras model: "

@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 from matplotlib.figure import Figure
 
+from ... import outputs
 from .results import Evaluation, ModelResult, Rate, Row
 from .threats import (
     ATTACK_TITLES,
@@ -209,9 +210,10 @@ def report_json(ev: Evaluation) -> str:
 
 def write_reports(ev: Evaluation, json_path: str | Path | None, html_path: str | Path | None,
                   markdown_path: str | Path | None = None) -> None:
-    if json_path is not None:
-        Path(json_path).write_text(report_json(ev))
-    if markdown_path is not None:
-        Path(markdown_path).write_text(table_markdown(ev))
-    if html_path is not None:
-        Path(html_path).write_text(render_html(ev))
+    """Each report is rendered in full first, then written atomically (outputs.py): a failed render
+    leaves no file, and a reader never sees half a report."""
+    reports = [(json_path, "--json", report_json), (markdown_path, "--markdown", table_markdown),
+               (html_path, "--html", render_html)]
+    texts = [(Path(path), option, render(ev)) for path, option, render in reports if path is not None]
+    for path, option, text in texts:
+        outputs.write_text(path, text, option)

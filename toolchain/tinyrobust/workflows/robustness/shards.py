@@ -52,7 +52,7 @@ class ModelSpec:
 
     model: Path
     calibration: Path | None
-    input_range: tuple[float, float]
+    input_range: tuple[float, float] | None  # None: from the calibration data, else [0, 1]
     packing: str
     program_sha256: str
     source: Path | None = None  # the float model of the transfer threat model
