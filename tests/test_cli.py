@@ -69,17 +69,17 @@ def test_robustness_cli_on_qemu(trained_model, digits_files, tmp_path, capsys):
     report, page = tmp_path / "rob.json", tmp_path / "rob.html"
     rc = main(["robustness", str(trained_model("stochastic_dw_sep")), "--data", str(digits_files["test"]),
                "--calibration", str(digits_files["calibration"]), "--target", "qemu", "--limit", "12",
-               "--attacks", "fgsm,pgd,square,boundary", "--json", str(report), "--html", str(page),
-               "--no-progress"])
+               "--attacks", "fgsm,pgd,square,boundary", "--eps", "0.1", "--iterations", "5", "--queries", "50",
+               "--jobs", "1", "--json", str(report), "--html", str(page), "--no-progress"])
     assert rc == 0, capsys.readouterr().err
     r = json.loads(report.read_text())
-    assert r["target"] == "qemu"
-    assert r["confirmations"]["all_confirmed"]
-    assert all(c["evaluated"] for c in r["masking_checks"])
-    table = r["table"]["rows"]
-    for model in ("keras", "target"):
-        assert set(table[model]) >= {"clean", "fgsm", "pgd", "square", "boundary"}
-        assert all(0.0 <= v <= 1.0 for v in table[model].values() if v is not None)
+    (m,) = r["models"]
+    assert m["target"] == "qemu" and r["all_confirmed"]
+    assert m["latency"]["unit"] == "emulated instructions" and m["latency"]["mean"] > 0
+    assert len(m["masking_checks"]) == 8 and all(c["evidence"] for c in m["masking_checks"])
+    (row,) = r["table"]["rows"]
+    assert row["model"] == "stochastic_dw_sep" and row["cells"]
+    assert all(0.0 <= c["value"] <= 1.0 for c in row["cells"].values())
     pngs = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page.read_text())
     assert pngs and base64.b64decode(pngs[0]).startswith(b"\x89PNG\r\n\x1a\n")
 

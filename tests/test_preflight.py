@@ -109,6 +109,16 @@ def test_html_that_is_a_directory(data: Path, tmp_path: Path) -> None:
               "is a directory")
 
 
+def test_robustness_checks_every_model_the_source_and_markdown(data: Path, tmp_path: Path) -> None:
+    """A comparison of several models: the third one missing is found before the first is converted."""
+    absent = tmp_path / "absent.h5"
+    _one_line(*_cli("robustness", str(MODEL), str(MODEL), str(absent), "--data", str(data)), str(absent),
+              "no such file")
+    _one_line(*_cli("robustness", str(MODEL), "--source", str(absent), "--data", str(data)), str(absent))
+    _one_line(*_cli("robustness", str(MODEL), "--data", str(data), "--markdown", str(tmp_path)), "--markdown",
+              "is a directory")
+
+
 def test_missing_data_file(tmp_path: Path) -> None:
     _one_line(*_cli("validate", str(MODEL), "--data", str(tmp_path / "absent.npz")), "--data", "no such file")
 

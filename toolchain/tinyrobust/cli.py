@@ -25,8 +25,8 @@ from typing import Any
 
 from . import __version__, console, lazy, preflight, processes
 from .errors import EXIT_INTERNAL, EXIT_SIGNAL_BASE, TinyRobustError, terminal_message
+from .workflows.robustness.threats import ATTACKS, GRADIENT_THREATS, NORMS
 
-ATTACKS = ("fgsm", "pgd", "cw", "square", "boundary")
 TARGETS_HELP = "reference | host | qemu | renode | serial[:PORT]"
 
 
@@ -70,11 +70,45 @@ def c_prefix(text: str) -> str:
     return text
 
 
-def attack_list(text: str) -> list[str]:
-    names = [a.strip().lower() for a in text.split(",") if a.strip()]
-    if not names or any(a not in ATTACKS for a in names):
-        raise argparse.ArgumentTypeError(f"unknown attack(s) '{text}'; choose from {','.join(ATTACKS)}")
-    return names
+def choice_list(choices: Sequence[str], what: str) -> Callable[[str], list[str]]:
+    """A comma-separated subset of `choices`."""
+    def parse(text: str) -> list[str]:
+        names = [a.strip().lower() for a in text.split(",") if a.strip()]
+        if not names or any(a not in choices for a in names):
+            raise argparse.ArgumentTypeError(f"unknown {what}(s) '{text}'; choose from {','.join(choices)}")
+        return names
+    return parse
+
+
+attack_list = choice_list(ATTACKS, "attack")
+
+
+def eps_spec(text: str) -> tuple[str | None, list[float]]:
+    """'0.05,0.1' (the one --norm) or 'l2:0.5,1' (that norm)."""
+    norm, sep, values = text.partition(":")
+    if not sep:
+        return None, float_list(text)
+    if norm.strip().lower() not in NORMS:
+        raise argparse.ArgumentTypeError(f"unknown norm '{norm}' in --eps; choose from {','.join(NORMS)}")
+    return norm.strip().lower(), float_list(values)
+
+
+def name_value(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got '{text}'")
+    return name.strip(), value.strip()
+
+
+def jobs_count(text: str) -> int:
+    """A positive number of processes, or 0 for one per CPU."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of processes, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (one per CPU) or positive, got {value}")
+    return value
 
 
 # ---------------------------------------------------------------- the parser
@@ -136,17 +170,42 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(p)
 
     p = sub.add_parser("robustness", formatter_class=fmt,
-                       help="adversarial robustness (ART) of the deployed model, confirmed on a target")
-    p.add_argument("model", type=Path, metavar="MODEL.h5", help="the trained QKeras model")
+                       help="adversarial robustness (ART) of deployed models, confirmed on a target; several "
+                            "models give one comparison table")
+    p.add_argument("models", type=Path, nargs="+", metavar="MODEL.h5",
+                   help="trained QKeras/Keras models, all evaluated on the same samples, seeds and budgets")
     p.add_argument("--data", type=Path, required=True, help="dataset .npz with x (N, …) float32 and y (N,) labels")
     p.add_argument("--target", default="reference", help=TARGETS_HELP)
-    p.add_argument("--attacks", type=attack_list, default=",".join(ATTACKS), help="comma-separated subset")
-    p.add_argument("--eps", type=float_list, default=None,
-                   help="L∞ budgets in input units, e.g. 0.05,0.1 (default: 0,.02,.05,.1,.2,.3 × input range)")
+    p.add_argument("--attacks", type=attack_list, default=None,
+                   help=f"comma-separated, from {','.join(ATTACKS)} (default: fgsm,pgd,apgd-ce,square,noise)")
+    p.add_argument("--threat-models", type=choice_list(GRADIENT_THREATS, "threat model"), default=None,
+                   help="what the gradient attacks may use: ste (the QKeras model's straight-through gradients), "
+                        "bpda (the deployed model forward, those gradients backward), transfer (a float --source "
+                        "model) (default: ste,bpda, plus transfer with --source)")
+    p.add_argument("--source", type=Path, default=None, metavar="SOURCE.h5",
+                   help="a separate float model for the transfer threat model")
+    p.add_argument("--norm", type=choice_list(NORMS, "norm"), default=["linf"], help="comma-separated norms")
+    p.add_argument("--eps", type=eps_spec, action="append", default=None, metavar="[NORM:]E1,E2,…",
+                   help="ε in the units of the data's x, per norm (repeat for several norms); default: "
+                        ".05,.1,.2,.3 × the data's range (× √D for l2, × D for l1)")
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N samples")
-    p.add_argument("--seed", type=int, default=0, help="seed for numpy, TensorFlow and the attacks")
+    p.add_argument("--seed", type=int, default=0, help="one seed for every attack: same seed, same report")
+    p.add_argument("--iterations", type=positive_int, default=None, help="steps of PGD, APGD and C&W (default 20)")
+    p.add_argument("--restarts", type=positive_int, default=None,
+                   help="random restarts of PGD, APGD and Square (default 1)")
+    p.add_argument("--queries", type=positive_int, default=None,
+                   help="per-sample query budget of the black-box attacks (default 1000; the paper used 10000)")
+    p.add_argument("--budget", type=name_value, action="append", default=[], metavar="NAME=VALUE",
+                   help="any other budget, e.g. cw_binary_search_steps=5 (the JSON lists them all)")
+    p.add_argument("--folds", type=positive_int, default=None, help="also report robust accuracy over K folds")
+    p.add_argument("--jobs", type=jobs_count, default=0,
+                   help="processes crafting in parallel (0: one per CPU); results do not depend on it")
+    p.add_argument("--shard-size", type=positive_int, default=100,
+                   help="samples per unit of work (with --seed, fixes the result)")
+    p.add_argument("--strict", action="store_true", help="exit 4 when a gradient-masking check is flagged")
     p.add_argument("--json", type=Path, default=None, help="write the JSON report here")
     p.add_argument("--html", type=Path, default=None, help="write the HTML report (with plots) here")
+    p.add_argument("--markdown", type=Path, default=None, help="write the Markdown table here")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _model_options(p)
 
@@ -196,8 +255,11 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
         progress=not a.no_progress, host_sanitize=a.host_sanitize, layers=a.layers, profile=a.profile,
         **_model_kwargs(a)),
     "robustness": lambda a: lazy.workflow("robustness.command").robustness_command(
-        model=a.model, data=a.data, target=a.target, attacks=a.attacks, eps=a.eps, limit=a.limit, seed=a.seed,
-        json_path=a.json, html_path=a.html, progress=not a.no_progress, **_model_kwargs(a)),
+        models=a.models, data=a.data, target=a.target, attacks=a.attacks, threat_models=a.threat_models,
+        source=a.source, norms=a.norm, eps=a.eps, limit=a.limit, seed=a.seed, iterations=a.iterations,
+        restarts=a.restarts, queries=a.queries, budget=dict(a.budget), folds=a.folds, jobs=a.jobs,
+        shard_size=a.shard_size, strict=a.strict, json_path=a.json, html_path=a.html, markdown_path=a.markdown,
+        progress=not a.no_progress, **_model_kwargs(a)),
     "demo": lambda a: lazy.workflow("demo").demo_command(work_dir=a.work_dir, target=a.target, limit=a.limit),
     "bench": lambda a: lazy.workflow("bench").bench_command(
         json_path=a.json, quick=a.quick, with_model=not a.no_model, work_dir=a.work_dir),

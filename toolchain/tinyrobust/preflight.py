@@ -129,7 +129,11 @@ def _robustness(a: argparse.Namespace) -> None:
     data_file(a.calibration, "--calibration")
     _optional_file(a.json, "--json")
     _optional_file(a.html, "--html")
-    model(a.model, export_dir_allowed=False)
+    _optional_file(a.markdown, "--markdown")
+    for path in a.models:
+        model(path, export_dir_allowed=False)
+    if a.source is not None:
+        model(a.source, export_dir_allowed=False)
 
 
 DEMO_MARKER = "TINYROBUST-DEMO.txt"  # a folder holding it is an earlier demo's, refreshed by the next run

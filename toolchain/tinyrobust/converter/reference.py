@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from functools import cached_property
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from .ops import family_of
 from .ops.base import Op, OpFn
@@ -26,6 +27,10 @@ from .program import Program
 CHUNK_BYTES = 64 * 2**20
 MAX_CHUNK = 512
 _BYTES_PER_WINDOW_ELEMENT = 13  # int8 window + float64 copy + slack for the int64 accumulator
+# The reference runs BLAS on one thread: its products are small, and on a shared machine a second
+# BLAS thread spinning for a busy core made a 0.3 ms product take 8 ms. Parallelism comes from
+# running several references at once (tinyrobust robustness --jobs N).
+_BLAS = ThreadpoolController()
 
 
 class Reference:
@@ -65,7 +70,8 @@ class Reference:
         values: dict[str, np.ndarray] = {prog.input: x}
         for op, fn in self._ops:
             result = fn([self._batched(values, t, n) for t in op.inputs])
-            values[op.output] = np.asarray(result).reshape(n, *prog.tensor(op.output).shape).astype(np.int8)
+            values[op.output] = np.asarray(result).reshape(n, *prog.tensor(op.output).shape).astype(np.int8,
+                                                                                                     copy=False)
         return values
 
     def run_op(self, index: int, inputs: list[np.ndarray]) -> np.ndarray:
@@ -77,7 +83,8 @@ class Reference:
     def run_layers_batch(self, x_int8: np.ndarray) -> list[np.ndarray]:
         """Every op's output, (N, output bytes) int8 each, for a batch x (N, …), in op order."""
         n = len(x_int8)
-        values = self._execute(x_int8)
+        with _BLAS.limit(limits=1, user_api="blas"):
+            values = self._execute(x_int8)
         return [values[op.output].reshape(n, -1) for op in self.program.ops]
 
     def run_layers(self, x_int8: np.ndarray) -> list[np.ndarray]:
@@ -96,8 +103,10 @@ class Reference:
             return np.zeros((0, width), np.int8)
         step = chunk or self.chunk
         out = np.empty((len(x_int8), width), np.int8)
-        for start in range(0, len(x_int8), step):
-            part = x_int8[start:start + step]
-            values = self._execute(part)
-            out[start:start + len(part)] = self._batched(values, self.program.output, len(part)).reshape(len(part), -1)
+        with _BLAS.limit(limits=1, user_api="blas"):
+            for start in range(0, len(x_int8), step):
+                part = x_int8[start:start + step]
+                values = self._execute(part)
+                out[start:start + len(part)] = self._batched(values, self.program.output,
+                                                             len(part)).reshape(len(part), -1)
         return out

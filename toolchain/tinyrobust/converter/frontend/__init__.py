@@ -27,5 +27,8 @@ with quiet_startup():  # TensorFlow's absl/CUDA start-up lines are not for tinyr
 # TensorFlow's Python warnings are advice to library authors (e.g. "GradientTape.gradient on a persistent
 # tape … less efficient", raised inside ART), nothing a tinyrobust user can act on; errors still show.
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
+# ART logs per-sample remarks ("Adversarial example found but not optimal") that the robustness report
+# already quantifies (the perturbation received); only its errors are shown.
+logging.getLogger("art").setLevel(logging.ERROR)
 
 __all__ = ["load_model", "build_graph", "tensor_samples", "tensor_values", "predict", "models", "attacks"]

@@ -107,13 +107,70 @@ def digits_cnn() -> Any:
     return keras.Model(inp, x, name="digits_stq")
 
 
-def train_digits_cnn(path: Path, x: np.ndarray, y: np.ndarray, *, epochs: int = 30, seed: int = 1) -> Path:
-    """digits_cnn trained on (x, y) with Adam (deterministic with `seed`), saved as .h5 at `path`."""
+def digits_float_cnn() -> Any:
+    """digits_cnn's full-precision twin: the same layers in plain Keras, no quantizers."""
+    inp = keras.Input((8, 8, 1), name="image")
+    x = layers.Conv2D(16, (3, 3), padding="same", name="conv1")(inp)
+    x = layers.ReLU(name="act1")(layers.BatchNormalization(name="bn1")(x))
+    x = layers.DepthwiseConv2D((3, 3), padding="same", name="dw2")(x)
+    x = layers.ReLU(name="act2")(layers.BatchNormalization(name="bn2")(x))
+    x = layers.MaxPooling2D((2, 2), name="pool2")(x)
+    x = layers.Conv2D(32, (3, 3), padding="same", name="conv3")(x)
+    x = layers.ReLU(name="act3")(layers.BatchNormalization(name="bn3")(x))
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(10, name="logits")(x)
+    x = layers.Activation("softmax", name="softmax")(x)
+    return keras.Model(inp, x, name="digits_float")
+
+
+def train_digits_cnn(path: Path, x: np.ndarray, y: np.ndarray, *, epochs: int = 30, seed: int = 1,
+                     build: Any = digits_cnn, jacobian_weight: float = 0.0) -> Path:
+    """A digits model (digits_cnn by default) trained on (x, y) with Adam (deterministic with `seed`),
+    saved as .h5 at `path`.
+
+    jacobian_weight > 0 adds Jacobian regularisation (seed 000's JR): λ · ‖vᵀ J‖² per sample, J the
+    Jacobian of the logits with respect to the input and v a random unit vector (one random
+    projection estimates ‖J‖²_F / K, Hoffman et al. 2019).
+    """
     tf.keras.utils.set_random_seed(seed)
-    model = digits_cnn()
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
+    model = build()
+    if jacobian_weight <= 0:
+        model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
+    else:
+        _fit_with_jacobian_penalty(model, x, y, epochs=epochs, weight=jacobian_weight, seed=seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(path)
     return path
+
+
+def _fit_with_jacobian_penalty(model: Any, x: np.ndarray, y: np.ndarray, *, epochs: int, weight: float,
+                               seed: int) -> None:
+    logits_model = keras.Model(model.inputs, model.layers[-1].input)  # below the final softmax
+    optimizer = keras.optimizers.Adam(3e-3)
+    ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    rng = np.random.default_rng(seed)
+
+    @tf.function
+    def step(xb: Any, yb: Any, v: Any) -> Any:
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                inner.watch(xb)
+                logits = logits_model(xb, training=True)
+                projected = tf.reduce_sum(logits * v)
+            jv = inner.gradient(projected, xb)  # vᵀ J for every sample
+            penalty = tf.reduce_mean(tf.reduce_sum(tf.reshape(jv * jv, (tf.shape(xb)[0], -1)), axis=1))
+            loss = ce(yb, logits) + weight * penalty
+        grads = outer.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss
+
+    n_classes = int(model.output_shape[-1])
+    for _ in range(epochs):
+        order = rng.permutation(len(x))
+        for start in range(0, len(x), 32):
+            idx = order[start:start + 32]
+            v = rng.standard_normal((len(idx), n_classes)).astype(np.float32)
+            v /= np.linalg.norm(v, axis=1, keepdims=True)
+            step(tf.constant(x[idx]), tf.constant(y[idx]), tf.constant(v))

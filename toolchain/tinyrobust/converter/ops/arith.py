@@ -86,20 +86,28 @@ def max_magnitude(w: np.ndarray) -> int:
     return max(-int(w.min(initial=0)), int(w.max(initial=0)))
 
 
-def exact_dot(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """x @ w as int64, exactly, for int8 activations x (…, K) and integer weights w (K, M).
+@dataclass(frozen=True)
+class ExactMatrix:
+    """Integer weights w (K, M), cast once to the narrowest type in which x @ w is exact for int8
+    activations x: every partial sum is bounded by K · 128 · max|w|, so BLAS in float32 or float64 is
+    used when that bound keeps it an exactly representable integer (any summation order), else int64."""
 
-    Every partial sum is bounded by K · 128 · max|w|; BLAS in float32 or float64 is used when that
-    bound keeps it an exactly representable integer (any summation order), else int64 matmul.
-    """
-    bound = x.shape[-1] * INT8_MAGNITUDE * max_magnitude(w)
-    if bound < _EXACT_FLOAT32_LIMIT:
-        dtype: type = np.float32
-    elif bound < _EXACT_FLOAT64_LIMIT:
-        dtype = np.float64
-    else:
-        return x.astype(np.int64) @ w.astype(np.int64)
-    return (x.astype(dtype) @ w.astype(dtype)).astype(np.int64)
+    values: np.ndarray
+
+    @staticmethod
+    def of(w: np.ndarray) -> ExactMatrix:
+        bound = w.shape[0] * INT8_MAGNITUDE * max_magnitude(w)
+        dtype = np.float32 if bound < _EXACT_FLOAT32_LIMIT else np.float64 if bound < _EXACT_FLOAT64_LIMIT else np.int64
+        return ExactMatrix(np.ascontiguousarray(w, dtype=dtype))
+
+    def dot(self, x: np.ndarray) -> np.ndarray:
+        """x (…, K) @ w as int64."""
+        return (x.astype(self.values.dtype) @ self.values).astype(np.int64, copy=False)
+
+
+def exact_dot(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """x @ w as int64, exactly, for int8 activations x (…, K) and integer weights w (K, M)."""
+    return ExactMatrix.of(w).dot(x)
 
 
 # ---------------------------------------------------------------- tables of the arithmetic above
@@ -117,8 +125,8 @@ TABLE_LIMIT = 1 << 22  # int8 entries per op (4 MiB)
 class ChannelStage:
     """acc = sums · 2^bias_shift + bias, then the output stage, per output channel (the last axis).
 
-    With a table (one row of 2·bound + 1 entries per channel) the output is table[c, sums + bound];
-    `bound` bounds |sums| for any int8 input (128 · Σ|w| of the channel's weights).
+    With a table (one row of 2·B + 1 entries per channel, B the largest bound on |sums| for any int8
+    input: 128 · Σ|w| of a channel's weights) the output is table[c, sums + B].
     """
 
     bias: np.ndarray
@@ -128,16 +136,15 @@ class ChannelStage:
     output_offset: int
     act_min: int
     act_max: int
-    table: np.ndarray | None = None
-    bound: int = 0
+    table: np.ndarray | None = None  # flattened (C_out, 2·bound + 1)
+    base: np.ndarray | None = None  # per channel: where sum 0 sits in `table`
 
     def __call__(self, sums: np.ndarray) -> np.ndarray:
         if self.table is None:
             acc = with_bias(sums, self.bias, self.bias_shift)
             return output_stage(acc, self.multiplier, self.shift, self.output_offset, self.act_min, self.act_max)
-        cout = self.table.shape[0]
-        base = np.arange(cout, dtype=np.int64) * self.table.shape[1] + self.bound
-        return self.table.reshape(-1).take(sums + base)
+        index = sums + self.base
+        return self.table.take(index)
 
     @staticmethod
     def build(sum_bound: np.ndarray, bias: np.ndarray, bias_shift: int, multiplier: np.ndarray, shift: np.ndarray,
@@ -156,8 +163,10 @@ class ChannelStage:
             table = direct(reachable)
         except OverflowError:
             return direct
+        width = 2 * bound + 1
+        base = np.arange(len(sum_bound), dtype=np.int64) * width + bound
         return ChannelStage(direct.bias, bias_shift, direct.multiplier, direct.shift, output_offset, act_min, act_max,
-                            np.ascontiguousarray(table.T), bound)
+                            np.ascontiguousarray(table.T).reshape(-1), base)
 
 
 def weight_sum_bound(rows: np.ndarray) -> np.ndarray:

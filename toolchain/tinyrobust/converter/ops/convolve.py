@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import packing
 from ..ir import ConvNode, Graph
-from .arith import ChannelStage, exact_dot, patches, weight_sum_bound
+from .arith import ChannelStage, ExactMatrix, patches, weight_sum_bound
 from .base import HWC, Clamp, Op, OpFamily, OpFn, Tile
 from .lowering import Lowered, LowerOptions
 from .weighted import WEIGHTED_ARRAYS, lower_weighted, unpacked_rows
@@ -40,9 +40,9 @@ def convolve(x: np.ndarray, weights: np.ndarray, bias: np.ndarray, multiplier: n
     return stage(convolve_sums(x, weights, p))
 
 
-def convolve_sums(x: np.ndarray, weights: np.ndarray, p: ConvParams) -> np.ndarray:
+def convolve_sums(x: np.ndarray, weights: np.ndarray, p: ConvParams, matrix: ExactMatrix | None = None) -> np.ndarray:
     """Σ w·x of every output, int64 [N, OH, OW, C_out]: im2col, then one exact matrix product for
-    the whole batch."""
+    the whole batch (`matrix`: the weights already prepared by ExactMatrix.of)."""
     cout, kh, kw, cin = weights.shape
     x = np.asarray(x, dtype=np.int8)
     if x.ndim != 4 or x.shape[3] != cin:
@@ -50,7 +50,8 @@ def convolve_sums(x: np.ndarray, weights: np.ndarray, p: ConvParams) -> np.ndarr
     n, out_hw = len(x), (p.output.h, p.output.w)
     win = patches(x, kh, kw, (p.stride.h, p.stride.w), (p.padding.h, p.padding.w), out_hw, p.pad_value)
     cols = win.reshape(n * out_hw[0] * out_hw[1], kh * kw * cin)
-    return exact_dot(cols, weights.reshape(cout, -1).T).reshape(n, out_hw[0], out_hw[1], cout)
+    matrix = matrix or ExactMatrix.of(weights.reshape(cout, -1).T)
+    return matrix.dot(cols).reshape(n, out_hw[0], out_hw[1], cout)
 
 
 def scratch_bytes(p: ConvParams, fmt: str) -> int:
@@ -97,7 +98,8 @@ def _reference(op: Op) -> OpFn:
     stage = ChannelStage.build(weight_sum_bound(w.reshape(p.output.c, -1)), a["bias"], p.bias_shift, a["multiplier"],
                                a["shift"], p.output_offset, p.activation.min, p.activation.max)
     shape = (p.input.h, p.input.w, p.input.c)
-    return lambda xs: stage(convolve_sums(xs[0].reshape(-1, *shape), w, p))
+    matrix = ExactMatrix.of(w.reshape(p.output.c, -1).T)
+    return lambda xs: stage(convolve_sums(xs[0].reshape(-1, *shape), w, p, matrix))
 
 
 def _macs(p: ConvParams) -> int:

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import packing
 from ..ir import ConvNode, Graph
-from .arith import ChannelStage, exact_dot, weight_sum_bound
+from .arith import ChannelStage, ExactMatrix, weight_sum_bound
 from .base import Clamp, Op, OpFamily, OpFn
 from .lowering import Lowered, LowerOptions
 from .weighted import WEIGHTED_ARRAYS, lower_weighted, unpacked_rows
@@ -37,10 +37,11 @@ def fully_connected(x: np.ndarray, weights: np.ndarray, bias: np.ndarray, multip
     return stage(fully_connected_sums(x, weights))
 
 
-def fully_connected_sums(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Σ w·x of every output, int64 [N, C_out]: one exact matrix product for the whole batch."""
+def fully_connected_sums(x: np.ndarray, weights: np.ndarray, matrix: ExactMatrix | None = None) -> np.ndarray:
+    """Σ w·x of every output, int64 [N, C_out]: one exact matrix product for the whole batch
+    (`matrix`: the weights already prepared by ExactMatrix.of)."""
     x = np.asarray(x, dtype=np.int8)
-    return exact_dot(x.reshape(len(x), -1), weights.T)
+    return (matrix or ExactMatrix.of(weights.T)).dot(x.reshape(len(x), -1))
 
 
 # TR_FC_TABLE_MIN_ROWS in tr_fully_connected_s8_t2.c: from this many outputs on, the t2 kernel's
@@ -73,7 +74,8 @@ def _reference(op: Op) -> OpFn:
     a = op.arrays
     stage = ChannelStage.build(weight_sum_bound(w), a["bias"], p.bias_shift, a["multiplier"], a["shift"],
                                p.output_offset, p.activation.min, p.activation.max)
-    return lambda xs: stage(fully_connected_sums(xs[0], w))
+    matrix = ExactMatrix.of(w.T)
+    return lambda xs: stage(fully_connected_sums(xs[0], w, matrix))
 
 
 FAMILY = OpFamily(

@@ -1,501 +1,368 @@
 """Adversarial robustness of the *deployed integer* model, measured on a target.
 
-White-box attacks (FGSM, PGD over an ε sweep, C&W-L2) are crafted with ART on the float Keras
-model and transferred to the deployed model, the setting of seed 002. Black-box attacks (Square,
-Boundary) query the bit-exact numpy reference of the integer model; every final adversarial
-example is then run on the target and *confirmed*: the target's output bytes must equal the
-reference's, so the label flip found on the host holds on the device.
+For every row (an attack under a threat model, in a norm; threats.py) and every ε, the shards
+(shards.py) craft int8 inputs on the firmware's grid, within ε of what the device receives for the
+clean sample (perturbation.py). Then every distinct input goes to the target once, and to the
+bit-exact reference: the target's bytes must equal the reference's, and every label flip a black-box
+attack found on the reference must hold on the target. Accuracy is the target's.
 
-Every input sent to a target is first quantised to the firmware's input grid; the perturbation
-reported is the effective one after that rounding, in real input units. ε is in the same units.
-
-Decisions (written down here because DESIGN.md is silent on them):
-- Accuracy is over all evaluated samples (clean mistakes included), as in Table IV of seed 000.
-- Boundary is a minimum-perturbation attack with no ε. It is reported twice: unbounded (did the
-  label flip at all within the query budget) and ε-bounded (a flip counts only when the effective
-  L∞ perturbation is ≤ ε). The table uses the ε-bounded value at the main ε. C&W-L2 is reported
-  unbounded, with its mean L2.
-- Boundary and C&W only attack samples the model classifies correctly; the rest keep their clean
-  input. An untargeted Boundary attack on a misclassified sample would push it *away* from the
-  wrong label and could "repair" it.
+Decisions where the issue is silent:
+- Attacks start from the clean input as the device sees it (quantised), and an L∞ ε is used as the
+  largest whole number of grid steps within it; an ε below one grid step cannot reach the device and
+  is reported as such (the point equals clean).
+- Minimum-perturbation attacks (C&W, HopSkipJump, Boundary, ZOO) only attack samples the deployed
+  model gets right, and are evaluated at each ε by projecting their example into that ε-ball (after
+  quantisation); their unbounded point is the example as found.
+- The surrogate accuracy of a point is the QKeras model's plain accuracy on the same int8 inputs,
+  dequantised: what the STE surrogate believes, beside what the device does.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import hashlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ... import console, lazy
-
-# ART imports TensorFlow: the frontend first, so the legacy-Keras switch holds and TensorFlow's (and
-# ART's "PyTorch not found") start-up lines are filtered as everywhere else.
-lazy.frontend()
-# ART logs per-sample remarks ("Adversarial example found but not optimal") that the report already
-# quantifies (the effective perturbation); only its errors are shown.
-logging.getLogger("art").setLevel(logging.ERROR)
-
-from art.attacks.evasion import (  # noqa: E402
-    BoundaryAttack,
-    CarliniL2Method,
-    FastGradientMethod,
-    ProjectedGradientDescent,
-    SquareAttack,
+from ... import __version__, console
+from ...converter.pipeline import DeployedModel
+from ...dataset import Dataset
+from ...errors import DatasetError
+from .budget import AttackBudget
+from .crafting import UNBOUNDED, image_view
+from .errors import RobustnessError
+from .masking import with_masking_checks
+from .perturbation import InputGrid, default_eps, norm_of, received
+from .results import (
+    MAX_LISTED_MISMATCHES,
+    Confirmation,
+    Evaluation,
+    Folds,
+    GradientCheck,
+    ModelResult,
+    Perturbation,
+    Point,
+    Rate,
+    Row,
 )
-from art.estimators.classification.blackbox import BlackBoxClassifierNeuralNetwork  # noqa: E402
-
-from ...converter.pipeline import DeployedModel  # noqa: E402
-from ...dataset import Dataset  # noqa: E402
-from .masking import with_masking_checks  # noqa: E402
-from .results import (  # noqa: E402
+from .shards import ModelSpec, ShardResult, register_context, run_shards, shard_tasks
+from .threats import (
     ATTACKS,
     BLACK_BOX,
-    DEFAULT_EPS_UNIT,
-    MAIN_EPS_UNIT,
-    MAX_LISTED_MISMATCHES,
-    SWEPT,
-    WHITE_BOX,
-    AttackBudget,
-    AttackPoint,
-    Confirmation,
-    Perturbation,
-    RobustnessError,
-    RobustnessResult,
-    TargetRunner,
+    BLACK_BOX_ATTACKS,
+    BPDA,
+    GRADIENT_ATTACKS,
+    GRADIENT_THREATS,
+    NORMS,
+    SQUARE,
+    STE,
+    TRANSFER,
+    row_keys,
 )
 
-# ---------------------------------------------------------------------------------------------------
-# Helpers on the deployed model
-# ---------------------------------------------------------------------------------------------------
+# What a target runner does: int8 inputs (N, D) → int8 outputs (N, K) and, where the target counts,
+# per-inference counts (N,) in `unit`.
+TargetRun = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 
-
-# Crafting cost per ε in units of one FGSM pass over the samples, measured on the digits example (40
-# samples, 2 cores, every attack alone, the fixed overhead taken out): FGSM 0.13 s, PGD 2.6 s, C&W 30 s,
-# Square 14 s, Boundary 65 s at the default budget. Counting each attack as one step made the ETA 5x wrong.
-CW_WORK_PER_ITERATION = 11.5  # per binary-search step and iteration (its line searches run forward passes)
-SQUARE_WORK_PER_ITERATION = 0.54  # a reference query per iteration, on the samples not yet fooled
-BOUNDARY_WORK_PER_QUERY = 0.125  # trials x samples per iteration, each a reference query
-
-
-def attack_work(attack: str, budget: AttackBudget) -> float:
-    """Expected crafting work of one run of `attack` (one ε), relative to FGSM; progress is weighted by it."""
-    if attack == "fgsm":
-        return 1.0
-    if attack == "pgd":
-        return float(budget.pgd_max_iter * max(1, budget.pgd_random_init))
-    if attack == "cw":
-        return CW_WORK_PER_ITERATION * budget.cw_binary_search_steps * budget.cw_max_iter
-    if attack == "square":
-        return SQUARE_WORK_PER_ITERATION * budget.square_max_iter
-    if attack == "boundary":
-        queries = budget.boundary_max_iter * budget.boundary_num_trial * budget.boundary_sample_size
-        return BOUNDARY_WORK_PER_QUERY * queries
-    raise RobustnessError(f"unknown attack '{attack}'")
-
-
-def input_clip_range(model: DeployedModel) -> tuple[float, float]:
-    """The real-valued range the firmware's input grid can represent: [s·(qmin−zp), s·(qmax−zp)]."""
-    iq = model.program.input_quantization
-    return float(iq.scale * (iq.qmin - iq.zero_point)), float(iq.scale * (iq.qmax - iq.zero_point))
-
-
-def default_eps(model: DeployedModel) -> list[float]:
-    lo, hi = input_clip_range(model)
-    return [round(e * (hi - lo), 6) for e in DEFAULT_EPS_UNIT]
-
-
-def _choose_main_eps(eps: Sequence[float], width: float) -> float:
-    """The sweep value closest to 0.1 of the input range (Square's ε and the table's column)."""
-    nonzero = [e for e in eps if e > 0]
-    if not nonzero:
-        raise RobustnessError("the ε sweep needs at least one ε > 0")
-    return min(nonzero, key=lambda e: (abs(e - MAIN_EPS_UNIT * width), e))
-
-
-def _square_p_init(height: int, width: int) -> float:
-    """Initial fraction of pixels in Square's first tile: ART's 0.8, shrunk until the tile fits.
-
-    ART (1.20) draws a square tile of side round(sqrt(p·H·W)) and places it with
-    randint(0, H − side) and randint(0, W − side), so it needs side ≤ min(H, W) − 1. The default
-    p = 0.8 breaks that on small or narrow inputs: 4×4 (side 4 → randint(0, 0) raises) or a 49×10
-    MFCC map as in Table IV's GSC row (side 20 > W = 10). We take the largest p ≤ 0.8 whose tile
-    is at most min(H, W) − 1. On 8×8 digits that is 49/64 (side 7, the same tile as the default;
-    ART's halving schedule then gives sides 5, 4, 3, 2, 1). Measured on the digits test model,
-    ε = 0.1, 80 samples, 3 seeds: p = 0.05 / 0.1 / 0.25 / 0.5 / 0.8 left 78.8 / 74.6 / 74.6 /
-    72.5 / 72.5 % accuracy, so on 8×8 the large first tile is not a handicap; only the fit matters.
-    """
-    side = min(height, width)
-    return min(0.8, (side - 1) ** 2 / float(height * width))
-
-
-# ---------------------------------------------------------------------------------------------------
-# The evaluation
-# ---------------------------------------------------------------------------------------------------
+# The default run: the cheap gradient attacks under both threat models that need no second model,
+# the score-based black-box attack and the noise floor (C&W, HopSkipJump, Boundary, ZOO and APGD-DLR
+# on request: they cost minutes each on 600 samples).
+DEFAULT_ATTACKS = ("fgsm", "pgd", "apgd-ce", "square", "noise")
+DEFAULT_THREATS = (STE, BPDA)
+DEFAULT_SHARD_SIZE = 100
 
 
 @dataclass(frozen=True)
-class _Crafted:
-    """Inputs crafted by one attack at one ε, before evaluation."""
+class Settings:
+    """What to run, identical for every model of a comparison."""
 
-    attack: str
-    eps: float | None
-    x_adv: np.ndarray  # float, model input shape
+    attacks: tuple[str, ...] = DEFAULT_ATTACKS
+    threat_models: tuple[str, ...] = DEFAULT_THREATS  # for gradient attacks; transfer needs a source
+    norms: tuple[str, ...] = ("linf",)
+    eps: Mapping[str, tuple[float, ...]] | None = None  # per norm; None → default_eps from the data
+    budget: AttackBudget = AttackBudget()
+    seed: int = 0
+    limit: int | None = None
+    folds: int | None = None
+    jobs: int = 1
+    shard_size: int = DEFAULT_SHARD_SIZE
+
+    def normalised(self) -> Settings:
+        attacks = tuple(dict.fromkeys(a.strip().lower() for a in self.attacks))
+        threats = tuple(dict.fromkeys(t.strip().lower() for t in self.threat_models))
+        norms = tuple(dict.fromkeys(n.strip().lower() for n in self.norms))
+        unknown = [a for a in attacks if a not in ATTACKS]
+        if unknown or not attacks:
+            raise RobustnessError(f"unknown attack(s) {', '.join(unknown) or '(none)'}; "
+                                  f"choose from {', '.join(ATTACKS)}")
+        bad = [t for t in threats if t not in GRADIENT_THREATS]
+        if bad:
+            raise RobustnessError(f"unknown threat model(s) {', '.join(bad)}; "
+                                  f"choose from {', '.join(GRADIENT_THREATS)}")
+        bad = [n for n in norms if n not in NORMS]
+        if bad or not norms:
+            raise RobustnessError(f"unknown norm(s) {', '.join(bad) or '(none)'}; choose from {', '.join(NORMS)}")
+        if self.limit is not None and self.limit <= 0:
+            raise RobustnessError(f"--limit must be positive, got {self.limit}")
+        if self.folds is not None and self.folds < 2:
+            raise RobustnessError(f"--folds must be at least 2, got {self.folds}")
+        if self.jobs < 1 or self.shard_size < 1:
+            raise RobustnessError("--jobs and --shard-size must be positive")
+        eps = None
+        if self.eps is not None:
+            eps = {}
+            for norm, values in self.eps.items():
+                if norm not in norms:
+                    raise RobustnessError(f"ε given for norm {norm}, which is not in --norm {','.join(norms)}")
+                if any((not np.isfinite(e)) or e <= 0 for e in values):
+                    raise RobustnessError(f"ε values must be finite and > 0, got {list(values)} ({norm})")
+                eps[norm] = tuple(sorted({float(e) for e in values}))
+        return replace(self, attacks=attacks, threat_models=threats, norms=norms, eps=eps)
 
 
-def _check_inputs(model: DeployedModel, data: Dataset, attacks: Sequence[str], eps: Sequence[float]) -> int:
-    if model.keras_model is None and any(a in WHITE_BOX for a in attacks):
-        raise RobustnessError("white-box attacks need the Keras model: give MODEL.h5, not an export directory")
-    unknown = [a for a in attacks if a not in ATTACKS]
-    if unknown:
-        raise RobustnessError(f"unknown attack(s) {', '.join(unknown)}; choose from {', '.join(ATTACKS)}")
-    if not attacks:
-        raise RobustnessError("no attacks selected")
-    shape = tuple(model.program.tensor(model.program.input).shape)
-    if tuple(data.x.shape[1:]) != shape:
-        raise RobustnessError(f"samples have shape {tuple(data.x.shape[1:])}, the model takes {shape}")
+@dataclass(frozen=True)
+class ModelUnderTest:
+    """A deployed model, how to reach its target, and how workers rebuild it."""
+
+    name: str
+    deployed: DeployedModel
+    run_target: TargetRun | None  # None: the reference is the target
+    target_name: str
+    counter_unit: str | None
+    flash_bytes: int
+    model_sha256: str | None = None
+    spec: ModelSpec | None = None  # None: shards run in this process only
+    source: Any | None = None  # the transfer source's Keras model
+
+
+def data_sha256(data: Dataset) -> str:
+    h = hashlib.sha256(np.ascontiguousarray(data.x, dtype=np.float32).tobytes())
+    h.update(np.ascontiguousarray(data.y, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def check_data(model: DeployedModel, data: Dataset) -> None:
+    """The samples fit the model and every label is one of its classes: a label at or above the class
+    count would count as an error under every attack and quietly lower every number of the report.
+    The command calls this right after conversion, before a firmware is built for the target."""
+    program = model.program
+    data.check_shape(program.tensor(program.input).shape, "--data")
     if data.y is None:
-        raise RobustnessError("the dataset has no labels 'y'")
-    nb_classes = int(np.prod(model.program.tensor(model.program.output).shape))
-    if len(data.y) and (data.y.min() < 0 or data.y.max() >= nb_classes):
-        raise RobustnessError(f"labels must be in [0, {nb_classes}), got [{data.y.min()}, {data.y.max()}]")
-    if "square" in attacks:
-        view = _image_view(shape)
+        raise DatasetError("--data: no array 'y' of labels (robustness needs them)")
+    if len(data) == 0:
+        raise DatasetError("--data: the dataset is empty")
+    if data.y.min() < 0:  # Dataset.load refuses these; a Dataset built in code may still hold them
+        raise DatasetError(f"--data: {int((data.y < 0).sum())} of {len(data.y)} labels are negative "
+                           f"(e.g. {int(data.y.min())}); labels are classes 0, 1, 2, …")
+    data.check_labels(int(np.prod(program.tensor(program.output).shape)), "--data")
+
+
+def _check(mut: ModelUnderTest, data: Dataset, settings: Settings) -> None:
+    model = mut.deployed
+    shape = tuple(model.program.tensor(model.program.input).shape)
+    check_data(model, data)
+    gradient = [a for a in settings.attacks if a in GRADIENT_ATTACKS]
+    if gradient and model.keras_model is None and {STE, BPDA} & set(settings.threat_models):
+        raise RobustnessError("gradient attacks under the STE and BPDA threat models need the QKeras model: "
+                              "give MODEL.h5, not an export directory")
+    if gradient and TRANSFER in settings.threat_models and mut.source is None:
+        raise RobustnessError("the transfer threat model needs a float source model: --source model.h5")
+    if mut.source is not None and tuple(mut.source.input_shape[1:]) != shape:
+        raise RobustnessError(f"the --source model takes {tuple(mut.source.input_shape[1:])}, the deployed model "
+                              f"{shape}")
+    if SQUARE in settings.attacks:
+        view = image_view(shape)
         if view is None or min(view[:2]) < 2:
             raise RobustnessError(f"the Square attack needs image inputs (H, W[, C]) with H, W ≥ 2; got {shape}")
-    if any((not np.isfinite(e)) or e < 0 for e in eps):
-        raise RobustnessError(f"ε values must be finite and ≥ 0, got {list(eps)}")
-    if len(data) == 0:
-        raise RobustnessError("the dataset is empty")
-    return nb_classes
 
 
-def _run_target_checked(run_target: TargetRunner, q: np.ndarray, out_bytes: int) -> np.ndarray:
-    out = np.asarray(run_target(q))
-    if out.shape != (len(q), out_bytes):
-        raise RobustnessError(f"the target returned shape {out.shape}, expected {(len(q), out_bytes)}")
-    if out.dtype == np.uint8:
-        out = out.view(np.int8)
-    if out.dtype != np.int8:
-        raise RobustnessError(f"the target returned dtype {out.dtype}, expected int8")
-    return out
+def resolve_eps(settings: Settings, x: np.ndarray) -> dict[str, tuple[float, ...]]:
+    given = settings.eps or {}
+    return {norm: tuple(given[norm]) if norm in given else tuple(default_eps(x, norm)) for norm in settings.norms}
 
 
-def evaluate_robustness(
-    model: DeployedModel,
-    data: Dataset,
-    *,
-    run_target: TargetRunner,
-    attacks: Sequence[str] = ATTACKS,
-    eps: Sequence[float] | None = None,
-    limit: int | None = None,
-    seed: int = 0,
-    progress: bool = True,
-    target_name: str = "target",
-    budget: AttackBudget | None = None,
-) -> RobustnessResult:
-    """Craft adversarial examples, run them on `run_target`, confirm black-box flips bit-exactly."""
-    budget = budget or AttackBudget()
-    if isinstance(attacks, str):  # "fgsm,pgd" from a script, like --attacks
-        attacks = attacks.split(",")
-    attacks = tuple(dict.fromkeys(a.strip().lower() for a in attacks))
-    if limit is not None and limit <= 0:
-        raise RobustnessError(f"--limit must be positive, got {limit}")
-    data = data.limit(limit)
-    eps_list = sorted({float(e) for e in (default_eps(model) if eps is None else eps)})
-    nb_classes = _check_inputs(model, data, attacks, eps_list)
-    # ε = 0 is the clean input; always part of the sweep so curves start at clean accuracy.
-    if 0.0 not in eps_list:
-        eps_list = [0.0, *eps_list]
-    lo, hi = input_clip_range(model)
-    main_eps = _choose_main_eps(eps_list, hi - lo)
+def _unique_rows(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct int8 rows of q and, per row of q, its index among them (first-seen order)."""
+    view = np.ascontiguousarray(q).view(np.dtype((np.void, q.shape[1])))[:, 0]
+    _, first, inverse = np.unique(view, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return q[np.sort(first)], rank[inverse.reshape(-1)]
 
-    # Outside the grid's range the firmware clips anyway; clipping here keeps ART's clip_values honest.
-    x = np.clip(data.x.astype(np.float32), lo, hi)
+
+def evaluate_model(mut: ModelUnderTest, data: Dataset, settings: Settings, *,
+                   progress: bool = False) -> ModelResult:
+    """Every row at every ε for one model; see the module docstring."""
+    t_start = time.perf_counter()
+    settings = settings.normalised()
+    data = data.limit(settings.limit)
+    _check(mut, data, settings)
+    model = mut.deployed
+    x = np.asarray(data.x, dtype=np.float32)
     y = np.asarray(data.y, dtype=np.int64)
     n = len(x)
-    iq = model.program.input_quantization
-    out_spec = model.program.tensor(model.program.output)
-    out_bytes = int(np.prod(out_spec.shape))
+    grid = InputGrid.of(model.program.input_quantization)
+    q_clean = grid.quantize(x)
+    eps = resolve_eps(settings, x)
+    threats = tuple(t for t in settings.threat_models if t != TRANSFER or mut.source is not None)
+    keys = row_keys(settings.attacks, threats, settings.norms)
+    program_sha = model.program.sha256().hex()
 
-    def ref_logits(xf: np.ndarray) -> np.ndarray:
-        q = model.quantize_input(np.asarray(xf, dtype=np.float32))
-        return (out_spec.scale * (model.reference.run(q).astype(np.float64) - out_spec.zero_point)).astype(np.float32)
+    # -- craft, shard by shard -------------------------------------------------------------------------
+    spec = mut.spec or ModelSpec(Path(f"<in-memory {mut.name}>"), None, (0.0, 1.0), "", program_sha)
+    jobs = settings.jobs if mut.spec is not None else 1
+    if jobs <= 1:
+        register_context(spec, model, mut.source)
+    tasks = shard_tasks(spec, x, y, shard_size=settings.shard_size, rows=keys, eps=eps, budget=settings.budget,
+                        seed=settings.seed)
+    # Every shard crafts every row on as many samples: shards are equal work, so counting them weights progress.
+    with console.progress(len(tasks), f"robustness: {mut.name}", unit="shard", enabled=progress) as bar:
+        shards = run_shards(tasks, jobs=jobs, on_done=lambda _r: bar.update(1))
+    t_crafted = time.perf_counter()
 
-    q_clean = model.quantize_input(x)
-    ref_clean_pred = model.reference.run(q_clean).argmax(axis=1)
-    correct = ref_clean_pred == y
+    # -- every distinct input to the target once, and to the reference --------------------------------
+    blocks: list[np.ndarray] = [q_clean]
+    index: dict[tuple[str, str], int] = {}
+    for key in keys:
+        for pk in shards[0].rows[key.id].adversarial:
+            index[(key.id, pk)] = len(blocks)
+            blocks.append(np.concatenate([s.rows[key.id].adversarial[pk] for s in shards]))
+    stacked = np.concatenate(blocks)
+    distinct, where = _unique_rows(stacked)
+    t_ref = time.perf_counter()
+    r_distinct = model.reference.run(distinct)
+    t_ref = time.perf_counter() - t_ref
+    latency = None
+    t_target = time.perf_counter()
+    if mut.run_target is None:
+        t_distinct = r_distinct
+    else:
+        with console.progress(len(distinct), f"robustness: {mut.target_name}", unit="input",
+                              enabled=progress) as bar:
+            t_distinct, counts = mut.run_target(distinct)
+            bar.update(len(distinct))
+        if t_distinct.shape != r_distinct.shape:
+            raise RobustnessError(f"the target returned shape {t_distinct.shape}, expected {r_distinct.shape}")
+        t_distinct = t_distinct.view(np.int8) if t_distinct.dtype == np.uint8 else t_distinct
+        if counts is not None and mut.counter_unit not in (None, "none"):
+            clean_counts = np.asarray(counts)[where[:n]]
+            latency = {"unit": mut.counter_unit, "mean": float(np.mean(clean_counts)),
+                       "max": int(np.max(clean_counts))}
+    t_target = time.perf_counter() - t_target
+    exact_distinct = np.all(t_distinct == r_distinct, axis=1)
+    s_distinct = None
+    if model.keras_model is not None:
+        s_distinct = np.asarray(model.keras_predict(grid.dequantize(distinct).reshape(len(distinct), *x.shape[1:])))
+        s_distinct = s_distinct.argmax(axis=1)
 
-    crafted: list[_Crafted] = []
-    queries: dict[str, int] = {}
-    gradient_source = "not used (black-box attacks only)"
-    white = [a for a in attacks if a in WHITE_BOX]
-    black = [a for a in attacks if a in BLACK_BOX]
-    swept = len([e for e in eps_list if e > 0])
-    work = {a: attack_work(a, budget) * (swept if a in SWEPT else 1) for a in attacks}
-    bar = console.progress(sum(work.values()), "robustness: crafting", enabled=progress, weighted=True)
+    def block(k: int) -> slice:
+        return where[k * n:(k + 1) * n]  # type: ignore[return-value]
 
-    if white:
-        classifier, gradient_source = lazy.frontend().attacks.gradient_classifier(
-            model.keras_model, nb_classes=nb_classes, input_shape=tuple(x.shape[1:]), clip_values=(lo, hi))
-        for attack in white:
-            if attack == "cw":
-                bar.set_postfix_str(attack)
-                crafted.append(_craft_cw(classifier, x, y, correct, budget, seed))
-                bar.update(work[attack])
-                continue
-            for e in eps_list:
-                if e == 0:
-                    continue
-                bar.set_postfix_str(f"{attack} ε={e:g}")
-                crafted.append(_Crafted(attack, e, _craft_gradient(attack, classifier, x, y, e, budget, seed)))
-                bar.update(work[attack] / swept)
+    t_label = t_distinct.argmax(axis=1)
+    r_label = r_distinct.argmax(axis=1)
+    clean_idx = block(0)
+    clean_ok = t_label[clean_idx] == y
+    clean_ref_ok = r_label[clean_idx] == y
+    folds = None
+    if settings.folds:
+        folds = np.random.default_rng(settings.seed).permutation(n) % settings.folds
 
-    if black:
-        # The NeuralNetworkMixin variant: Square requires it (plain BlackBoxClassifier is refused).
-        counter = {"n": 0}
+    rows = []
+    for key in keys:
+        points = []
+        for pk in shards[0].rows[key.id].adversarial:
+            q_adv = blocks[index[(key.id, pk)]]
+            idx = block(index[(key.id, pk)])
+            adv_ok = t_label[idx] == y
+            robust = clean_ok & adv_ok
+            delta = received(q_adv, q_clean, grid)
+            size, linf = norm_of(delta, key.norm), norm_of(delta, "linf")
+            points.append(Point(
+                eps=None if pk == UNBOUNDED else float(pk),
+                robust_accuracy=Rate.of(robust),
+                attack_success=Rate.of(~adv_ok[clean_ok]),
+                reference_robust_accuracy=Rate.of(clean_ref_ok & (r_label[idx] == y)),
+                surrogate_accuracy=None if s_distinct is None else float(np.mean(s_distinct[idx] == y)),
+                perturbation=Perturbation(key.norm, float(size.mean()), float(size.max()), float(linf.mean()),
+                                          float(linf.max())),
+                target_reference_exact=int(exact_distinct[idx].sum()),
+                folds=None if folds is None else Folds.of(robust, folds, settings.folds or 0),
+            ))
+        points.sort(key=lambda p: (p.eps is None, p.eps or 0.0))
+        crafts = [s.rows[key.id] for s in shards]
+        confirmation = None
+        if key.threat == BLACK_BOX:
+            confirmation = _confirm([block(index[(key.id, pk)]) for pk in crafts[0].adversarial], t_distinct,
+                                    r_distinct, y)
+        notes = tuple(dict.fromkeys(note for c in crafts for note in c.notes))
+        rows.append(Row(key, tuple(points), sum(c.attacked for c in crafts),
+                        sum(c.queries for c in crafts) if key.attack in BLACK_BOX_ATTACKS else None, notes,
+                        confirmation))
 
-        def predict_fn(xb: np.ndarray) -> np.ndarray:
-            counter["n"] += len(xb)
-            return ref_logits(xb.reshape(len(xb), *x.shape[1:]))
-
-        def make_classifier(input_shape: tuple[int, ...]) -> Any:
-            return BlackBoxClassifierNeuralNetwork(
-                predict_fn,
-                input_shape=input_shape,
-                nb_classes=nb_classes,
-                channels_first=False,
-                clip_values=(lo, hi),
-            )
-
-        for attack in black:
-            counter["n"] = 0
-            bar.set_postfix_str(attack)
-            if attack == "square":
-                crafted.append(_craft_square(make_classifier, x, y, main_eps, budget, seed))
-            else:
-                crafted.append(_craft_boundary(make_classifier, x, y, correct, budget, seed))
-            queries[attack] = counter["n"]
-            bar.update(work[attack])
-    bar.close()
-
-    # One target session for everything: clean inputs first, then each crafted set in order.
-    q_sets = [q_clean] + [model.quantize_input(c.x_adv.astype(np.float32)) for c in crafted]
-    q_all = np.concatenate(q_sets, axis=0)
-    with console.progress(len(q_all), f"robustness: {target_name}", unit="sample", enabled=progress) as tbar:
-        t_all = _run_target_checked(run_target, q_all, out_bytes)
-        tbar.update(len(q_all))
-    r_all = model.reference.run(q_all)
-    has_keras = model.keras_model is not None
-    x_sets = [x] + [c.x_adv for c in crafted]
-    keras_cache: dict[int, np.ndarray] = {}
-
-    def keras_pred(k: int) -> np.ndarray:
-        if k not in keras_cache:
-            keras_cache[k] = np.asarray(model.keras_predict(x_sets[k].astype(np.float32))).argmax(axis=1)
-        return keras_cache[k]
-
-    def evaluate(attack: str, e: float | None, k: int, use: np.ndarray | None = None) -> AttackPoint:
-        """Point for crafted set k (0 = clean). `use` selects, per sample, adversarial (True) or clean."""
-        sl = slice(k * n, (k + 1) * n)
-        q, t, r = q_sets[k], t_all[sl], r_all[sl]
-        kp = keras_pred(k) if has_keras else np.full(n, -1)
-        if use is not None:
-            q = np.where(use[:, None], q, q_clean)
-            t = np.where(use[:, None], t, t_all[:n])
-            r = np.where(use[:, None], r, r_all[:n])
-            kp = np.where(use, kp, keras_pred(0) if has_keras else -1)
-        return AttackPoint(
-            attack=attack,
-            eps=e,
-            samples=n,
-            keras_accuracy=float((kp == y).mean()) if has_keras else None,
-            reference_accuracy=float((r.argmax(axis=1) == y).mean()),
-            target_accuracy=float((t.argmax(axis=1) == y).mean()),
-            target_reference_exact=int(np.all(t == r, axis=1).sum()),
-            perturbation=Perturbation.between(q, q_clean, iq.scale),
-        )
-
-    clean = evaluate("clean", 0.0, 0)
-    points: list[AttackPoint] = []
-    confirmations: list[Confirmation] = []
-    for k, c in enumerate(crafted, start=1):
-        if c.attack in SWEPT:
-            if not points or points[-1].attack != c.attack:
-                # ε = 0 of a sweep is the clean input itself.
-                points.append(
-                    AttackPoint(
-                        c.attack,
-                        0.0,
-                        n,
-                        clean.keras_accuracy,
-                        clean.reference_accuracy,
-                        clean.target_accuracy,
-                        clean.target_reference_exact,
-                        clean.perturbation,
-                    )
-                )
-            points.append(evaluate(c.attack, c.eps, k))
-            continue
-        points.append(evaluate(c.attack, c.eps, k))
-        if c.attack == "boundary":
-            linf = iq.scale * np.abs(q_sets[k].astype(np.int32) - q_clean.astype(np.int32)).max(axis=1)
-            for e in eps_list:
-                points.append(evaluate("boundary", e, k, use=linf <= e + 1e-9 * max(1.0, hi - lo)))
-        if c.attack in BLACK_BOX:
-            sl = slice(k * n, (k + 1) * n)
-            confirmations.append(_confirm(c.attack, c.eps, t_all[sl], r_all[sl], y))
-
-    result = RobustnessResult(
-        model=model.program.model_name,
-        target=target_name,
-        samples=n,
-        seed=seed,
-        attacks=attacks,
-        eps=tuple(eps_list),
-        main_eps=main_eps,
-        input_grid={
-            "scale": iq.scale,
-            "zero_point": iq.zero_point,
-            "qmin": iq.qmin,
-            "qmax": iq.qmax,
-            "range": [lo, hi],
-            "source": iq.source,
-        },
-        gradient_source=gradient_source,
-        clean=clean,
-        points=tuple(points),
-        confirmations=tuple(confirmations),
-        masking=(),
-        budget=budget,
-        target_inputs=len(q_all),
-        target_mismatches=int((~np.all(t_all == r_all, axis=1)).sum()),
-        queries=queries,
-    )
+    gradients = tuple(_gradient_check(threat, shards) for threat in GRADIENT_THREATS
+                      if threat in shards[0].zero_gradients)
+    ref_queries = sum(s.reference_queries for s in shards) + len(distinct)
+    ref_seconds = sum(s.reference_seconds for s in shards) + t_ref
+    timings = {
+        "seconds": time.perf_counter() - t_start, "crafting_seconds": t_crafted - t_start,
+        "shard_seconds": [s.seconds for s in shards], "target_seconds": t_target,
+        "reference_queries": ref_queries, "reference_seconds": ref_seconds,
+        "reference_queries_per_second": ref_queries / ref_seconds if ref_seconds > 0 else None,
+        "row_seconds": {key.id: sum(s.rows[key.id].seconds for s in shards) for key in keys},
+    }
+    result = ModelResult(
+        name=mut.name, model_sha256=mut.model_sha256, program_sha256=program_sha, flash_bytes=mut.flash_bytes,
+        latency=latency, target=mut.target_name, samples=n, clean=Rate.of(clean_ok),
+        clean_reference=Rate.of(clean_ref_ok),
+        clean_surrogate=None if s_distinct is None else float(np.mean(s_distinct[clean_idx] == y)),
+        input_grid={"scale": grid.scale, "zero_point": grid.zero_point, "qmin": grid.qmin, "qmax": grid.qmax,
+                    "range": [grid.lo, grid.hi], "dims": int(q_clean.shape[1]),
+                    "source": model.program.input_quantization.source},
+        rows=tuple(rows), gradients=gradients, target_inputs=len(distinct),
+        target_mismatches=int((~exact_distinct).sum()), timings=timings)
     return with_masking_checks(result)
 
 
-def _craft_gradient(
-    attack: str, classifier: Any, x: np.ndarray, y: np.ndarray, eps: float, budget: AttackBudget, seed: int
-) -> np.ndarray:
-    lazy.frontend().attacks.seed_everything(seed + (1 if attack == "fgsm" else 2))
-    if attack == "fgsm":
-        atk: Any = FastGradientMethod(classifier, norm=np.inf, eps=eps, batch_size=budget.batch_size)
-    else:
-        # Madry et al.'s step rule: 2.5·ε / iterations, so the iterate can cross the ε-ball.
-        atk = ProjectedGradientDescent(
-            classifier,
-            norm=np.inf,
-            eps=eps,
-            eps_step=2.5 * eps / budget.pgd_max_iter,
-            max_iter=budget.pgd_max_iter,
-            num_random_init=budget.pgd_random_init,
-            batch_size=budget.batch_size,
-            verbose=False,
-        )
-    return atk.generate(x=x, y=y).astype(np.float32)
+def _confirm(indices: Sequence[np.ndarray], t: np.ndarray, r: np.ndarray, y: np.ndarray) -> Confirmation:
+    """Every example of a black-box row on the target: bytes as the reference's, flips confirmed."""
+    idx = np.concatenate(indices)
+    labels = np.tile(y, len(indices))
+    same = np.all(t[idx] == r[idx], axis=1)
+    r_label, t_label = r[idx].argmax(axis=1), t[idx].argmax(axis=1)
+    flipped = r_label != labels
+    held = flipped & (t_label == r_label)
+    bad = np.flatnonzero(~same | (flipped & ~held)) % len(y)
+    return Confirmation(len(idx), int(same.sum()), int(flipped.sum()), int(held.sum()),
+                        tuple(int(i) for i in dict.fromkeys(bad.tolist()))[:MAX_LISTED_MISMATCHES])
 
 
-def _craft_cw(
-    classifier: Any, x: np.ndarray, y: np.ndarray, correct: np.ndarray, budget: AttackBudget, seed: int
-) -> _Crafted:
-    lazy.frontend().attacks.seed_everything(seed + 3)
-    x_adv = x.copy()
-    if correct.any():
-        atk = CarliniL2Method(
-            classifier,
-            confidence=0.0,
-            targeted=False,
-            learning_rate=budget.cw_learning_rate,
-            binary_search_steps=budget.cw_binary_search_steps,
-            max_iter=budget.cw_max_iter,
-            initial_const=budget.cw_initial_const,
-            max_halving=budget.cw_line_search_steps,
-            max_doubling=budget.cw_line_search_steps,
-            batch_size=budget.batch_size,
-            verbose=False,
-        )
-        x_adv[correct] = atk.generate(x=x[correct], y=y[correct]).astype(np.float32)
-    return _Crafted("cw", None, x_adv)
+def _gradient_check(threat: str, shards: Sequence[ShardResult]) -> GradientCheck:
+    zero = np.concatenate([s.zero_gradients[threat] for s in shards])
+    weights = np.array([s.samples for s in shards], dtype=np.float64)
+    components = float(np.average([s.zero_components[threat] for s in shards], weights=weights))
+    return GradientCheck(threat, Rate.of(zero), components)
 
 
-def _image_view(shape: tuple[int, ...]) -> tuple[int, int, int] | None:
-    """(H, W, C) for Square's tiles, or None when the input is not image-like."""
-    if len(shape) == 3:
-        return shape  # type: ignore[return-value]
-    if len(shape) == 2:
-        return (shape[0], shape[1], 1)
-    return None
-
-
-def _craft_square(
-    make_classifier: Callable[[tuple[int, ...]], Any],
-    x: np.ndarray,
-    y: np.ndarray,
-    eps: float,
-    budget: AttackBudget,
-    seed: int,
-) -> _Crafted:
-    view = _image_view(tuple(x.shape[1:]))
-    assert view is not None  # checked in _check_inputs
-    lazy.frontend().attacks.seed_everything(seed + 4)
-    classifier = make_classifier(view)
-    atk = SquareAttack(
-        classifier,
-        norm=np.inf,
-        eps=eps,
-        max_iter=budget.square_max_iter,
-        p_init=_square_p_init(view[0], view[1]),
-        nb_restarts=1,
-        batch_size=budget.batch_size,
-        verbose=False,
+def evaluate(models: Sequence[ModelUnderTest], data: Dataset, settings: Settings, *,
+             progress: bool = False) -> Evaluation:
+    """Several models on the same samples, seeds and budgets: one comparison."""
+    t = time.perf_counter()
+    settings = settings.normalised()
+    limited = data.limit(settings.limit)
+    if limited.y is None:
+        raise RobustnessError("the dataset has no labels 'y'")
+    results = tuple(evaluate_model(m, data, settings, progress=progress) for m in models)
+    eps = resolve_eps(settings, np.asarray(limited.x, dtype=np.float32))
+    threats = tuple(settings.threat_models)
+    return Evaluation(
+        tool_version=__version__, seed=settings.seed, samples=len(limited), data_sha256=data_sha256(limited),
+        attacks=settings.attacks, threat_models=threats, norms=settings.norms, eps=eps, budget=settings.budget,
+        folds=settings.folds, models=results, shard_size=settings.shard_size,
+        timings={"seconds": time.perf_counter() - t, "jobs": settings.jobs,
+                 "models": {m.name: dict(m.timings) for m in results}},
     )
-    x_adv = atk.generate(x=x.reshape(len(x), *view), y=y).reshape(x.shape)
-    return _Crafted("square", eps, x_adv.astype(np.float32))
-
-
-def _craft_boundary(
-    make_classifier: Callable[[tuple[int, ...]], Any],
-    x: np.ndarray,
-    y: np.ndarray,
-    correct: np.ndarray,
-    budget: AttackBudget,
-    seed: int,
-) -> _Crafted:
-    lazy.frontend().attacks.seed_everything(seed + 5)
-    classifier = make_classifier(tuple(x.shape[1:]))
-    x_adv = x.copy()
-    if correct.any():
-        atk = BoundaryAttack(
-            classifier,
-            targeted=False,
-            max_iter=budget.boundary_max_iter,
-            num_trial=budget.boundary_num_trial,
-            sample_size=budget.boundary_sample_size,
-            init_size=budget.boundary_init_size,
-            batch_size=budget.batch_size,
-            verbose=False,
-        )
-        x_adv[correct] = atk.generate(x=x[correct], y=y[correct]).astype(np.float32)
-    return _Crafted("boundary", None, x_adv)
-
-
-def _confirm(attack: str, eps: float | None, t: np.ndarray, r: np.ndarray, y: np.ndarray) -> Confirmation:
-    same = np.all(t == r, axis=1)
-    r_label, t_label = r.argmax(axis=1), t.argmax(axis=1)
-    flipped = r_label != y
-    flip_held = flipped & (t_label == r_label)
-    bad = np.flatnonzero(~same | (flipped & ~flip_held))
-    return Confirmation(
-        attack=attack,
-        eps=eps,
-        examples=len(t),
-        bytes_identical=int(same.sum()),
-        reference_flips=int(flipped.sum()),
-        flips_confirmed=int(flip_held.sum()),
-        unconfirmed=tuple(int(i) for i in bad[:MAX_LISTED_MISMATCHES]),
-    )
-
-
