@@ -108,7 +108,7 @@ def test_help_shows_defaults_once_and_only_real_ones(capsys):
     with pytest.raises(SystemExit):
         main(["robustness", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "(default: fgsm,pgd,cw,square,boundary)" in text and "(default: qemu)" not in text
+    assert "(default: fgsm,pgd,apgd-ce,square,noise)" in text and "(default: qemu)" not in text
     assert "(default: reference)" in text and "(default: None)" not in text and "(default: False)" not in text
     with pytest.raises(SystemExit):
         main(["export", "--help"])

@@ -184,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "model) (default: ste,bpda, plus transfer with --source)")
     p.add_argument("--source", type=Path, default=None, metavar="SOURCE.h5",
                    help="a separate float model for the transfer threat model")
-    p.add_argument("--norm", type=choice_list(NORMS, "norm"), default=["linf"], help="comma-separated norms")
+    p.add_argument("--norm", type=choice_list(NORMS, "norm"), default=None,
+                   help="comma-separated norms (default: linf)")
     p.add_argument("--eps", type=eps_spec, action="append", default=None, metavar="[NORM:]E1,E2,…",
                    help="ε in the units of the data's x, per norm (repeat for several norms); default: "
                         ".05,.1,.2,.3 × the data's range (× √D for l2, × D for l1)")
@@ -195,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random restarts of PGD, APGD and Square (default 1)")
     p.add_argument("--queries", type=positive_int, default=None,
                    help="per-sample query budget of the black-box attacks (default 1000; the paper used 10000)")
-    p.add_argument("--budget", type=name_value, action="append", default=[], metavar="NAME=VALUE",
+    p.add_argument("--budget", type=name_value, action="append", default=None, metavar="NAME=VALUE",
                    help="any other budget, e.g. cw_binary_search_steps=5 (the JSON lists them all)")
     p.add_argument("--folds", type=positive_int, default=None, help="also report robust accuracy over K folds")
     p.add_argument("--jobs", type=jobs_count, default=0,
@@ -256,8 +257,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
         **_model_kwargs(a)),
     "robustness": lambda a: lazy.workflow("robustness.command").robustness_command(
         models=a.models, data=a.data, target=a.target, attacks=a.attacks, threat_models=a.threat_models,
-        source=a.source, norms=a.norm, eps=a.eps, limit=a.limit, seed=a.seed, iterations=a.iterations,
-        restarts=a.restarts, queries=a.queries, budget=dict(a.budget), folds=a.folds, jobs=a.jobs,
+        source=a.source, norms=a.norm or ["linf"], eps=a.eps, limit=a.limit, seed=a.seed, iterations=a.iterations,
+        restarts=a.restarts, queries=a.queries, budget=dict(a.budget or []), folds=a.folds, jobs=a.jobs,
         shard_size=a.shard_size, strict=a.strict, json_path=a.json, html_path=a.html, markdown_path=a.markdown,
         progress=not a.no_progress, **_model_kwargs(a)),
     "demo": lambda a: lazy.workflow("demo").demo_command(work_dir=a.work_dir, target=a.target, limit=a.limit),

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ... import console, lazy
+from ...converter import frontend as _frontend  # noqa: F401  (before .evaluation imports ART: see below)
 from ...converter import memplan
 from ...converter.pipeline import DeployedModel, convert_file
 from ...dataset import Dataset
@@ -28,6 +29,9 @@ from .report import table_markdown, write_reports
 from .results import Evaluation
 from .shards import ModelSpec
 from .threats import TRANSFER
+
+# The frontend is imported before evaluation.py imports ART (which imports TensorFlow), so the legacy-Keras
+# switch holds and TensorFlow's and ART's start-up lines ("PyTorch not found") are filtered as elsewhere.
 
 
 class DeviceRunner:
