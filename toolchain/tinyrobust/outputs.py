@@ -12,6 +12,7 @@ says where.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -60,13 +61,26 @@ def check_directory(path: Path, option: str) -> None:
     _probe(base, option, path)
 
 
+def _mode_for(path: Path) -> int:
+    """The permissions a plain write would give `path`: its own when it exists, else 0666 less the umask
+    (mkstemp makes 0600 files, and a report only its writer can read is a surprise)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_text(path: Path, text: str, option: str) -> None:
     """Write `text` to `path` atomically (temporary file in the same directory, then rename)."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        mode = _mode_for(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
+            os.fchmod(fd, mode)
             with os.fdopen(fd, "w") as f:
                 f.write(text)
             os.replace(tmp, path)

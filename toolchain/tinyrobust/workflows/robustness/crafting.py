@@ -109,7 +109,10 @@ class AttackContext:
         """float inputs (N, …) → the deployed model's dequantised logits (N, K): quantised to the input
         grid and run on the bit-exact reference, batched."""
         t = time.perf_counter()
-        q = self.grid.quantize(np.asarray(x, dtype=np.float32).reshape(len(x), *self.input_shape))
+        # ART's Square L2 can query NaN (a zero-norm window divided by its norm); casting NaN to int8 is
+        # undefined, so such values are asked as 0 (their final examples are repaired in _finite).
+        x = np.nan_to_num(np.asarray(x, dtype=np.float32), nan=0.0)
+        q = self.grid.quantize(x.reshape(len(x), *self.input_shape))
         keys = [row.tobytes() for row in q]
         found = [self._answers.get(k) if k in self._answers else self._older.get(k) for k in keys]
         todo: dict[bytes, int] = {}
