@@ -111,7 +111,8 @@ def train(data: Path, val: Path, output: Path, options: TrainOptions, *, progres
     frontend = lazy.frontend()
     quant = frontend.recipe.Quantization(options.quantize)
     arch: str | Path = options.arch if options.arch in frontend.builders.ARCHITECTURES else Path(options.arch)
-    model, how = frontend.builders.starting_model(arch, quant, tuple(train_set.x.shape[1:]), classes)
+    model, how = frontend.builders.starting_model(arch, quant, tuple(train_set.x.shape[1:]), classes,
+                                                  seed=options.seed)
     lo, hi = float(train_set.x.min()), float(train_set.x.max())
     t = frontend.training
     regs = t.Regularisers(jr=options.jr or 0.0, lipschitz=options.lipschitz, adv=options.adv,

@@ -127,8 +127,10 @@ def _quantize_by_cloning(model: Any, quant: Quantization) -> Any:
 
 
 def starting_model(arch: str | Path, quant: Quantization, input_shape: tuple[int, ...],
-                   classes: int) -> tuple[Any, str]:
-    """(model, how it was made) for `--arch`: a built-in name or a .h5 path, checked against the data."""
+                   classes: int, seed: int = 0) -> tuple[Any, str]:
+    """(model, how it was made) for `--arch`: a built-in name or a .h5 path, checked against the data.
+    Initial weights come from `seed`."""
+    keras.utils.set_random_seed(seed)
     if isinstance(arch, str) and arch in ARCHITECTURES:
         return build(arch, quant, input_shape, classes), f"--arch {arch}, --quantize {quant.mode}"
     model, note = from_file(Path(arch), quant)

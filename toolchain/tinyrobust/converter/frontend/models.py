@@ -25,7 +25,8 @@ def paper_model(dense_units: int = 90, seed: int = 7, quant: Quantization | None
     residual Add, BatchNorm (mixed-sign gammas, so the sign-flip folding is exercised), ReLU, sigmoid,
     and three dense layers; stochastic_ternary(alpha="auto_po2") throughout. With `quant` (recipe.py, for
     training): its weights, an activation quantizer on every tensor, and BatchNorm's usual initial gammas."""
-    tf.keras.utils.set_random_seed(seed)
+    if quant is None:  # the bench's fixed random model; a model to train takes the caller's seed
+        tf.keras.utils.set_random_seed(seed)
     r = quant or Quantization("stq")
 
     def bn(name: str) -> Any:

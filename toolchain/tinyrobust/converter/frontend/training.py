@@ -219,6 +219,9 @@ def fit(model: Any, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.n
     """Train `model` in place; with schedule.patience, the weights of the best validation epoch are
     restored at the end."""
     keras.utils.set_random_seed(schedule.seed)
+    # Multi-threaded CPU reductions otherwise sum in an order that varies run to run (seen: the same
+    # seed gave different first-epoch losses in two processes).
+    tf.config.experimental.enable_op_determinism()
     rng = np.random.default_rng(schedule.seed)
     x = np.asarray(x, np.float32)
     y = np.asarray(y, np.int64)
