@@ -40,7 +40,7 @@ def test_a_trained_model_exports_without_calibration_bit_exact(digits: dict[str,
                "--no-progress"])
     out = capsys.readouterr().out
     assert rc == 0 and model.is_file()
-    assert "epoch 1/1: loss" in out and "jr " in out and "wrote" in out  # plain lines when not a terminal
+    assert "epoch 1/1: loss" in out and "jr+lip " in out and "wrote" in out  # plain lines when not a terminal
     report = tmp_path / "v.json"
     rc = main(["validate", str(model), "--data", str(digits["val"]), "--target", "host", "--json", str(report),
                "--no-progress"])  # no --calibration: every tensor's grid comes from the model

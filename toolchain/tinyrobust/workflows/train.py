@@ -69,13 +69,15 @@ def _datasets(data: Path, val: Path) -> tuple[Dataset, Dataset, int]:
     return train, valid, classes
 
 
-def _reporter(total: int, what: str, progress: bool) -> tuple[Callable[[Any], None], Callable[[], None]]:
+def _reporter(total: int, what: str | None, progress: bool) -> tuple[Callable[[Any], None], Callable[[], None]]:
     """(on_epoch, close): a bar with the epoch's numbers on a terminal, else one plain line per epoch."""
     bar = tqdm(total=total, desc="train", unit="epoch") if progress and sys.stderr.isatty() else None
 
     def on_epoch(e: Any) -> None:
-        numbers = {"loss": f"{e.loss:.3f}", "acc": f"{e.accuracy:.3f}", what: f"{e.regulariser:.3g}",
-                   "val_acc": f"{e.val_accuracy:.3f}"}
+        numbers = {"loss": f"{e.loss:.3f}", "acc": f"{e.accuracy:.3f}"}
+        if what is not None:  # the weighted regularisers' value (adversarial training has none)
+            numbers[what] = f"{e.regulariser:.3g}"
+        numbers["val_acc"] = f"{e.val_accuracy:.3f}"
         if bar is not None:
             bar.set_postfix(numbers, refresh=False)
             bar.update(1)
@@ -121,7 +123,7 @@ def train(data: Path, val: Path, output: Path, options: TrainOptions, *, progres
                           seed=options.seed)
     print(f"training {how}: {model.count_params():,} parameters, {len(train_set)} samples, {classes} classes; "
           f"regularisers: {regs.describe()}", flush=True)
-    what = "jr" if options.jr else "lip" if options.lipschitz else "reg"
+    what = "+".join(n for n, on in (("jr", options.jr), ("lip", options.lipschitz)) if on) or None
     on_epoch, close = _reporter(options.epochs, what, progress)
     try:
         history = t.fit(model, train_set.x, train_set.y, val_set.x, val_set.y, schedule=schedule,
