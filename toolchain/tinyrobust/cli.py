@@ -27,6 +27,10 @@ from . import __version__, console, lazy, preflight, processes
 from .errors import EXIT_INTERNAL, EXIT_SIGNAL_BASE, TinyRobustError, terminal_message
 from .workflows.robustness.threats import ATTACKS, GRADIENT_THREATS, NORMS
 
+# The names `train` offers, spelled here so `--help` needs no TensorFlow (a test keeps them in step).
+TRAIN_ARCHITECTURES = ("digits_cnn", "paper", "resnet8", "ds_cnn")
+QUANTIZE = ("stq", "ternary", "int8", "none")
+ADVERSARIAL_TRAINING = ("fgsm", "pgd")
 TARGETS_HELP = "reference | host | qemu | renode | serial[:PORT]"
 
 
@@ -91,6 +95,14 @@ def eps_spec(text: str) -> tuple[str | None, list[float]]:
     if norm.strip().lower() not in NORMS:
         raise argparse.ArgumentTypeError(f"unknown norm '{norm}' in --eps; choose from {','.join(NORMS)}")
     return norm.strip().lower(), float_list(values)
+
+
+def beta_lambda(text: str) -> tuple[float, float]:
+    """'β,λ' of --lipschitz."""
+    values = float_list(text)
+    if len(values) != 2:
+        raise argparse.ArgumentTypeError(f"expected β,λ (two numbers), got '{text}'")
+    return values[0], values[1]
 
 
 def name_value(text: str) -> tuple[str, str]:
@@ -210,6 +222,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _model_options(p)
 
+    p = sub.add_parser("train", formatter_class=fmt,
+                       help="train a robust (stochastic-)ternary model: STQ, Jacobian and Lipschitz regularisers, "
+                            "adversarial training; then export and evaluate it")
+    p.add_argument("--data", type=Path, required=True, help="training set .npz with x (N, …) float32 and y (N,) labels")
+    p.add_argument("--val", type=Path, required=True, help="validation set .npz (early stopping, reported accuracy)")
+    p.add_argument("--arch", required=True, metavar="NAME|MODEL.h5",
+                   help=f"built-in architecture ({', '.join(TRAIN_ARCHITECTURES)}) or a Keras/QKeras .h5 to fine-tune")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the trained model (.h5)")
+    p.add_argument("--quantize", choices=QUANTIZE, default="stq",
+                   help="weights: stochastic ternary, ternary, 8-bit or float; the quantized modes put activation "
+                        "quantizers on every tensor, so export needs no calibration data")
+    p.add_argument("--jr", type=float, default=None, metavar="λ", help="per-layer Jacobian regularisation weight")
+    p.add_argument("--lipschitz", type=beta_lambda, default=None, metavar="β,λ",
+                   help="orthogonality regulariser λ·Σ‖WᵀW − βI‖² (Defensive Quantization)")
+    p.add_argument("--adv", choices=ADVERSARIAL_TRAINING, default=None, help="adversarial training (a baseline)")
+    p.add_argument("--adv-eps", type=float, default=None, metavar="ε",
+                   help="L∞ ε of --adv in the data's units (default: 0.1 × the data's range)")
+    p.add_argument("--epochs", type=positive_int, default=30, help="training epochs")
+    p.add_argument("--patience", type=positive_int, default=None,
+                   help="stop after N epochs without a better validation accuracy (the best weights are kept)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="samples per step")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same weights")
+    p.add_argument("--then-evaluate", action="store_true",
+                   help="export the trained model (no calibration) and run `robustness` on it")
+    p.add_argument("--test", type=Path, default=None, help="data for --then-evaluate (default: --val)")
+    p.add_argument("--target", default="reference", help=f"target of --then-evaluate: {TARGETS_HELP}")
+    p.add_argument("--limit", type=positive_int, default=None, help="--then-evaluate on the first N samples")
+    p.add_argument("--board", default="nucleo_h743zi", help="target board of --then-evaluate")
+    p.add_argument("--packing", choices=("t2", "trit5"), default="t2", help="ternary weight packing")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     p = sub.add_parser("demo", formatter_class=fmt,
                        help="train/load the load_digits example, export, build, validate on QEMU")
     p.add_argument("-o", "--output", "--work-dir", dest="work_dir", type=Path, default=Path("tinyrobust-demo"),
@@ -261,6 +304,12 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
         restarts=a.restarts, queries=a.queries, budget=dict(a.budget or []), folds=a.folds, jobs=a.jobs,
         shard_size=a.shard_size, strict=a.strict, json_path=a.json, html_path=a.html, markdown_path=a.markdown,
         progress=not a.no_progress, **_model_kwargs(a)),
+    "train": lambda a: lazy.workflow("train").train_command(
+        data=a.data, val=a.val, output=a.output, then_evaluate=a.then_evaluate, test=a.test, target=a.target,
+        limit=a.limit, board=a.board, packing=a.packing, progress=not a.no_progress,
+        options=lazy.workflow("train").TrainOptions(
+            arch=a.arch, quantize=a.quantize, jr=a.jr, lipschitz=a.lipschitz, adv=a.adv, adv_eps=a.adv_eps,
+            epochs=a.epochs, patience=a.patience, seed=a.seed, batch_size=a.batch_size)),
     "demo": lambda a: lazy.workflow("demo").demo_command(work_dir=a.work_dir, target=a.target, limit=a.limit),
     "bench": lambda a: lazy.workflow("bench").bench_command(
         json_path=a.json, quick=a.quick, with_model=not a.no_model, work_dir=a.work_dir),

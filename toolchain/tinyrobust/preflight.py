@@ -25,6 +25,8 @@ from .targets.factory import TargetSpecError, parse_target
 from .targets.qemu import find_qemu
 from .targets.renode import find_renode
 
+TRAIN_ARCHITECTURES = ("digits_cnn", "paper", "resnet8", "ds_cnn")  # converter/frontend/builders.py's names
+
 
 def model(path: Path, *, export_dir_allowed: bool) -> None:
     """A .h5 tinyrobust can read, or (when allowed) an export directory."""
@@ -150,6 +152,21 @@ def demo_directory(path: Path) -> None:
             raise ExportError(f"{path} exists, is not empty and is not a tinyrobust demo folder; name another with -o")
 
 
+def _train(a: argparse.Namespace) -> None:
+    data_file(a.data, "--data")
+    data_file(a.val, "--val")
+    data_file(a.test, "--test")
+    outputs.check_file(a.output, "-o")
+    if a.arch.endswith((".h5", ".hdf5", ".keras")) or Path(a.arch).exists():
+        model(Path(a.arch), export_dir_allowed=False)
+    elif a.arch not in TRAIN_ARCHITECTURES:
+        raise BadInputError(f"--arch {a.arch}: neither a built-in architecture ({', '.join(TRAIN_ARCHITECTURES)}) "
+                            "nor a model file")
+    if a.then_evaluate:
+        board(a.board)
+        target(a.target, builds_firmware=True)
+
+
 def _demo(a: argparse.Namespace) -> None:
     target(a.target, builds_firmware=True)
     demo_directory(a.work_dir)
@@ -170,6 +187,7 @@ CHECKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "export": _export,
     "validate": _validate,
     "robustness": _robustness,
+    "train": _train,
     "demo": _demo,
     "bench": _bench,
     "flash": _flash,

@@ -3,7 +3,7 @@ tinyrobust/lazy.py, the one deferred import).
 
 `load_model` checks the file's config before Keras deserialises it; `build_graph` walks the model
 with class-keyed handlers; `tensor_values`, `tensor_samples` and `predict` run the float model; `models` builds the
-architectures the demo, the bench and the tests use.
+architectures the demo, the bench and the tests use; `training`, `builders` and `recipe` serve `tinyrobust train`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from .quiet import quiet_startup  # noqa: E402  (imports no TensorFlow)
 
 with quiet_startup():  # TensorFlow's absl/CUDA start-up lines are not for tinyrobust's users
-    from . import attacks, models  # noqa: E402
+    from . import attacks, builders, models, recipe, training  # noqa: E402
     from .evaluate import predict, tensor_samples, tensor_values  # noqa: E402
     from .loader import load_model  # noqa: E402
     from .walk import build_graph  # noqa: E402
@@ -31,4 +31,5 @@ logging.getLogger("tensorflow").setLevel(logging.ERROR)
 # already quantifies (the perturbation received); only its errors are shown.
 logging.getLogger("art").setLevel(logging.ERROR)
 
-__all__ = ["load_model", "build_graph", "tensor_samples", "tensor_values", "predict", "models", "attacks"]
+__all__ = ["load_model", "build_graph", "tensor_samples", "tensor_values", "predict", "models", "attacks", "builders",
+           "recipe", "training"]

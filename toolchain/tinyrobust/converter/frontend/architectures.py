@@ -23,6 +23,8 @@ import tf_keras as keras
 from qkeras.utils import model_quantize
 from tf_keras import layers
 
+from .recipe import Quantization
+
 WeightQuantizer = Callable[[], Any]
 
 
@@ -30,51 +32,60 @@ def ternary() -> Any:
     return q.ternary(alpha="auto_po2")
 
 
+def _recipe(quant: Quantization | None, weights: WeightQuantizer) -> Quantization:
+    """With no `quant`: the published float ReLUs, no activation quantizers, weights from `weights`."""
+    return quant or Quantization("ternary", activations=False, custom_weights=weights)
+
+
 def resnet8(input_shape: tuple[int, ...] = (32, 32, 3), classes: int = 10, filters: int = 16,
-            weights: WeightQuantizer = ternary) -> Any:
+            weights: WeightQuantizer = ternary, quant: Quantization | None = None) -> Any:
     """MLPerf Tiny image classification, ResNet-8 (resnet_v1_eembc): a 3×3 stem and three stacks of two
     3×3 convolutions with BatchNorm and a residual add (1×1 stride-2 projections on stacks 2 and 3),
-    average pool over the last feature map, dense softmax."""
+    average pool over the last feature map, dense softmax. `quant` (recipe.py): its weights and an
+    activation quantizer on every tensor."""
+    r = _recipe(quant, weights)
 
     def conv(x: Any, n: int, k: int, s: int, name: str) -> Any:
-        return q.QConv2D(n, k, strides=s, padding="same", kernel_quantizer=weights(), name=name)(x)
+        return r.conv(n, k, strides=s, padding="same", name=name)(x)
 
     def bn_relu(x: Any, name: str) -> Any:
-        return layers.Activation("relu", name=f"{name}_relu")(layers.BatchNormalization(name=f"{name}_bn")(x))
+        return r.relu(f"{name}_relu")(layers.BatchNormalization(name=f"{name}_bn")(x))
 
     inp = keras.Input(input_shape, name="input")
     x = bn_relu(conv(inp, filters, 3, 1, "stem"), "stem")
     for stack, n in enumerate((filters, 2 * filters, 4 * filters), start=1):
         stride = 1 if stack == 1 else 2
         y = bn_relu(conv(x, n, 3, stride, f"s{stack}_a"), f"s{stack}_a")
-        y = layers.BatchNormalization(name=f"s{stack}_b_bn")(conv(y, n, 3, 1, f"s{stack}_b"))
+        y = r.linear(f"s{stack}_b_q")(layers.BatchNormalization(name=f"s{stack}_b_bn")(conv(y, n, 3, 1, f"s{stack}_b")))
         if stack > 1:
-            x = conv(x, n, 1, 2, f"s{stack}_proj")
-        x = layers.Activation("relu", name=f"s{stack}_relu")(layers.Add(name=f"s{stack}_add")([x, y]))
+            x = r.linear(f"s{stack}_proj_q")(conv(x, n, 1, 2, f"s{stack}_proj"))
+        x = r.relu(f"s{stack}_relu")(layers.Add(name=f"s{stack}_add")([x, y]))
     x = layers.AveragePooling2D(pool_size=int(min(x.shape[1:3])), name="pool")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = q.QDense(classes, kernel_quantizer=weights(), name="logits")(x)
+    x = r.logits("logits_q")(r.dense(classes, name="logits")(x))
     x = layers.Activation("softmax", name="softmax")(x)
     return keras.Model(inp, x, name="resnet8")
 
 
 def ds_cnn(input_shape: tuple[int, ...] = (49, 10, 1), classes: int = 12, filters: int = 64,
-           weights: WeightQuantizer = ternary) -> Any:
+           weights: WeightQuantizer = ternary, quant: Quantization | None = None) -> Any:
     """MLPerf Tiny keyword spotting, DS-CNN: a (10, 4) stride-2 convolution, four depthwise-separable
-    blocks (3×3 depthwise, 1×1 pointwise, each with BatchNorm and ReLU), average pool, dense softmax."""
+    blocks (3×3 depthwise, 1×1 pointwise, each with BatchNorm and ReLU), average pool, dense softmax.
+    `quant` (recipe.py): its weights and an activation quantizer on every tensor."""
+    r = _recipe(quant, weights)
     inp = keras.Input(input_shape, name="input")
-    x = q.QConv2D(filters, (10, 4), strides=(2, 2), padding="same", kernel_quantizer=weights(), name="conv1")(inp)
-    x = layers.Activation("relu", name="conv1_relu")(layers.BatchNormalization(name="conv1_bn")(x))
+    x = r.conv(filters, (10, 4), strides=(2, 2), padding="same", name="conv1")(inp)
+    x = r.relu("conv1_relu")(layers.BatchNormalization(name="conv1_bn")(x))
     x = layers.Dropout(0.2, name="drop1")(x)
     for i in range(1, 5):
-        x = q.QDepthwiseConv2D((3, 3), padding="same", depthwise_quantizer=weights(), name=f"dw{i}")(x)
-        x = layers.Activation("relu", name=f"dw{i}_relu")(layers.BatchNormalization(name=f"dw{i}_bn")(x))
-        x = q.QConv2D(filters, (1, 1), padding="same", kernel_quantizer=weights(), name=f"pw{i}")(x)
-        x = layers.Activation("relu", name=f"pw{i}_relu")(layers.BatchNormalization(name=f"pw{i}_bn")(x))
+        x = r.depthwise((3, 3), padding="same", name=f"dw{i}")(x)
+        x = r.relu(f"dw{i}_relu")(layers.BatchNormalization(name=f"dw{i}_bn")(x))
+        x = r.conv(filters, (1, 1), padding="same", name=f"pw{i}")(x)
+        x = r.relu(f"pw{i}_relu")(layers.BatchNormalization(name=f"pw{i}_bn")(x))
     x = layers.Dropout(0.4, name="drop2")(x)
     x = layers.AveragePooling2D(pool_size=tuple(int(d) for d in x.shape[1:3]), name="pool")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = q.QDense(classes, kernel_quantizer=weights(), name="logits")(x)
+    x = r.logits("logits_q")(r.dense(classes, name="logits")(x))
     x = layers.Activation("softmax", name="softmax")(x)
     return keras.Model(inp, x, name="ds_cnn")
 

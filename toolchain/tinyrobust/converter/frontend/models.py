@@ -17,44 +17,58 @@ import tf_keras as keras
 from tf_keras import layers
 
 from . import architectures
+from .recipe import Quantization
 
 PAPER_INPUT_SHAPE = (32, 32, 1)
 
 
-def paper_model(dense_units: int = 90, seed: int = 7) -> Any:
+def paper_model(dense_units: int = 90, seed: int = 7, quant: Quantization | None = None,
+                input_shape: tuple[int, ...] = PAPER_INPUT_SHAPE, classes: int = 10) -> Any:
     """~1 M ternary weights: 32×32×1 input, six convolutional layers (one depthwise, one separable), a
     residual Add, BatchNorm (mixed-sign gammas, so the sign-flip folding is exercised), ReLU, sigmoid,
-    and three dense layers; stochastic_ternary(alpha="auto_po2") throughout."""
-    tf.keras.utils.set_random_seed(seed)
+    and three dense layers; stochastic_ternary(alpha="auto_po2") throughout. With `quant` (recipe.py, for
+    training): its weights, an activation quantizer on every tensor, and BatchNorm's usual initial gammas."""
+    if quant is None:  # the bench's fixed random model; a model to train takes the caller's seed
+        tf.keras.utils.set_random_seed(seed)
+    r = quant or Quantization("stq")
 
     def bn(name: str) -> Any:
+        if quant is not None:
+            return layers.BatchNormalization(name=name)
         init = keras.initializers.RandomUniform(-1.5, 1.5, seed=seed)
         return layers.BatchNormalization(name=name, gamma_initializer=init)
 
-    def st() -> Any:
-        return q.stochastic_ternary(alpha="auto_po2")
+    def relu(name: str) -> Any:
+        return layers.ReLU(name=name) if quant is None else r.relu(name)
 
-    inp = keras.Input(PAPER_INPUT_SHAPE)
-    x = q.QConv2D(32, (3, 3), padding="same", kernel_quantizer=st(), name="conv1")(inp)
-    x = layers.ReLU(name="relu1")(bn("bn1")(x))
-    x = q.QDepthwiseConv2D((3, 3), padding="same", depthwise_quantizer=st(), name="dw2")(x)
-    x = layers.ReLU(name="relu2")(bn("bn2")(x))
-    a = q.QConv2D(64, (3, 3), strides=(2, 2), padding="same", kernel_quantizer=st(), name="conv3")(x)
-    a = layers.ReLU(name="relu3")(bn("bn3")(a))
-    b = q.QSeparableConv2D(64, (3, 3), padding="same", depthwise_quantizer=st(), pointwise_quantizer=st(),
-                           name="sep4")(a)
-    b = layers.ReLU(name="relu4")(bn("bn4")(b))
-    x = layers.Add(name="residual")([a, b])
-    x = q.QConv2D(128, (3, 3), strides=(2, 2), padding="same", kernel_quantizer=st(), name="conv5")(x)
-    x = layers.ReLU(name="relu5")(bn("bn5")(x))
-    x = q.QConv2D(128, (3, 3), padding="same", kernel_quantizer=st(), name="conv6")(x)
-    x = layers.Activation("sigmoid", name="sigmoid6")(bn("bn6")(x))
+    def linear(name: str) -> Any:
+        return (lambda x: x) if quant is None else r.linear(name)
+
+    inp = keras.Input(input_shape)
+    x = r.conv(32, (3, 3), padding="same", name="conv1")(inp)
+    x = relu("relu1")(bn("bn1")(x))
+    x = r.depthwise((3, 3), padding="same", name="dw2")(x)
+    x = relu("relu2")(bn("bn2")(x))
+    a = r.conv(64, (3, 3), strides=(2, 2), padding="same", name="conv3")(x)
+    a = relu("relu3")(bn("bn3")(a))
+    b = r.separable(64, (3, 3), padding="same", name="sep4")(a)
+    b = relu("relu4")(bn("bn4")(b))
+    x = linear("residual_q")(layers.Add(name="residual")([a, b]))
+    x = r.conv(128, (3, 3), strides=(2, 2), padding="same", name="conv5")(x)
+    x = relu("relu5")(bn("bn5")(x))
+    x = r.conv(128, (3, 3), padding="same", name="conv6")(x)
+    x = linear("bn6_q")(bn("bn6")(x))
+    x = layers.Activation("sigmoid", name="sigmoid6")(x)
+    if quant is not None and quant.quantized:
+        x = q.QActivation("quantized_bits(8,0,alpha=1)", name="sigmoid6_q")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = q.QDense(dense_units, kernel_quantizer=st(), name="fc1")(x)
-    x = layers.ReLU(name="relu_fc1")(x)
-    x = q.QDense(64, kernel_quantizer=st(), name="fc2")(x)
-    x = layers.ReLU(name="relu_fc2")(x)
-    x = q.QDense(10, kernel_quantizer=st(), name="fc3")(x)
+    x = r.dense(dense_units, name="fc1")(x)
+    x = relu("relu_fc1")(x)
+    x = r.dense(64, name="fc2")(x)
+    x = relu("relu_fc2")(x)
+    x = r.dense(classes, name="fc3")(x)
+    if quant is not None:
+        x = r.logits("logits_q")(x)
     x = layers.Activation("softmax", name="softmax")(x)
     return keras.Model(inp, x, name="paper_model")
 
@@ -87,24 +101,29 @@ def save_bench_model(name: str, path: Path, *, seed: int = 7) -> tuple[Path, tup
     return path, tuple(int(d) for d in model.input_shape[1:])
 
 
-def digits_cnn() -> Any:
-    """The demo's example: a small stochastic-ternary CNN in the seed paper's style, 8×8×1 in, 10 classes."""
-    st = q.stochastic_ternary
-    inp = keras.Input((8, 8, 1), name="image")
-    x = q.QConv2D(16, (3, 3), padding="same", kernel_quantizer=st(alpha="auto_po2"), name="conv1")(inp)
-    x = layers.BatchNormalization(name="bn1")(x)
-    x = q.QActivation(q.quantized_relu(4, 2), name="act1")(x)
-    x = q.QDepthwiseConv2D((3, 3), padding="same", depthwise_quantizer=st(alpha="auto_po2"), name="dw2")(x)
-    x = layers.BatchNormalization(name="bn2")(x)
-    x = q.QActivation(q.quantized_relu(4, 2), name="act2")(x)
+def digits_cnn(quant: Quantization | None = None, input_shape: tuple[int, ...] = (8, 8, 1),
+               classes: int = 10) -> Any:
+    """The demo's example: a small stochastic-ternary CNN in the seed paper's style, 8×8×1 in, 10 classes.
+    With `quant` (recipe.py), its weights and activation quantizers instead, the logits included."""
+    r = quant or Quantization("stq")
+
+    def act(name: str) -> Any:
+        return q.QActivation(q.quantized_relu(4, 2), name=name) if quant is None else r.relu(name)
+
+    inp = keras.Input(input_shape, name="image")
+    x = r.conv(16, (3, 3), padding="same", name="conv1")(inp)
+    x = act("act1")(layers.BatchNormalization(name="bn1")(x))
+    x = r.depthwise((3, 3), padding="same", name="dw2")(x)
+    x = act("act2")(layers.BatchNormalization(name="bn2")(x))
     x = layers.MaxPooling2D((2, 2), name="pool2")(x)
-    x = q.QConv2D(32, (3, 3), padding="same", kernel_quantizer=st(alpha="auto_po2"), name="conv3")(x)
-    x = layers.BatchNormalization(name="bn3")(x)
-    x = q.QActivation(q.quantized_relu(4, 2), name="act3")(x)
+    x = r.conv(32, (3, 3), padding="same", name="conv3")(x)
+    x = act("act3")(layers.BatchNormalization(name="bn3")(x))
     x = layers.Flatten(name="flatten")(x)
-    x = q.QDense(10, kernel_quantizer=st(alpha="auto_po2"), name="logits")(x)
+    x = r.dense(classes, name="logits")(x)
+    if quant is not None:
+        x = r.logits("logits_q")(x)
     x = layers.Activation("softmax", name="softmax")(x)
-    return keras.Model(inp, x, name="digits_stq")
+    return keras.Model(inp, x, name="digits_stq" if quant is None else f"digits_{r.mode}")
 
 
 def digits_float_cnn() -> Any:
