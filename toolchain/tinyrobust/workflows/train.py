@@ -72,8 +72,9 @@ def _datasets(data: Path, val: Path) -> tuple[Dataset, Dataset, int]:
 def _reporter(total: int, what: str | None, progress: bool) -> tuple[Callable[[Any], None], Callable[[], None]]:
     """(on_epoch, close): a bar with the epoch's numbers on a terminal, else one plain line per epoch on
     stdout (as every command's progress); nothing with --quiet."""
-    show = progress and not console.quiet()
-    bar = tqdm(total=total, desc="train", unit="epoch", file=sys.stdout) if show and console.interactive() else None
+    show = not console.quiet()  # --no-progress keeps the epoch lines, drops the bar
+    bar = (tqdm(total=total, desc="train", unit="epoch", file=sys.stdout)
+           if show and progress and console.interactive() else None)
 
     def on_epoch(e: Any) -> None:
         numbers = {"loss": f"{e.loss:.3f}", "acc": f"{e.accuracy:.3f}"}
