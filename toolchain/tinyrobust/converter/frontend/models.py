@@ -51,7 +51,11 @@ def paper_model(dense_units: int = 90, seed: int = 7, quant: Quantization | None
     x = relu("relu2")(bn("bn2")(x))
     a = r.conv(64, (3, 3), strides=(2, 2), padding="same", name="conv3")(x)
     a = relu("relu3")(bn("bn3")(a))
-    b = r.separable(64, (3, 3), padding="same", name="sep4")(a)
+    if quant is None:
+        b = r.separable(64, (3, 3), padding="same", name="sep4")(a)
+    else:  # the same separable convolution in two layers: its middle tensor needs a grid of its own
+        b = linear("sep4_mid_q")(r.depthwise((3, 3), padding="same", use_bias=False, name="sep4_dw")(a))
+        b = r.conv(64, (1, 1), name="sep4_pw")(b)
     b = relu("relu4")(bn("bn4")(b))
     x = linear("residual_q")(layers.Add(name="residual")([a, b]))
     x = r.conv(128, (3, 3), strides=(2, 2), padding="same", name="conv5")(x)
