@@ -120,3 +120,11 @@ def test_all_checks_attached_in_order() -> None:
         "attack weaker than random noise", "FGSM stronger than PGD"]
     assert not res.masking_flagged
     assert res.masking[2].to_json()["verdict"] == "passed"
+
+
+def test_every_rate_lies_inside_its_interval() -> None:
+    """Rounding put the Wilson lower end of 0/3 above 0, and the HTML plot's error bar below zero."""
+    for n in range(1, 200):
+        for k in range(n + 1):
+            lo, hi = Rate(k, n).interval
+            assert 0.0 <= lo <= Rate(k, n).value <= hi <= 1.0, (k, n, lo, hi)

@@ -56,7 +56,12 @@ class Rate:
 
     @property
     def interval(self) -> tuple[float, float]:
-        return wilson(self.k, self.n)
+        """Wilson's interval, widened by the last bit so it always holds the value (at k = 0 its lower end
+        came out 5.6e-17 above 0 = the value, and a plot's error bar went negative)."""
+        lo, hi = wilson(self.k, self.n)
+        if not self.n:
+            return lo, hi
+        return min(lo, self.value), max(hi, self.value)
 
     def to_json(self) -> dict[str, Any]:
         lo, hi = self.interval
