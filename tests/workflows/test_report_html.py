@@ -7,11 +7,11 @@ test_report_browser.py.)"""
 from __future__ import annotations
 
 import json
-from html.parser import HTMLParser
 
 import pytest
 
 import program_fixtures
+from html_elements import Elements
 from tinyrobust.converter import memplan
 from tinyrobust.firmware.budget import Budget, RegionUse
 from tinyrobust.firmware.memory_split import CATEGORIES
@@ -29,21 +29,6 @@ PROFILE = {"target": "qemu", "unit": "emulated instructions", "image_board": "qe
            "layers": [{"index": 0, "layer": "conv", "count": 3480, "macs": 576},
                       {"index": 1, "layer": "pool", "count": 600, "macs": 64},
                       {"index": 2, "layer": "fc", "count": 680, "macs": 64}], "total": 4760}
-
-
-class Elements(HTMLParser):
-    """Every start tag with its attributes, in document order."""
-
-    def __init__(self, html: str) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.feed(html)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-
-    def with_class(self, cls: str) -> list[dict[str, str | None]]:
-        return [a for _, a in self.tags if cls in (a.get("class") or "").split()]
 
 
 @pytest.fixture()

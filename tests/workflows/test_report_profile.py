@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from html_elements import Elements
 from program_fixtures import small_program
 from tinyrobust.cli import main
 from tinyrobust.converter import ops
@@ -145,19 +145,6 @@ def _chromium(page: Path, work: Path, *args: str) -> subprocess.CompletedProcess
     return res
 
 
-class Dom(HTMLParser):
-    def __init__(self, html: str) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.feed(html)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-
-    def with_class(self, cls: str) -> list[dict[str, str | None]]:
-        return [a for _, a in self.tags if cls in (a.get("class") or "").split()]
-
-
 def _pixels(png: Path) -> dict[tuple[int, int, int], int]:
     from PIL import Image
 
@@ -177,7 +164,7 @@ def _rgb(hex_colour: str) -> tuple[int, int, int]:
 def test_the_browser_draws_regions_layers_and_counts(profiled: dict[str, Path], when: str) -> None:
     work = profiled["dir"] / f"chromium-{when}"
     work.mkdir()
-    dom = Dom(_chromium(profiled[when], work, "--dump-dom").stdout)
+    dom = Elements(_chromium(profiled[when], work, "--dump-dom").stdout)
     report = json.loads((profiled["export"] / "report.json").read_text())
     linked = report["budget"]["linked"]["regions"]
 

@@ -5,6 +5,8 @@ a bad λ) are one line and exit 2 with nothing written; the CLI offers the front
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +42,9 @@ def test_a_trained_model_exports_without_calibration_bit_exact(digits: dict[str,
                "--no-progress"])
     out = capsys.readouterr().out
     assert rc == 0 and model.is_file()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(model.stat().st_mode) == 0o666 & ~umask  # a plain write's mode, not mkstemp's 0600
     assert "epoch 1/1: loss" in out and "jr+lip " in out and "wrote" in out  # plain lines when not a terminal
     report = tmp_path / "v.json"
     rc = main(["validate", str(model), "--data", str(digits["val"]), "--target", "host", "--json", str(report),

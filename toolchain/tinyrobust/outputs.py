@@ -61,7 +61,7 @@ def check_directory(path: Path, option: str) -> None:
     _probe(base, option, path)
 
 
-def _mode_for(path: Path) -> int:
+def plain_write_mode(path: Path) -> int:
     """The permissions a plain write would give `path`: its own when it exists, else 0666 less the umask
     (mkstemp makes 0600 files, and a report only its writer can read is a surprise)."""
     try:
@@ -77,7 +77,7 @@ def write_text(path: Path, text: str, option: str) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        mode = _mode_for(path)
+        mode = plain_write_mode(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
             os.fchmod(fd, mode)

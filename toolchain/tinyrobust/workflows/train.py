@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from .. import console, lazy
 from ..dataset import Dataset
 from ..errors import BadInputError, DatasetError
-from ..outputs import OutputError
+from ..outputs import OutputError, plain_write_mode
 
 DEFAULT_ADV_EPS = 0.1  # fraction of the data's range, when --adv-eps is not given
 
@@ -95,7 +95,9 @@ def save_model_atomically(model: Any, path: Path) -> None:
     """Keras writes to a temporary .h5 beside `path`, renamed over it: never a half-written model."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = plain_write_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".h5", dir=path.parent)
+    os.fchmod(fd, mode)  # as outputs.write_text does: not mkstemp's 0600
     os.close(fd)
     try:
         with warnings.catch_warnings():
