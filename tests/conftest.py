@@ -93,3 +93,19 @@ def tr_nn_lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
     out = tmp_path_factory.mktemp("tr_nn_so") / "libtr_nn.so"
     hostbuild.build_host_shared_lib(tr_nn_sources(), [tr_nn_dir()], out, sanitize=False)
     return ctypes.CDLL(str(out))
+
+
+_published: dict[str, tuple[Path, object]] = {}
+
+
+@pytest.fixture(scope="session")
+def published_model(tmp_path_factory: pytest.TempPathFactory):
+    """published_model(name) → (.h5 path, Task) of tests/published_zoo.py's model, trained once per session."""
+    import published_zoo
+
+    def get(name: str) -> tuple[Path, published_zoo.Task]:
+        if name not in _published:
+            _published[name] = published_zoo.train(name, tmp_path_factory.mktemp(f"published_{name}"))
+        return _published[name]  # type: ignore[return-value]
+
+    return get

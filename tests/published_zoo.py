@@ -22,6 +22,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 TRAIN = 1200  # the demo's split: samples [1200:] are never trained on
+CALIBRATION = 300  # training samples given as calibration data
+BATCHNORM_MOMENTUM = 0.9
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class Entry:
     build: Callable[[], object]
     task: Callable[[], Task]
     epochs: int
+    regression: bool = False
+    learning_rate: float = 3e-3
 
 
 def _arch():
@@ -88,16 +92,20 @@ def _arch():
 
 
 ZOO: dict[str, Entry] = {
-    "resnet8": Entry(lambda: _arch().resnet8((32, 32, 3), 10), lambda: image_task((32, 32), 3), 4),
+    "resnet8": Entry(lambda: _arch().resnet8((32, 32, 3), 10), lambda: image_task((32, 32), 3), 4,
+                     learning_rate=1e-3),
     "ds_cnn": Entry(lambda: _arch().ds_cnn((49, 10, 1), 10), lambda: image_task((49, 10)), 6),
-    "mobilenet_v1": Entry(lambda: _arch().mobilenet_v1((96, 96, 3), 2), lambda: image_task((96, 96), 3, True), 3),
-    "fc_autoencoder": Entry(lambda: _arch().fc_autoencoder(640), autoencoder_task, 8),
+    "mobilenet_v1": Entry(lambda: _arch().mobilenet_v1((96, 96, 3), 2), lambda: image_task((96, 96), 3, True), 4,
+                          learning_rate=1e-3),
+    "fc_autoencoder": Entry(lambda: _arch().fc_autoencoder(640), autoencoder_task, 8, regression=True),
     "jet_tagger": Entry(lambda: _arch().jet_tagger(16, 5), jet_task, 30),
     "qkeras_mnist_cnn": Entry(lambda: _arch().qkeras_mnist_cnn((28, 28, 1)), lambda: image_task((28, 28)), 8),
     "qkeras_mnist_bn": Entry(lambda: _arch().qkeras_mnist_bn((28, 28, 1)), lambda: image_task((28, 28)), 4),
     "qkeras_mnist_po2": Entry(lambda: _arch().qkeras_mnist_po2((28, 28, 1)), lambda: image_task((28, 28)), 8),
     "keras_to_qkeras": Entry(lambda: _arch().keras_to_qkeras((32, 32, 3)), lambda: image_task((32, 32), 3), 5),
 }
+
+CLASSIFIERS = tuple(name for name, entry in ZOO.items() if not entry.regression)
 
 
 def train(name: str, out_dir: Path, seed: int = 3) -> tuple[Path, Task]:
@@ -108,12 +116,17 @@ def train(name: str, out_dir: Path, seed: int = 3) -> tuple[Path, Task]:
     task = entry.task()
     tf.keras.utils.set_random_seed(seed)
     model = entry.build()
+    for layer in model.layers:
+        # A few hundred steps: BatchNorm's moving averages must follow quickly (Keras's 0.99 leaves the
+        # inference-mode model near chance after this little training).
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            layer.momentum = BATCHNORM_MOMENTUM
     xt = task.x[task.train]
     if task.regression:
-        model.compile(optimizer=tf.keras.optimizers.Adam(3e-3), loss="mse")
+        model.compile(optimizer=tf.keras.optimizers.Adam(entry.learning_rate), loss="mse")
         model.fit(xt, xt, epochs=entry.epochs, batch_size=32, verbose=0)
     else:
-        model.compile(optimizer=tf.keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy",
+        model.compile(optimizer=tf.keras.optimizers.Adam(entry.learning_rate), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
         model.fit(xt, task.y[task.train], epochs=entry.epochs, batch_size=32, verbose=0)
     path = out_dir / f"{name}.h5"

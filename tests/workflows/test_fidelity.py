@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import published_zoo as pz
 from tinyrobust.cli import main
 from tinyrobust.converter.pipeline import convert
 from tinyrobust.dataset import Dataset
@@ -18,9 +17,9 @@ from tinyrobust.workflows.fidelity import fidelity_report, layer_fidelity
 
 
 @pytest.fixture(scope="module")
-def jet(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def jet(tmp_path_factory: pytest.TempPathFactory, published_model) -> dict[str, object]:
     out = tmp_path_factory.mktemp("jet")
-    model, task = pz.train("jet_tagger", out)
+    model, task = published_model("jet_tagger")
     np.savez(out / "cal.npz", x=task.x[task.train])
     np.savez(out / "test.npz", x=task.x[task.test], y=task.y[task.test])
     return {"model": model, "task": task, "cal": out / "cal.npz", "test": out / "test.npz"}
