@@ -1,7 +1,8 @@
 """validate on an export of a hand-made Program (no TensorFlow): a QEMU instance killed mid-run is
 restarted and the run stays bit-exact, with the restart in the JSON; a death it cannot survive is one
 line and exit 2; the input-saturation warning fires on badly ranged data and stays quiet on good data;
-labels that are not classes are refused; outputs are checked before any work."""
+labels that are not classes are refused, unless the task is regression; --task auto says what it chose;
+outputs are checked before any work."""
 
 from __future__ import annotations
 
@@ -144,6 +145,44 @@ def test_labels_that_are_not_classes_are_refused(export_dir: Path, tmp_path: Pat
     assert main(["validate", str(export_dir), "--data", str(data), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "1 of 50 labels are not classes of this model (it has 4 outputs" in err[0], err
+
+
+def test_auto_says_it_took_labelled_data_for_a_classifier(export_dir: Path, tmp_path: Path, capsys) -> None:
+    report = tmp_path / "r.json"
+    assert main(["validate", str(export_dir), "--data", str(_data(tmp_path / "d.npz", 30)), "--json", str(report),
+                 "--no-progress"]) == 0
+    r = json.loads(report.read_text())
+    assert r["task"]["kind"] == "classification" and "classes of the 4 outputs" in r["task"]["reason"]
+    assert 0.0 <= r["accuracy"]["target"] <= 1.0 and "output_error" not in r
+    out = capsys.readouterr().out
+    assert "task: classification (chosen by --task auto" in out and "accuracy: keras n/a" in out
+
+
+def test_without_labels_auto_measures_the_output_and_checks_no_classes(export_dir: Path, tmp_path: Path,
+                                                                         capsys) -> None:
+    """No y and no softmax: regression. From an export directory there is no Keras model to compare with."""
+    data = tmp_path / "unlabelled.npz"
+    np.savez(data, x=np.random.default_rng(3).random((30, 4, 4, 1)).astype(np.float32))
+    report = tmp_path / "r.json"
+    assert main(["validate", str(export_dir), "--data", str(data), "--json", str(report), "--no-progress"]) == 0
+    r = json.loads(report.read_text())
+    assert r["task"]["kind"] == "regression" and "no labels" in r["task"]["reason"]
+    assert r["accuracy"] is None and r["output_error"] is None and r["agreement"]["target_reference_exact"] == 30
+    out = capsys.readouterr().out
+    assert "output vs keras: n/a" in out and "accuracy" not in out
+
+
+def test_regression_does_not_check_labels_as_classes(export_dir: Path, tmp_path: Path) -> None:
+    labels = np.full(20, 99)  # not classes of the 4 outputs: refused as a classification, unread by regression
+    data = _data(tmp_path / "d.npz", 20, labels=labels)
+    assert main(["validate", str(export_dir), "--data", str(data), "--task", "regression", "--no-progress"]) == 0
+
+
+def test_anomaly_on_a_model_that_is_no_autoencoder_is_refused(export_dir: Path, tmp_path: Path, capsys) -> None:
+    data = _data(tmp_path / "d.npz", 20, labels=np.arange(20) % 2)
+    assert main(["validate", str(export_dir), "--data", str(data), "--task", "anomaly", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not have the input's shape" in err[0], err
 
 
 @pytest.mark.parametrize("where", ["directory", "unwritable"])
