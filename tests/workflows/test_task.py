@@ -8,11 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from program_fixtures import FULL, _program, small_program
-from tinyrobust.converter import packing
-from tinyrobust.converter.ops import fully_connected
-from tinyrobust.converter.ops.base import Op
-from tinyrobust.converter.ops.fully_connected import FullyConnectedParams
+from program_fixtures import autoencoder_program, small_program
 from tinyrobust.converter.passes.structure import dropped_final_softmax, final_softmax_note
 from tinyrobust.converter.program import Program
 from tinyrobust.errors import BadInputError
@@ -20,18 +16,6 @@ from tinyrobust.workflows.task import choose_task
 
 CLASSES = np.array([0, 3, 1, 2])
 ANOMALY = np.array([0, 0, 1, 0])
-
-
-def _autoencoder(n: int = 16) -> Program:
-    """input (n,) → fully connected n → n: the output has the input's shape."""
-    rng = np.random.default_rng(0)
-    fc = Op(fully_connected.FAMILY.kernels[packing.S8], "fc", ("x",), "y",
-            FullyConnectedParams(n, n, 0, FULL, 0),
-            {"weights": packing.pack_rows(rng.integers(-40, 41, (n, n)).astype(np.int8), packing.S8),
-             "bias": np.zeros(n, np.int32), "multiplier": np.full(n, 1 << 30, np.int32),
-             "shift": np.full(n, -7, np.int32)},
-            packing.S8)
-    return _program({"x": (n,), "y": (n,)}, (fc,), "autoencoder_fixture")
 
 
 def _with_softmax(program: Program) -> Program:
@@ -47,16 +31,16 @@ def test_the_softmax_note_is_read_back_and_only_that_note() -> None:
 def test_auto_takes_a_model_ending_in_softmax_for_a_classifier_whatever_its_shape() -> None:
     choice = choose_task("auto", _with_softmax(small_program()), None)
     assert choice.kind == "classification" and "softmax 'probs'" in choice.reason
-    assert choose_task("auto", _with_softmax(_autoencoder()), ANOMALY).kind == "classification"
+    assert choose_task("auto", _with_softmax(autoencoder_program()), ANOMALY).kind == "classification"
     assert "chosen by --task auto" in choice.describe()
 
 
 def test_auto_takes_an_autoencoder_with_anomaly_labels_for_anomaly_and_without_for_regression() -> None:
-    anomaly = choose_task("auto", _autoencoder(), ANOMALY)
+    anomaly = choose_task("auto", autoencoder_program(), ANOMALY)
     assert anomaly.kind == "anomaly" and "input's shape (16)" in anomaly.reason and "0/1" in anomaly.reason
-    plain = choose_task("auto", _autoencoder(), None)
+    plain = choose_task("auto", autoencoder_program(), None)
     assert plain.kind == "regression" and "no labels" in plain.reason
-    classes = choose_task("auto", _autoencoder(), CLASSES)
+    classes = choose_task("auto", autoencoder_program(), CLASSES)
     assert classes.kind == "regression" and "other than 0/1" in classes.reason
 
 
@@ -73,18 +57,18 @@ def test_auto_without_labels_and_without_softmax_is_regression() -> None:
 
 
 def test_explicit_tasks_are_taken_as_said() -> None:
-    assert choose_task("classification", _autoencoder(), ANOMALY).kind == "classification"
+    assert choose_task("classification", autoencoder_program(), ANOMALY).kind == "classification"
     said = choose_task("regression", small_program(), CLASSES)
     assert said.kind == "regression" and said.requested == "regression" and "as --task says" in said.describe()
-    assert choose_task("anomaly", _autoencoder(), ANOMALY).kind == "anomaly"
+    assert choose_task("anomaly", autoencoder_program(), ANOMALY).kind == "anomaly"
 
 
 @pytest.mark.parametrize(("task", "program", "y", "message"), [
     ("regression", _with_softmax(small_program()), None, "ends in the softmax 'probs'"),
-    ("anomaly", _with_softmax(_autoencoder()), ANOMALY, "ends in the softmax 'probs'"),
+    ("anomaly", _with_softmax(autoencoder_program()), ANOMALY, "ends in the softmax 'probs'"),
     ("anomaly", small_program(), ANOMALY, "does not have the input's shape"),
-    ("anomaly", _autoencoder(), CLASSES, "0 .normal. or 1 .anomalous."),
-    ("anomaly", _autoencoder(), None, "0 .normal. or 1 .anomalous."),
+    ("anomaly", autoencoder_program(), CLASSES, "0 .normal. or 1 .anomalous."),
+    ("anomaly", autoencoder_program(), None, "0 .normal. or 1 .anomalous."),
     ("argmax", small_program(), None, "expected one of auto, classification"),
 ])
 def test_a_task_that_cannot_be_measured_is_refused(task: str, program: Program, y: np.ndarray | None,

@@ -14,14 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from program_fixtures import small_program
+from program_fixtures import autoencoder_program, small_program
 from qemu_faults import FaultyLinks
 from tinyrobust.cli import main
+from tinyrobust.converter.reference import Reference
 from tinyrobust.firmware.project import load_export
 from tinyrobust.targets import factory
 from tinyrobust.targets.faultproxy import Fault
 from tinyrobust.targets.qemu import QEMU_BOARD, QemuTarget
 from tinyrobust.workflows.export import export_program
+from tinyrobust.workflows.output_error import auc, dequantize
 
 needs_qemu = [
     pytest.mark.qemu,
@@ -176,6 +178,30 @@ def test_regression_does_not_check_labels_as_classes(export_dir: Path, tmp_path:
     labels = np.full(20, 99)  # not classes of the 4 outputs: refused as a classification, unread by regression
     data = _data(tmp_path / "d.npz", 20, labels=labels)
     assert main(["validate", str(export_dir), "--data", str(data), "--task", "regression", "--no-progress"]) == 0
+
+
+def test_an_autoencoder_export_with_anomaly_labels_ranks_its_reconstruction_error(tmp_path: Path, capsys) -> None:
+    """From an export directory (no Keras): the deployed score's AUC on the reference and on the target,
+    no output error, no accuracy."""
+    program = autoencoder_program()
+    export_program(program, "nucleo_h743zi", tmp_path / "ae")
+    rng = np.random.default_rng(4)
+    x = rng.random((40, 16)).astype(np.float32)
+    y = np.arange(40) % 2
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    report = tmp_path / "r.json"
+    assert main(["validate", str(tmp_path / "ae"), "--data", str(tmp_path / "d.npz"), "--json", str(report),
+                 "--no-progress"]) == 0
+    r = json.loads(report.read_text())
+    assert r["task"]["kind"] == "anomaly" and r["accuracy"] is None and r["output_error"] is None
+    an = r["anomaly"]
+    deployed = dequantize(Reference(program).run(program.input_quantization.quantize(x).reshape(40, -1)),
+                          0.05, 0)
+    expected = auc(np.mean((x - deployed) ** 2, axis=1), y)
+    assert an["auc"] == {"keras": None, "reference": expected, "target": expected}
+    assert an["auc_difference"] is None and an["spearman_keras_target"] is None
+    assert an["samples"] == 40 and an["anomalous"] == 20
+    assert "anomaly AUC (40 samples, 20 anomalous): keras n/a" in capsys.readouterr().out
 
 
 def test_anomaly_on_a_model_that_is_no_autoencoder_is_refused(export_dir: Path, tmp_path: Path, capsys) -> None:

@@ -9,11 +9,11 @@ Every sample runs through the reference and the target; any output byte that dif
 run fail, and the first divergent layer of the first differing sample is found by comparing
 per-layer dumps (reference vs target).
 
-Data is checked before it is trusted: a classifier's labels must be classes of the model (else exit 2),
-an anomaly task's 0 or 1, and when more
-than 1 % of input values fall outside the input grid (uint8 images given to a model that expects 0…1,
-a model without an input quantizer fed data beyond --input-range) they are clipped to its rails, so
-validate warns with the fraction, on stderr and in the JSON (`input_saturation`, `warnings`).
+Data is checked before it is trusted: a classifier's labels must be classes of the model and an anomaly
+task's 0 or 1 (else exit 2), and when more than 1 % of input values fall outside the input grid (uint8
+images given to a model that expects 0…1, a model without an input quantizer fed data beyond
+--input-range) they are clipped to its rails, so validate warns with the fraction, on stderr and in the
+JSON (`input_saturation`, `warnings`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import numpy as np
 from .. import console, outputs
 from ..converter import ops
 from ..converter.pipeline import DeployedModel, convert_file
-from ..converter.program import InputQuantization
+from ..converter.program import InputQuantization, Program
 from ..converter.reference import Reference
 from ..dataset import Dataset
 from ..errors import EXIT_MISMATCH, BadInputError
@@ -109,7 +109,7 @@ def _iterate(items: np.ndarray, desc: str, enabled: bool) -> Iterator[np.ndarray
             bar.update(1)
 
 
-def _output_measures(report: dict[str, Any], task: TaskChoice, program, data: Dataset,
+def _output_measures(report: dict[str, Any], task: TaskChoice, program: Program, data: Dataset,
                      keras_outputs: np.ndarray | None, ref_out: np.ndarray, target_out: np.ndarray) -> None:
     """regression / anomaly: the deployed output against Keras's, and the anomaly score's ranking."""
     out = program.tensor(program.output)
