@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from program_fixtures import autoencoder_program, small_program
 from qemu_faults import FaultyLinks
 from tinyrobust.cli import main
+from tinyrobust.converter.passes.structure import final_softmax_note
 from tinyrobust.converter.reference import Reference
 from tinyrobust.firmware.project import load_export
 from tinyrobust.targets import factory
@@ -172,6 +174,20 @@ def test_without_labels_auto_measures_the_output_and_checks_no_classes(export_di
     assert r["accuracy"] is None and r["output_error"] is None and r["agreement"]["target_reference_exact"] == 30
     out = capsys.readouterr().out
     assert "output vs keras: n/a" in out and "accuracy" not in out
+
+
+def test_a_softmax_model_without_labels_is_still_a_classifier(tmp_path: Path, capsys) -> None:
+    """Its output is logits, so only argmax means anything: no accuracy without labels, bit-exactness still."""
+    program = replace(small_program(), notes=(final_softmax_note("probs"),))
+    export_program(program, "nucleo_h743zi", tmp_path / "sm")
+    data = tmp_path / "unlabelled.npz"
+    np.savez(data, x=np.random.default_rng(5).random((20, 4, 4, 1)).astype(np.float32))
+    report = tmp_path / "r.json"
+    assert main(["validate", str(tmp_path / "sm"), "--data", str(data), "--json", str(report), "--no-progress"]) == 0
+    r = json.loads(report.read_text())
+    assert r["task"]["kind"] == "classification" and "softmax 'probs'" in r["task"]["reason"]
+    assert r["accuracy"] == {"keras": None, "reference": None, "target": None} and "output_error" not in r
+    assert "accuracy: keras n/a   reference n/a   target n/a" in capsys.readouterr().out
 
 
 def test_regression_does_not_check_labels_as_classes(export_dir: Path, tmp_path: Path) -> None:

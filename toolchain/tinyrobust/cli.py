@@ -168,8 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", formatter_class=fmt, help="accuracy, bit-exactness and latency on a target")
     p.add_argument("model", type=Path, help="QKeras model (.h5) or an export directory")
     p.add_argument("--data", type=Path, required=True,
-                   help=".npz with x (N, ...) float32 and y (N,) labels: classes, or 0/1 anomaly labels (optional "
-                        "for regression)")
+                   help=".npz with x (N, ...) float32 and y (N,) labels: classes, or 0/1 anomaly labels (see "
+                        "--task); without y, no accuracy or AUC, the rest is measured")
     p.add_argument("--task", choices=TASKS, default="auto", help=TASK_HELP)
     p.add_argument("--target", default="reference", help=TARGETS_HELP)
     p.add_argument("--json", type=Path, help="write the report as JSON here")
