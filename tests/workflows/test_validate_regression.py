@@ -59,7 +59,7 @@ def _check_anomaly_report(r: dict, samples: int) -> None:
 
 @pytest.mark.slow
 def test_autoencoder_on_the_reference_is_measured_by_error_and_auc(autoencoder, tmp_path: Path, capsys) -> None:
-    """200 held-out samples; with --out the export's report.md gains the table."""
+    """200 held-out samples; with --out the export's report.md and report.html gain the tables."""
     rc, r = _validate(autoencoder["model"], autoencoder["test"], autoencoder["cal"], tmp_path / "r.json",
                       "--limit", "200", "--out", str(tmp_path / "export"))
     out = capsys.readouterr().out
@@ -74,6 +74,7 @@ def test_autoencoder_on_the_reference_is_measured_by_error_and_auc(autoencoder, 
     md = (tmp_path / "export" / "report.md").read_text()
     assert "### Output vs Keras on `reference` (200 samples, task anomaly)" in md
     assert f"| {an['auc']['keras']:.4f} | {an['auc']['reference']:.4f} | {an['auc']['target']:.4f} |" in md
+    assert 'id="output-measures"' in (tmp_path / "export" / "report.html").read_text()
     kept = json.loads((tmp_path / "export" / "report.json").read_text())
     assert kept["output_measures"]["anomaly"]["auc"] == an["auc"]
 
