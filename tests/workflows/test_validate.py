@@ -218,6 +218,19 @@ def test_an_autoencoder_export_with_anomaly_labels_ranks_its_reconstruction_erro
     assert an["auc_difference"] is None and an["spearman_keras_target"] is None
     assert an["samples"] == 40 and an["anomalous"] == 20
     assert "anomaly AUC (40 samples, 20 anomalous): keras n/a" in capsys.readouterr().out
+    assert r["warnings"] == []
+
+
+def test_anomaly_labels_of_one_kind_give_no_auc_and_say_so(tmp_path: Path, capsys) -> None:
+    export_program(autoencoder_program(), "nucleo_h743zi", tmp_path / "ae")
+    np.savez(tmp_path / "d.npz", x=np.random.default_rng(6).random((10, 16)).astype(np.float32), y=np.zeros(10, int))
+    report = tmp_path / "r.json"
+    assert main(["validate", str(tmp_path / "ae"), "--data", str(tmp_path / "d.npz"), "--task", "anomaly",
+                 "--json", str(report), "--no-progress"]) == 0
+    r = json.loads(report.read_text())
+    assert r["anomaly"]["auc"] == {"keras": None, "reference": None, "target": None}
+    assert len(r["warnings"]) == 1 and "every one of the 10 samples is normal (0)" in r["warnings"][0]
+    assert "warning: every one of the 10 samples is normal (0)" in capsys.readouterr().err
 
 
 def test_anomaly_on_a_model_that_is_no_autoencoder_is_refused(export_dir: Path, tmp_path: Path, capsys) -> None:

@@ -121,6 +121,11 @@ def _output_measures(report: dict[str, Any], task: TaskChoice, program: Program,
             "reference": dequantize(ref_out, out.scale, out.zero_point),
             "target": dequantize(target_out, out.scale, out.zero_point),
         })
+        anomalous = report["anomaly"]["anomalous"]
+        if anomalous in (0, len(data)):
+            kind = "anomalous (1)" if anomalous else "normal (0)"
+            report["warnings"].append(f"every one of the {len(data)} samples is {kind}: an AUC needs both kinds, "
+                                      "so none is given")
 
 
 def validate(export: LoadedExport, data: Dataset, target_spec: str, *, keras_outputs: np.ndarray | None = None,
