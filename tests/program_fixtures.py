@@ -54,6 +54,17 @@ def small_program(seed: int = 7) -> Program:
     return _program({"x": (4, 4, 1), "c": (4, 4, 4), "p": (2, 2, 4), "y": (4,)}, (conv, mp, fc), "small_fixture")
 
 
+def autoencoder_program(n: int = 16, seed: int = 5) -> Program:
+    """input (n,) → fully connected, s8, n → n: an output of the input's shape, like an autoencoder's."""
+    rng = np.random.default_rng(seed)
+    fc = Op(fully_connected.FAMILY.kernels[packing.S8], "fc", ("x",), "y", FullyConnectedParams(n, n, 0, FULL, 0),
+            {"weights": packing.pack_rows(rng.integers(-40, 41, (n, n)).astype(np.int8), packing.S8),
+             "bias": rng.integers(-2000, 2000, n).astype(np.int32), "multiplier": np.full(n, 1 << 30, np.int32),
+             "shift": np.full(n, -7, np.int32)},
+            packing.S8)
+    return _program({"x": (n,), "y": (n,)}, (fc,), "autoencoder_fixture")
+
+
 def big_arena_program(side: int) -> Program:
     """A 16×16×4 input zero-padded to side×side×4, then max-pooled to 1×1×4: an arena of about
     side² · 4 bytes with an input and an output that fit the protocol's frames."""

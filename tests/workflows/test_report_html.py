@@ -1,8 +1,8 @@
 """workflows/report_html.py: the export's report.html. Its region bars split exactly the used bytes
 (segments contiguous, widths summing to the bar), its layer bars scale to the largest layer, it fetches
 nothing, it keeps the board's order after report.json's sorted round trip, and the per-layer counts of
-`validate --profile` appear only once there are some. (The page as a browser draws it:
-test_report_browser.py.)"""
+`validate --profile` and the output measures of `validate --out` appear only once there are some. (The
+page as a browser draws it: test_report_browser.py.)"""
 
 from __future__ import annotations
 
@@ -97,3 +97,32 @@ def test_an_estimate_only_report_shows_the_estimate(report: dict) -> None:
     assert [(s["data-category"], s["data-bytes"]) for s in page.with_class("segment")] == [
         ("packed weights", "92"), ("code (estimate)", "1142")]
     assert "export with <code>--build</code>" in html
+
+
+MEASURES = {"target": "qemu", "samples": 20,
+            "task": {"kind": "anomaly", "requested": "auto", "reason": "the output has the input's shape"},
+            "output_error": [{"tensor": "y", "scale": 0.0393, "zero_point": -16, "values": 12800, "max_steps": 1.91,
+                              "mean_steps": 0.384, "snr_db": 28.71, "clipped": 0.0}],
+            "anomaly": {"score": "mean squared reconstruction error", "samples": 20, "anomalous": 10,
+                        "auc": {"keras": 0.69, "reference": 0.7, "target": 0.7}, "auc_difference": 0.01,
+                        "spearman_keras_target": None}}
+
+
+def test_output_measures_appear_once_validate_has_measured_them(report: dict) -> None:
+    """validate --out of an autoencoder: its error vs Keras and AUCs in report.html and report.md; a report
+    without them has neither section."""
+    html = render_html({**report, "output_measures": MEASURES})
+    page = Elements(html)
+    assert len(page.with_class("output-error")) == 1 and len(page.with_class("anomaly")) == 1
+    assert "<td>0.384</td><td>1.91</td><td>28.7</td><td>0.00 %</td>" in html
+    assert "<td>0.6900</td><td>0.7000</td><td>0.7000</td><td>0.0100</td><td>n/a</td>" in html
+    md = render_markdown({**report, "output_measures": MEASURES})
+    assert "### Output vs Keras on `qemu` (20 samples, task anomaly)" in md
+    assert "| y | 0.0393 | 0.384 | 1.91 | 28.7 | 0.00 % |" in md
+    assert "| 0.6900 | 0.7000 | 0.7000 | 0.0100 | n/a |" in md
+    plain = render_html(report)
+    assert 'id="output-measures"' not in plain and 'id="output-measures"' in html
+    assert "Output vs Keras" not in render_markdown(report)
+    no_keras = {**MEASURES, "output_error": None, "anomaly": None}
+    assert "no output error" in render_html({**report, "output_measures": no_keras})
+    assert "no output error" in render_markdown({**report, "output_measures": no_keras})

@@ -1,26 +1,31 @@
 """validate on an export of a hand-made Program (no TensorFlow): a QEMU instance killed mid-run is
 restarted and the run stays bit-exact, with the restart in the JSON; a death it cannot survive is one
 line and exit 2; the input-saturation warning fires on badly ranged data and stays quiet on good data;
-labels that are not classes are refused; outputs are checked before any work."""
+labels that are not classes are refused, unless the task is regression; --task auto says what it chose;
+outputs are checked before any work."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from program_fixtures import small_program
+from program_fixtures import autoencoder_program, small_program
 from qemu_faults import FaultyLinks
 from tinyrobust.cli import main
+from tinyrobust.converter.passes.structure import final_softmax_note
+from tinyrobust.converter.reference import Reference
 from tinyrobust.firmware.project import load_export
 from tinyrobust.targets import factory
 from tinyrobust.targets.faultproxy import Fault
 from tinyrobust.targets.qemu import QEMU_BOARD, QemuTarget
 from tinyrobust.workflows.export import export_program
+from tinyrobust.workflows.output_error import auc, dequantize
 
 needs_qemu = [
     pytest.mark.qemu,
@@ -144,6 +149,95 @@ def test_labels_that_are_not_classes_are_refused(export_dir: Path, tmp_path: Pat
     assert main(["validate", str(export_dir), "--data", str(data), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "1 of 50 labels are not classes of this model (it has 4 outputs" in err[0], err
+
+
+def test_auto_says_it_took_labelled_data_for_a_classifier(export_dir: Path, tmp_path: Path, capsys) -> None:
+    report = tmp_path / "r.json"
+    assert main(["validate", str(export_dir), "--data", str(_data(tmp_path / "d.npz", 30)), "--json", str(report),
+                 "--no-progress"]) == 0
+    r = json.loads(report.read_text())
+    assert r["task"]["kind"] == "classification" and "classes of the 4 outputs" in r["task"]["reason"]
+    assert 0.0 <= r["accuracy"]["target"] <= 1.0 and "output_error" not in r
+    out = capsys.readouterr().out
+    assert "task: classification (chosen by --task auto" in out and "accuracy: keras n/a" in out
+
+
+def test_without_labels_auto_measures_the_output_and_checks_no_classes(export_dir: Path, tmp_path: Path,
+                                                                         capsys) -> None:
+    """No y and no softmax: regression. From an export directory there is no Keras model to compare with."""
+    data = tmp_path / "unlabelled.npz"
+    np.savez(data, x=np.random.default_rng(3).random((30, 4, 4, 1)).astype(np.float32))
+    report = tmp_path / "r.json"
+    assert main(["validate", str(export_dir), "--data", str(data), "--json", str(report), "--no-progress"]) == 0
+    r = json.loads(report.read_text())
+    assert r["task"]["kind"] == "regression" and "no labels" in r["task"]["reason"]
+    assert r["accuracy"] is None and r["output_error"] is None and r["agreement"]["target_reference_exact"] == 30
+    out = capsys.readouterr().out
+    assert "output vs keras: n/a" in out and "accuracy" not in out
+
+
+def test_a_softmax_model_without_labels_is_still_a_classifier(tmp_path: Path, capsys) -> None:
+    """Its output is logits, so only argmax means anything: no accuracy without labels, bit-exactness still."""
+    program = replace(small_program(), notes=(final_softmax_note("probs"),))
+    export_program(program, "nucleo_h743zi", tmp_path / "sm")
+    data = tmp_path / "unlabelled.npz"
+    np.savez(data, x=np.random.default_rng(5).random((20, 4, 4, 1)).astype(np.float32))
+    report = tmp_path / "r.json"
+    assert main(["validate", str(tmp_path / "sm"), "--data", str(data), "--json", str(report), "--no-progress"]) == 0
+    r = json.loads(report.read_text())
+    assert r["task"]["kind"] == "classification" and "softmax 'probs'" in r["task"]["reason"]
+    assert r["accuracy"] == {"keras": None, "reference": None, "target": None} and "output_error" not in r
+    assert "accuracy: keras n/a   reference n/a   target n/a" in capsys.readouterr().out
+
+
+def test_regression_does_not_check_labels_as_classes(export_dir: Path, tmp_path: Path) -> None:
+    labels = np.full(20, 99)  # not classes of the 4 outputs: refused as a classification, unread by regression
+    data = _data(tmp_path / "d.npz", 20, labels=labels)
+    assert main(["validate", str(export_dir), "--data", str(data), "--task", "regression", "--no-progress"]) == 0
+
+
+def test_an_autoencoder_export_with_anomaly_labels_ranks_its_reconstruction_error(tmp_path: Path, capsys) -> None:
+    """From an export directory (no Keras): the deployed score's AUC on the reference and on the target,
+    no output error, no accuracy."""
+    program = autoencoder_program()
+    export_program(program, "nucleo_h743zi", tmp_path / "ae")
+    rng = np.random.default_rng(4)
+    x = rng.random((40, 16)).astype(np.float32)
+    y = np.arange(40) % 2
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    report = tmp_path / "r.json"
+    assert main(["validate", str(tmp_path / "ae"), "--data", str(tmp_path / "d.npz"), "--json", str(report),
+                 "--no-progress"]) == 0
+    r = json.loads(report.read_text())
+    assert r["task"]["kind"] == "anomaly" and r["accuracy"] is None and r["output_error"] is None
+    an = r["anomaly"]
+    deployed = dequantize(Reference(program).run(program.input_quantization.quantize(x).reshape(40, -1)),
+                          0.05, 0)
+    expected = auc(np.mean((x - deployed) ** 2, axis=1), y)
+    assert an["auc"] == {"keras": None, "reference": expected, "target": expected}
+    assert an["auc_difference"] is None and an["spearman_keras_target"] is None
+    assert an["samples"] == 40 and an["anomalous"] == 20
+    assert "anomaly AUC (40 samples, 20 anomalous): keras n/a" in capsys.readouterr().out
+    assert r["warnings"] == []
+
+
+def test_anomaly_labels_of_one_kind_give_no_auc_and_say_so(tmp_path: Path, capsys) -> None:
+    export_program(autoencoder_program(), "nucleo_h743zi", tmp_path / "ae")
+    np.savez(tmp_path / "d.npz", x=np.random.default_rng(6).random((10, 16)).astype(np.float32), y=np.zeros(10, int))
+    report = tmp_path / "r.json"
+    assert main(["validate", str(tmp_path / "ae"), "--data", str(tmp_path / "d.npz"), "--task", "anomaly",
+                 "--json", str(report), "--no-progress"]) == 0
+    r = json.loads(report.read_text())
+    assert r["anomaly"]["auc"] == {"keras": None, "reference": None, "target": None}
+    assert len(r["warnings"]) == 1 and "every one of the 10 samples is normal (0)" in r["warnings"][0]
+    assert "warning: every one of the 10 samples is normal (0)" in capsys.readouterr().err
+
+
+def test_anomaly_on_a_model_that_is_no_autoencoder_is_refused(export_dir: Path, tmp_path: Path, capsys) -> None:
+    data = _data(tmp_path / "d.npz", 20, labels=np.arange(20) % 2)
+    assert main(["validate", str(export_dir), "--data", str(data), "--task", "anomaly", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not have the input's shape" in err[0], err
 
 
 @pytest.mark.parametrize("where", ["directory", "unwritable"])

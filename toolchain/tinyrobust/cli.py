@@ -26,6 +26,7 @@ from typing import Any
 from . import __version__, console, lazy, preflight, processes
 from .errors import EXIT_INTERNAL, EXIT_SIGNAL_BASE, TinyRobustError, terminal_message
 from .workflows.robustness.threats import ATTACKS, GRADIENT_THREATS, NORMS
+from .workflows.task import TASK_HELP, TASKS
 
 # The names `train` offers, spelled here so `--help` needs no TensorFlow (a test keeps them in step).
 TRAIN_ARCHITECTURES = ("digits_cnn", "paper", "resnet8", "ds_cnn")
@@ -166,7 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", formatter_class=fmt, help="accuracy, bit-exactness and latency on a target")
     p.add_argument("model", type=Path, help="QKeras model (.h5) or an export directory")
-    p.add_argument("--data", type=Path, required=True, help=".npz with x (N, ...) float32 and y (N,) labels")
+    p.add_argument("--data", type=Path, required=True,
+                   help=".npz with x (N, ...) float32 and y (N,) labels: classes, or 0/1 anomaly labels (see "
+                        "--task); without y, no accuracy or AUC, the rest is measured")
+    p.add_argument("--task", choices=TASKS, default="auto", help=TASK_HELP)
     p.add_argument("--target", default="reference", help=TARGETS_HELP)
     p.add_argument("--json", type=Path, help="write the report as JSON here")
     p.add_argument("--limit", type=positive_int, default=None, help="use the first N samples only")
@@ -297,7 +301,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": lambda a: lazy.workflow("validate").validate_command(
         model=a.model, data=a.data, target=a.target, json_path=a.json, limit=a.limit, out=a.out,
         progress=not a.no_progress, host_sanitize=a.host_sanitize, layers=a.layers, profile=a.profile,
-        **_model_kwargs(a)),
+        task=a.task, **_model_kwargs(a)),
     "robustness": lambda a: lazy.workflow("robustness.command").robustness_command(
         models=a.models, data=a.data, target=a.target, attacks=a.attacks, threat_models=a.threat_models,
         source=a.source, norms=a.norm or ["linf"], eps=a.eps, limit=a.limit, seed=a.seed, iterations=a.iterations,

@@ -20,7 +20,12 @@ from tinyrobust.converter.ir import (
     TensorInfo,
     WeightTensor,
 )
-from tinyrobust.converter.passes.structure import drop_final_softmax, fold_zero_padding, remove_identities
+from tinyrobust.converter.passes.structure import (
+    drop_final_softmax,
+    dropped_final_softmax,
+    fold_zero_padding,
+    remove_identities,
+)
 from tinyrobust.errors import UnsupportedModelError
 
 
@@ -82,7 +87,8 @@ def test_final_softmax_is_dropped_with_a_note() -> None:
     assert _names(out) == ["x", "fc"]
     assert out.output == "fc" and "probs" not in out.tensors
     assert len(out.notes) == 1 and "'probs'" in out.notes[0] and "argmax" in out.notes[0]
-    assert g.notes == ()
+    assert g.notes == () and dropped_final_softmax(g.notes) is None
+    assert dropped_final_softmax(out.notes) == "probs"  # what validate --task auto reads back
 
 
 def test_softmax_before_the_output_is_refused_naming_the_layer() -> None:

@@ -1,5 +1,6 @@
 """report.json / report.md / report.html (report_html.py) of an export: the per-layer table, totals, arena,
-budget, what fills each region, and the per-layer counts of `validate --profile`."""
+budget, what fills each region, the per-layer counts of `validate --profile`, and a regression or anomaly
+model's output error vs Keras and anomaly AUCs (`validate --out`, `output_measures`)."""
 
 from __future__ import annotations
 
@@ -135,6 +136,39 @@ def _profile_md(profile: dict[str, Any] | None, total_macs: int) -> list[str]:
     return [*lines, f"| | **total** | **{total:,}** | {per_mac} | |", ""]
 
 
+def _opt(v: float | None, spec: str, none: str = "n/a") -> str:
+    return none if v is None else format(v, spec)
+
+
+def _output_measures_md(section: dict[str, Any] | None) -> list[str]:
+    """validate's measures of a model whose output is not a class: error vs Keras in output grid steps, SNR,
+    and the anomaly score's AUC for Keras and the deployed model."""
+    if section is None:
+        return []
+    task = section["task"]
+    lines = [f"### Output vs Keras on `{section['target']}` ({section['samples']} samples, task {task['kind']})", "",
+             f"Task {task['kind']} ({task['requested']}: {task['reason']}). Errors in steps of the output grid "
+             "(ideal rounding: at most 0.5).", ""]
+    if section["output_error"] is None:
+        lines += ["No Keras model was given (an export directory): no output error.", ""]
+    else:
+        lines += ["| output | step | mean steps | max steps | SNR dB | Keras values clipped |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for e in section["output_error"]:
+            lines.append(f"| {e['tensor']} | {e['scale']:.4g} | {e['mean_steps']:.3f} | {e['max_steps']:.2f} | "
+                         f"{_opt(e['snr_db'], '.1f', 'exact')} | {100 * e['clipped']:.2f} % |")
+        lines.append("")
+    an = section.get("anomaly")
+    if an is not None:
+        auc = an["auc"]
+        lines += [f"Anomaly score: {an['score']}; {an['anomalous']} of {an['samples']} samples anomalous.", "",
+                  "| AUC Keras | AUC reference | AUC target | AUC difference | Spearman Keras vs target |",
+                  "|---:|---:|---:|---:|---:|",
+                  f"| {_opt(auc['keras'], '.4f')} | {_opt(auc['reference'], '.4f')} | {_opt(auc['target'], '.4f')} | "
+                  f"{_opt(an['auc_difference'], '.4f')} | {_opt(an['spearman_keras_target'], '.4f')} |", ""]
+    return lines
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     t = report["totals"]
     lines = [
@@ -167,6 +201,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += _budget_md("Budget", report["budget"]["linked"])
     lines += _split_md(report["budget"]["linked"] or report["budget"]["estimate"])
     lines += _profile_md(report.get("profile"), t["macs"])
+    lines += _output_measures_md(report.get("output_measures"))
     if report["notes"]:
         lines += ["## Notes", "", *(f"- {n}" for n in report["notes"]), ""]
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """report.html of an export: one self-contained page (inline CSS and SVG, nothing fetched) drawn from
 the same dict as report.json: what fills each memory region, per-layer bars of weight bytes and MACs,
-and, once `validate --profile` has run the model on a target, the per-layer counts read back from it.
+and, once `validate --profile` has run the model on a target, the per-layer counts read back from it; once
+`validate --out` has measured a regression or anomaly model, its output error vs Keras and AUCs.
 
 The geometry (bar lengths, segment offsets) is computed here; the template (report.html.j2) only lays
 it out, so the page can be checked element by element (ids and data-* attributes name what they show).
@@ -146,6 +147,7 @@ def render_html(report: dict[str, Any]) -> str:
         descriptions=memory_split.DESCRIPTIONS if linked else {},
         layers=layer_views(report),
         profile=profile,
+        measures=report.get("output_measures"),  # validate --out of a regression / anomaly model
         bar_units=BAR_UNITS,
         colours=LAYER_COLOURS,
     )

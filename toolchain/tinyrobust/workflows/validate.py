@@ -1,13 +1,19 @@
 """`tinyrobust validate`: accuracy of Keras / reference / target, byte-exactness, latency.
 
+What "accuracy" means depends on the task (`--task`, workflows/task.py, which `auto` chooses and says
+why): a classifier by argmax; a regression model or autoencoder by the deployed output's error against
+Keras's in output grid steps and SNR, and, with anomaly labels, by the AUC of the reconstruction error
+(Keras's and the deployed model's) and their rank agreement (workflows/output_error.py).
+
 Every sample runs through the reference and the target; any output byte that differs makes the
 run fail, and the first divergent layer of the first differing sample is found by comparing
 per-layer dumps (reference vs target).
 
-Data is checked before it is trusted: labels must be classes of the model (else exit 2), and when more
-than 1 % of input values fall outside the input grid (uint8 images given to a model that expects 0…1,
-a model without an input quantizer fed data beyond --input-range) they are clipped to its rails, so
-validate warns with the fraction, on stderr and in the JSON (`input_saturation`, `warnings`).
+Data is checked before it is trusted: a classifier's labels must be classes of the model and an anomaly
+task's 0 or 1 (else exit 2), and when more than 1 % of input values fall outside the input grid (uint8
+images given to a model that expects 0…1, a model without an input quantizer fed data beyond
+--input-range) they are clipped to its rails, so validate warns with the fraction, on stderr and in the
+JSON (`input_saturation`, `warnings`).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import numpy as np
 from .. import console, outputs
 from ..converter import ops
 from ..converter.pipeline import DeployedModel, convert_file
-from ..converter.program import InputQuantization
+from ..converter.program import InputQuantization, Program
 from ..converter.reference import Reference
 from ..dataset import Dataset
 from ..errors import EXIT_MISMATCH, BadInputError
@@ -35,7 +41,9 @@ from ..targets.factory import open_target, parse_target
 from ..targets.qemu import QEMU_BOARD
 from .export import export_program
 from .fidelity import fidelity_lines, fidelity_markdown, fidelity_report, layer_fidelity
+from .output_error import anomaly_agreement, dequantize, output_error
 from .report import write_reports
+from .task import TaskChoice, choose_task
 
 # Samples the per-layer comparison runs on (every layer of Keras and of the reference is kept for each).
 FIDELITY_SAMPLES = 200
@@ -101,11 +109,35 @@ def _iterate(items: np.ndarray, desc: str, enabled: bool) -> Iterator[np.ndarray
             bar.update(1)
 
 
+def _output_measures(report: dict[str, Any], task: TaskChoice, program: Program, data: Dataset,
+                     keras_outputs: np.ndarray | None, ref_out: np.ndarray, target_out: np.ndarray) -> None:
+    """regression / anomaly: the deployed output against Keras's, and the anomaly score's ranking."""
+    out = program.tensor(program.output)
+    report["output_error"] = None if keras_outputs is None else [
+        output_error(program.output, keras_outputs, target_out, out.scale, out.zero_point).to_json()]
+    if task.kind == "anomaly":
+        report["anomaly"] = anomaly_agreement(data.x, data.y, {
+            "keras": keras_outputs,
+            "reference": dequantize(ref_out, out.scale, out.zero_point),
+            "target": dequantize(target_out, out.scale, out.zero_point),
+        })
+        anomalous = report["anomaly"]["anomalous"]
+        if anomalous in (0, len(data)):
+            kind = "anomalous (1)" if anomalous else "normal (0)"
+            report["warnings"].append(f"every one of the {len(data)} samples is {kind}: an AUC needs both kinds, "
+                                      "so none is given")
+
+
 def validate(export: LoadedExport, data: Dataset, target_spec: str, *, keras_outputs: np.ndarray | None = None,
-             progress: bool = True, host_sanitize: bool = False) -> ValidationResult:
+             progress: bool = True, host_sanitize: bool = False, task: TaskChoice | None = None) -> ValidationResult:
+    """Every sample on the reference and the target; `task` (default: what --task auto chooses) says how the
+    outputs are scored."""
     program = export.program
     data.check_shape(program.tensor(program.input).shape, "--data")
-    data.check_labels(program.tensor(program.output).nbytes, "--data")
+    task = task or choose_task("auto", program, data.y)
+    classify = task.kind == "classification"
+    if classify:
+        data.check_labels(program.tensor(program.output).nbytes, "--data")
     saturation = input_saturation(program.input_quantization, data.x)
     warning = saturation_warning(saturation)
     x_int8 = program.input_quantization.quantize(data.x).reshape(len(data), -1)
@@ -120,8 +152,11 @@ def validate(export: LoadedExport, data: Dataset, target_spec: str, *, keras_out
         "board": export.manifest["board"],
         "model": export.manifest["model"],
         "program_sha256": export.manifest["program_sha256"],
-        "accuracy": {"keras": None if keras_outputs is None else _accuracy(keras_outputs, data.y),
-                     "reference": _accuracy(ref_out, data.y)},
+        "task": task.to_json(),
+        # Only a classifier has an accuracy; a regression model's measures are output_error and anomaly.
+        "accuracy": None if not classify else {
+            "keras": None if keras_outputs is None else _accuracy(keras_outputs, data.y),
+            "reference": _accuracy(ref_out, data.y)},
         "agreement": {},
         "latency": None,
         "per_layer": None,
@@ -129,7 +164,7 @@ def validate(export: LoadedExport, data: Dataset, target_spec: str, *, keras_out
         "input_saturation": saturation,
         "warnings": [] if warning is None else [warning],
     }
-    if keras_outputs is not None:
+    if keras_outputs is not None and classify:
         report["agreement"]["reference_keras_top1"] = int(np.sum(ref_out.argmax(1) == keras_outputs.argmax(1)))
     if kind == "reference":
         target_out = ref_out
@@ -158,9 +193,35 @@ def validate(export: LoadedExport, data: Dataset, target_spec: str, *, keras_out
             stats = target.batch_stats
             if stats is not None:
                 report["link"] = stats.as_dict()  # throughput, retries, restarts, resets: what the link needed
-    report["accuracy"]["target"] = _accuracy(target_out, data.y)
+    if classify:
+        report["accuracy"]["target"] = _accuracy(target_out, data.y)
+    else:
+        _output_measures(report, task, program, data, keras_outputs, ref_out, target_out)
     report["agreement"]["target_reference_exact"] = int(np.sum(np.all(target_out == ref_out, axis=1)))
     return ValidationResult(report)
+
+
+def _num(v: float | None, spec: str = ".3f", none: str = "n/a") -> str:
+    return none if v is None else format(v, spec)
+
+
+def output_measure_lines(report: dict[str, Any]) -> list[str]:
+    """The output error vs Keras and the anomaly AUCs, as the terminal summary shows them."""
+    lines = []
+    if report.get("output_error") is None and "output_error" in report:
+        lines.append("output vs keras: n/a (an export directory: give the .h5 to compare with Keras)")
+    for e in report.get("output_error") or []:
+        lines.append(f"output '{e['tensor']}' vs keras: mean {e['mean_steps']:.2f} max {e['max_steps']:.2f} steps "
+                     f"(step {e['scale']:.4g}), SNR {_num(e['snr_db'], '.1f', 'exact')} dB, "
+                     f"Keras values clipped {100 * e['clipped']:.1f} %")
+    an = report.get("anomaly")
+    if an is not None:
+        auc = an["auc"]
+        lines.append(f"anomaly AUC ({an['samples']} samples, {an['anomalous']} anomalous): keras {_num(auc['keras'])}"
+                     f"   reference {_num(auc['reference'])}   target {_num(auc['target'])}   "
+                     f"|target - keras| {_num(an['auc_difference'])}   "
+                     f"Spearman keras vs target {_num(an['spearman_keras_target'], '.4f')}")
+    return lines
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
@@ -170,11 +231,14 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     acc = report["accuracy"]
     agr = report["agreement"]
     n = report["samples"]
-    lines = [
-        f"samples: {n}   target: {report['target']}   board: {report['board']}",
-        f"accuracy: keras {pct(acc['keras'])}   reference {pct(acc['reference'])}   target {pct(acc['target'])}",
-        f"bit-exact target vs reference: {agr['target_reference_exact']}/{n}",
-    ]
+    lines = [f"samples: {n}   target: {report['target']}   board: {report['board']}"]
+    if "task" in report:
+        lines.append(TaskChoice(**report["task"]).describe())
+    if acc is not None:
+        lines.append(f"accuracy: keras {pct(acc['keras'])}   reference {pct(acc['reference'])}   "
+                     f"target {pct(acc['target'])}")
+    lines += output_measure_lines(report)
+    lines.append(f"bit-exact target vs reference: {agr['target_reference_exact']}/{n}")
     if "reference_keras_top1" in agr:
         lines.append(f"top-1 agreement reference vs keras: {agr['reference_keras_top1']}/{n}")
     lat = report.get("latency") or {}
@@ -229,9 +293,8 @@ def _image_board(export: LoadedExport, target: str) -> str:
     return QEMU_BOARD if kind == "qemu" else export.manifest["board"]
 
 
-def record_profile(export: LoadedExport, report: dict[str, Any]) -> Path:
-    """Add the run's per-layer counts to the export's report.json/.md/.html (re-rendered); returns report.html."""
-    image_board = _image_board(export, report["target"])
+def _record(export: LoadedExport, key: str, section: dict[str, Any]) -> None:
+    """Add `section` under `key` to the export's report.json and re-render report.md/.html from it."""
     with export_lock(export.directory):
         try:
             kept = json.loads((export.directory / "report.json").read_text())
@@ -239,30 +302,47 @@ def record_profile(export: LoadedExport, report: dict[str, Any]) -> Path:
             raise BadInputError(f"{export.directory}/report.json cannot be read ({exc}); export again") from exc
         if not isinstance(kept, dict) or kept.get("program_sha256") != export.manifest["program_sha256"]:
             raise BadInputError(f"{export.directory}/report.json describes another program; export again")
-        kept["profile"] = profile_section(report, image_board)
+        kept[key] = section
         write_reports(kept, export.directory)
+
+
+def record_profile(export: LoadedExport, report: dict[str, Any]) -> Path:
+    """Add the run's per-layer counts to the export's report.json/.md/.html (re-rendered); returns report.html."""
+    _record(export, "profile", profile_section(report, _image_board(export, report["target"])))
     return export.directory / "report.html"
+
+
+def output_section(report: dict[str, Any]) -> dict[str, Any]:
+    """What a regression / anomaly run adds to the export's report: the task, the output error vs Keras and
+    the anomaly AUCs (report.py renders it in report.md)."""
+    return {"target": report["target"], "samples": report["samples"], "task": report["task"],
+            "output_error": report.get("output_error"), "anomaly": report.get("anomaly")}
 
 
 def validate_command(*, model: Path, data: Path, target: str, json_path: Path | None, limit: int | None,
                      out: Path | None, progress: bool, host_sanitize: bool, board: str, calibration: Path | None,
                      input_range: tuple[float, float] | None, packing: str, layers: bool = False,
-                     profile: bool = False) -> int:
+                     profile: bool = False, task: str = "auto") -> int:
     """`tinyrobust validate`: exit 0 when the target is bit-exact with the reference, 1 when not.
 
     With `profile`, the per-layer counts read back from the target go into the export's report
-    (the export directory given, or --out): report.json, report.md and report.html beside each other."""
+    (the export directory given, or --out): report.json, report.md and report.html beside each other. A
+    regression or anomaly run with --out also adds its output error and AUCs there (`output_measures`)."""
     if layers and model.is_dir():
         raise BadInputError("--layers compares with the Keras model: give the .h5, not an export directory")
-    dataset = Dataset.load(data).limit(limit)
+    dataset = Dataset.load(data, need_labels=False).limit(limit)  # labels: what the task needs, checked below
     with ExitStack() as stack:
         export, deployed = _export_for_validation(model, out, stack, board=board, calibration=calibration,
                                                   input_range=input_range, packing=packing)
         dataset.check_shape(export.program.tensor(export.program.input).shape, "--data")  # before Keras sees it
-        dataset.check_labels(export.program.tensor(export.program.output).nbytes, "--data")
+        chosen = choose_task(task, export.program, dataset.y)
+        if chosen.kind == "classification":
+            dataset.check_labels(export.program.tensor(export.program.output).nbytes, "--data")
         keras_outputs = deployed.keras_predict(dataset.x) if deployed is not None else None
         result = validate(export, dataset, target, keras_outputs=keras_outputs, progress=progress,
-                          host_sanitize=host_sanitize)
+                          host_sanitize=host_sanitize, task=chosen)
+        if out is not None and chosen.kind != "classification":
+            _record(export, "output_measures", output_section(result.report))
         profiled = None
         if profile and result.report["per_layer"] is not None:
             profiled = record_profile(export, result.report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 from ...errors import UnsupportedModelError
@@ -19,6 +20,21 @@ def remove_identities(graph: Graph) -> Graph:
     return graph
 
 
+def final_softmax_note(layer: str) -> str:
+    """The Program's note that a final softmax was dropped; `dropped_final_softmax` reads it back."""
+    return f"final softmax of '{layer}' not deployed: the output is int8 logits (same argmax)"
+
+
+def dropped_final_softmax(notes: Iterable[str]) -> str | None:
+    """The layer whose final softmax the conversion dropped (from a Program's notes, so an export directory
+    says it too), or None: `validate --task auto` takes such a model for a classifier."""
+    head, tail = final_softmax_note("\0").split("\0")
+    for note in notes:
+        if note.startswith(head) and note.endswith(tail) and len(note) > len(head) + len(tail):
+            return note[len(head):-len(tail)]
+    return None
+
+
 def drop_final_softmax(graph: Graph) -> Graph:
     """softmax is monotonic: the firmware returns int8 logits, whose argmax is the class.
     Anywhere but at the output it would change values, so it is refused there."""
@@ -29,9 +45,7 @@ def drop_final_softmax(graph: Graph) -> Graph:
                     f"layer '{node.name}': softmax is only supported as the model's final activation"
                 )
             dropped = drop_node(graph, node, node.inputs[0])
-            return dropped.with_note(
-                f"final softmax of '{node.name}' not deployed: the output is int8 logits (same argmax)"
-            )
+            return dropped.with_note(final_softmax_note(node.name))
     return graph
 
 
