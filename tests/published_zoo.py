@@ -50,7 +50,8 @@ def _image(images: np.ndarray, hw: tuple[int, int], channels: int) -> np.ndarray
     zoom = (1, hw[0] / images.shape[1], hw[1] / images.shape[2])
     big = np.clip(ndimage.zoom(images, zoom, order=1), 0.0, 1.0)
     weights = np.linspace(1.0, 0.6, channels, dtype=np.float32)
-    return (big[..., None] * weights).astype(np.float32)
+    # 8-bit pixels, as a camera or an image file gives them (k/255)
+    return (np.round(big[..., None] * weights * 255.0) / 255.0).astype(np.float32)
 
 
 def image_task(hw: tuple[int, int], channels: int = 1, two_classes: bool = False) -> Task:

@@ -12,16 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import published_zoo as pz
 from tinyrobust.cli import main
 
 AUC_TOLERANCE = 0.02  # |AUC deployed − AUC Keras|: int8 rounding may swap a few close pairs, not the ranking
 
 
 @pytest.fixture(scope="module")
-def autoencoder(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def autoencoder(tmp_path_factory: pytest.TempPathFactory, published_model) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("autoencoder")
-    model, task = pz.train("fc_autoencoder", out)
+    model, task = published_model("fc_autoencoder")
     # task.test lists the untrained anomalies of the training split first: shuffled, any prefix has both kinds
     test = np.random.default_rng(0).permutation(task.test)
     x, y = task.x[test], task.y[test]
