@@ -2,8 +2,11 @@
 
 Ternary codes must come out exactly in {−1, 0, 1} and binary codes in {−1, 1}: every channel is
 verified to hold only {−α_c, 0, α_c}, otherwise the pass fails naming the layer and channel.
-quantized_bits weights are placed on their exact per-channel grid; float weights get int8
-per-channel symmetric codes (an approximation, reported as such).
+quantized_bits weights are placed on their exact per-channel grid (refused where a channel has none).
+quantized_po2 and quantized_ulaw weights are placed on an exact grid where a channel has one (powers of
+two spanning at most 7 octaves do); a channel that has none, and float weights, get int8 symmetric codes
+(step max|w|/127). How far those are from the weights is recorded on the WeightTensor, and for a
+quantizer's weights (which the user expects to deploy as trained) a note names the layer.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ from dataclasses import replace
 import numpy as np
 
 from ...errors import UnsupportedModelError
-from ..ir import ConvNode, Graph, WeightTensor
+from ..ir import ConvNode, Graph, WeightApproximation, WeightTensor
 
 REL_TOL = 1e-5
 MAX_GRID_DIVISOR = 256
+GRID_ATOL = 1e-4  # in grid steps: what _exact_grid_step accepts as an integer (float32 weights)
+# Quantizers whose weights are tried on an exact grid first; quantized_bits is refused off it.
+GRID_FAMILIES = ("quantized_bits", "quantized_po2", "quantized_ulaw")
 
 
 def _factor_equal_magnitude(m: np.ndarray, where: str, allow_zero: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -50,38 +56,84 @@ def _exact_grid_step(col: np.ndarray) -> float | None:
     return None
 
 
-def _factor_int8(m: np.ndarray, quantizer: str, where: str) -> tuple[np.ndarray, np.ndarray]:
+def _symmetric_step(col: np.ndarray) -> float:
+    peak = float(np.abs(col).max())
+    return peak / 127.0 if peak > 0 else 1.0
+
+
+def _nearest_grid_step(col: np.ndarray) -> float:
+    """For a quantizer's channel on no int8 grid: peak/127 (every weight within half a step) or peak/128
+    (a positive peak clipped to 127), whichever moves the weights less in total (squared). Powers of two
+    spanning 8 octaves are exact at peak/128 but for the positive peak itself, and they move every
+    weight by ~1/128 at peak/127."""
+    peak = float(np.abs(col).max())
+    if peak == 0:
+        return 1.0
+
+    def cost(step: float) -> float:
+        return float(np.sum((np.clip(np.round(col / step), -128, 127) * step - col) ** 2))
+
+    return min((peak / 127.0, peak / 128.0), key=cost)
+
+
+def _factor_int8(m: np.ndarray, quantizer: str, where: str) -> tuple[np.ndarray, np.ndarray,
+                                                                   WeightApproximation | None]:
     steps = np.zeros(m.shape[1])
     for c in range(m.shape[1]):
         col = m[:, c]
-        step = _exact_grid_step(col) if quantizer == "quantized_bits" else None
+        step = _exact_grid_step(col) if quantizer in GRID_FAMILIES else None
         if step is None:
             if quantizer == "quantized_bits":
                 raise UnsupportedModelError(f"{where}: channel {c} of quantized_bits weights is not on an int8 grid")
-            peak = float(np.abs(col).max())
-            step = peak / 127.0 if peak > 0 else 1.0
+            step = _nearest_grid_step(col) if quantizer in GRID_FAMILIES else _symmetric_step(col)
         steps[c] = step
     codes = np.clip(np.round(m / steps), -128, 127).astype(np.int8)
-    return codes, steps
+    error = np.abs(codes * steps - m) / steps
+    moved = error > GRID_ATOL
+    if not moved.any():
+        return codes, steps, None
+    return codes, steps, WeightApproximation(
+        channels=int(moved.any(axis=0).sum()), of_channels=m.shape[1], moved=int(moved.sum()), of_weights=m.size,
+        max_error_steps=float(error.max()))
 
 
 def factor_weights(weights: WeightTensor, depthwise: bool, where: str) -> WeightTensor:
     v = weights.values
     m = v.reshape(-1, v.shape[2] * v.shape[3]) if depthwise else v.reshape(-1, v.shape[-1])
+    approximation = None
     if weights.kind == "ternary":
         codes, scale = _factor_equal_magnitude(m, where, allow_zero=True)
     elif weights.kind == "binary":
         codes, scale = _factor_equal_magnitude(m, where, allow_zero=False)
     else:
-        codes, scale = _factor_int8(m, weights.quantizer, where)
-    return replace(weights, codes=codes.reshape(v.shape), channel_scale=scale.astype(np.float64))
+        codes, scale, approximation = _factor_int8(m, weights.quantizer, where)
+    return replace(weights, codes=codes.reshape(v.shape), channel_scale=scale.astype(np.float64),
+                   approximation=approximation)
+
+
+def approximation_note(weights: WeightTensor, where: str) -> str | None:
+    """The report's line for a quantizer's weights deployed off their values (None when exact). Float
+    weights are not noted: a float layer is approximated by int8 by its nature."""
+    a = weights.approximation
+    if a is None or weights.quantizer == "float":
+        return None
+    return (f"{where}: {weights.description or weights.quantizer} weights are not on one int8 grid per channel; "
+            f"approximated with int8 codes ({a.channels} of {a.of_channels} channels, {a.moved} of "
+            f"{a.of_weights} weights moved, max error {a.max_error_steps:.2f} weight steps)")
 
 
 def factor_alpha(graph: Graph) -> Graph:
     nodes = []
+    notes = []
     for node in graph.nodes:
         if isinstance(node, ConvNode) and node.weights.codes is None:
             where = f"layer '{node.name}'"
             node = replace(node, weights=factor_weights(node.weights, node.kind == "depthwise", where))
+            note = approximation_note(node.weights, where)
+            if note is not None:
+                notes.append(note)
         nodes.append(node)
-    return replace(graph, nodes=tuple(nodes))
+    graph = replace(graph, nodes=tuple(nodes))
+    for note in notes:
+        graph = graph.with_note(note)
+    return graph
