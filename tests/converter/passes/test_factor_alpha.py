@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinyrobust.converter.ir import ConvNode, Graph, InputNode, TensorInfo, WeightTensor
+from tinyrobust.converter.ir import ConvNode, Graph, InputNode, TensorInfo, WeightApproximation, WeightTensor
 from tinyrobust.converter.passes.factor_alpha import factor_alpha, factor_weights
 from tinyrobust.errors import UnsupportedModelError
 
@@ -133,3 +133,54 @@ def test_an_already_factored_layer_is_left_alone() -> None:
     weights = WeightTensor(m, "ternary", "ternary", np.array([[1], [1]], np.int8), np.array([0.5]))
     g = _graph(weights)
     assert factor_alpha(g).nodes[1].weights is weights
+
+
+def test_po2_within_seven_octaves_is_exact_with_no_note() -> None:
+    """Powers of two from 2⁻⁸ to 2⁻² (6 octaves) and a channel with −2⁻¹ … 2⁻⁸ (7 octaves, the peak
+    negative: code −128): the smallest magnitude is the step, codes·step are the weights exactly."""
+    m = np.array([[2.0**-8, -(2.0**-1)], [-(2.0**-2), 2.0**-8], [2.0**-5, 2.0**-3], [2.0**-4, -(2.0**-8)]])
+    g = factor_alpha(_graph(WeightTensor(m, "quantized_po2", "int8", description="quantized_po2(4,1)")))
+    w = g.nodes[1].weights
+    np.testing.assert_array_equal(w.codes * w.channel_scale, m)
+    np.testing.assert_array_equal(w.channel_scale, [2.0**-8, 2.0**-8])
+    assert w.exact and w.approximation is None and g.notes == ()
+
+
+def test_po2_over_eight_octaves_is_approximated_and_noted() -> None:
+    """A channel 2⁻⁸ … +2⁻¹: at step 2⁻⁸ its positive peak would be code 128, so it is clipped to 127
+    (one weight moved by one step, the rest exact), which here moves the weights less than peak/127 (every
+    2⁻² at code 63.5); the note names the layer, the quantizer and the counts. Channel 1 is exact."""
+    col0 = np.array([2.0**-1, 2.0**-8, *([2.0**-2, -(2.0**-2)] * 4), *([2.0**-3, -(2.0**-3)] * 3)])
+    col1 = np.array([2.0**-3, -(2.0**-8)] * 8)
+    m = np.stack([col0, col1], axis=1)
+    g = factor_alpha(_graph(WeightTensor(m, "quantized_po2", "int8", description="quantized_po2(4,1)")))
+    w = g.nodes[1].weights
+    assert not w.exact and w.approximation == WeightApproximation(1, 2, 1, 32, 1.0)
+    np.testing.assert_array_equal(w.channel_scale, [2.0**-8, 2.0**-8])
+    assert w.codes[0, 0] == 127
+    np.testing.assert_array_equal(w.codes[1:, 0] * w.channel_scale[0], col0[1:])
+    np.testing.assert_array_equal(w.codes[:, 1] * w.channel_scale[1], col1)
+    assert g.notes == ("layer 'layer_7': quantized_po2(4,1) weights are not on one int8 grid per channel; "
+                       "approximated with int8 codes (1 of 2 channels, 1 of 32 weights moved, max error 1.00 "
+                       "weight steps)",)
+
+
+def test_ulaw_levels_are_approximated_within_half_a_step() -> None:
+    """quantized_ulaw(4,0,1)'s levels 0, ±0.7526, ±0.875 are on no one int8 grid: the channel gets the
+    step (peak/127 or peak/128) that moves the weights least, every weight within half a step."""
+    levels = np.array([0.0, 0.75259, -0.875, 0.875, -0.75259, 0.75259])
+    m = np.stack([levels, levels[::-1]], axis=1)
+    g = factor_alpha(_graph(WeightTensor(m, "quantized_ulaw", "int8", description="quantized_ulaw(4,0,1)")))
+    w = g.nodes[1].weights
+    a = w.approximation
+    assert a is not None and a.channels == 2 and a.of_channels == 2 and a.of_weights == 12
+    assert 0 < a.moved <= 8 and a.max_error_steps <= 0.5
+    assert np.all(np.abs(w.codes * w.channel_scale - m) <= w.channel_scale / 2 + 1e-12)
+    assert len(g.notes) == 1 and g.notes[0].startswith("layer 'layer_7': quantized_ulaw(4,0,1) weights are not on")
+
+
+def test_approximated_float_weights_are_recorded_but_not_noted() -> None:
+    """Float weights are int8-approximated by nature: the tensor records it, the report gets no note."""
+    m = np.array([[0.3], [0.1 * np.sqrt(2)], [-0.05]])
+    g = factor_alpha(_graph(WeightTensor(m, "float", "int8", description="float")))
+    assert g.nodes[1].weights.approximation is not None and g.notes == ()
