@@ -179,8 +179,18 @@ def test_ulaw_levels_are_approximated_within_half_a_step() -> None:
     assert len(g.notes) == 1 and g.notes[0].startswith("layer 'layer_7': quantized_ulaw(4,0,1) weights are not on")
 
 
-def test_approximated_float_weights_are_recorded_but_not_noted() -> None:
-    """Float weights are int8-approximated by nature: the tensor records it, the report gets no note."""
+def test_float_weights_are_recorded_and_named_in_one_note() -> None:
+    """Float weights are int8-approximated by nature: the tensor records it, and one note names the
+    float layers (here the one)."""
     m = np.array([[0.3], [0.1 * np.sqrt(2)], [-0.05]])
     g = factor_alpha(_graph(WeightTensor(m, "float", "int8", description="float")))
-    assert g.nodes[1].weights.approximation is not None and g.notes == ()
+    a = g.nodes[1].weights.approximation
+    assert a is not None and a.moved == 2 and 0 < a.max_error_steps <= 0.5
+    assert g.notes == (f"unquantised (float) weights of 'layer_7' are approximated with int8 per-channel codes "
+                       f"(step max|w|/127; max error {a.max_error_steps:.2f} weight steps)",)
+
+
+def test_float_weights_on_an_int8_grid_are_exact_and_quiet() -> None:
+    m = np.array([[127 / 4], [-3 / 4], [0.0]])  # step 1/4 = peak/127: every weight a whole code
+    g = factor_alpha(_graph(WeightTensor(m, "float", "int8", description="float")))
+    assert g.nodes[1].weights.exact and g.notes == ()

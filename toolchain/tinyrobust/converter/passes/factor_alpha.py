@@ -4,9 +4,10 @@ Ternary codes must come out exactly in {−1, 0, 1} and binary codes in {−1, 1
 verified to hold only {−α_c, 0, α_c}, otherwise the pass fails naming the layer and channel.
 quantized_bits weights are placed on their exact per-channel grid (refused where a channel has none).
 quantized_po2 and quantized_ulaw weights are placed on an exact grid where a channel has one (powers of
-two spanning at most 7 octaves do); a channel that has none, and float weights, get int8 symmetric codes
-(step max|w|/127). How far those are from the weights is recorded on the WeightTensor, and for a
-quantizer's weights (which the user expects to deploy as trained) a note names the layer.
+two spanning at most 7 octaves do); a channel that has none gets the nearer of two int8 grids (see
+_nearest_grid_step); float weights get int8 symmetric codes (step max|w|/127). How far those are from the
+weights is recorded on the WeightTensor (`approximation`), and the graph's notes (the report's Notes)
+name every approximated layer.
 """
 
 from __future__ import annotations
@@ -112,8 +113,8 @@ def factor_weights(weights: WeightTensor, depthwise: bool, where: str) -> Weight
 
 
 def approximation_note(weights: WeightTensor, where: str) -> str | None:
-    """The report's line for a quantizer's weights deployed off their values (None when exact). Float
-    weights are not noted: a float layer is approximated by int8 by its nature."""
+    """The report's line for a quantizer's weights deployed off their values (None when exact, and for
+    float weights, which float_weights_note covers)."""
     a = weights.approximation
     if a is None or weights.quantizer == "float":
         return None
@@ -122,9 +123,17 @@ def approximation_note(weights: WeightTensor, where: str) -> str | None:
             f"{a.of_weights} weights moved, max error {a.max_error_steps:.2f} weight steps)")
 
 
+def float_weights_note(layers: list[str], max_error_steps: float) -> str:
+    """One line for every unquantised layer: int8 by nature, so named together rather than one by one."""
+    return (f"unquantised (float) weights of {', '.join(layers)} are approximated with int8 per-channel codes "
+            f"(step max|w|/127; max error {max_error_steps:.2f} weight steps)")
+
+
 def factor_alpha(graph: Graph) -> Graph:
     nodes = []
     notes = []
+    float_layers: list[str] = []
+    float_error = 0.0
     for node in graph.nodes:
         if isinstance(node, ConvNode) and node.weights.codes is None:
             where = f"layer '{node.name}'"
@@ -132,7 +141,13 @@ def factor_alpha(graph: Graph) -> Graph:
             note = approximation_note(node.weights, where)
             if note is not None:
                 notes.append(note)
+            a = node.weights.approximation
+            if node.weights.quantizer == "float" and a is not None:
+                float_layers.append(f"'{node.name}'")
+                float_error = max(float_error, a.max_error_steps)
         nodes.append(node)
+    if float_layers:
+        notes.append(float_weights_note(float_layers, float_error))
     graph = replace(graph, nodes=tuple(nodes))
     for note in notes:
         graph = graph.with_note(note)
