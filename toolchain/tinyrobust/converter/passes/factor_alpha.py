@@ -4,7 +4,7 @@ Ternary codes must come out exactly in {−1, 0, 1} and binary codes in {−1, 1
 verified to hold only {−α_c, 0, α_c}, otherwise the pass fails naming the layer and channel.
 quantized_bits weights are placed on their exact per-channel grid (refused where a channel has none).
 quantized_po2 and quantized_ulaw weights are placed on an exact grid where a channel has one (powers of
-two spanning at most 7 octaves do); a channel that has none gets the nearer of two int8 grids (see
+two spanning at most 7 octaves do); a channel that has none gets the int8 grid nearest its values (see
 _nearest_grid_step); float weights get int8 symmetric codes (step max|w|/127). How far those are from the
 weights is recorded on the WeightTensor (`approximation`), and the graph's notes (the report's Notes)
 name every approximated layer.
@@ -63,18 +63,17 @@ def _symmetric_step(col: np.ndarray) -> float:
 
 
 def _nearest_grid_step(col: np.ndarray) -> float:
-    """For a quantizer's channel on no int8 grid: peak/127 (every weight within half a step) or peak/128
-    (a positive peak clipped to 127), whichever moves the weights less in total (squared). Powers of two
-    spanning 8 octaves are exact at peak/128 but for the positive peak itself, and they move every
-    weight by ~1/128 at peak/127."""
+    """For a quantizer's channel on no int8 grid: the step peak/n, n = 128 … 1, whose codes (rounded,
+    clipped to int8) move the weights least in total (squared); ties go to the finer step. µ-law's
+    levels 0.752101 and 0.875 are 104.005 and 121 steps of 0.875/121 where peak/127 leaves 0.23 of a
+    step; powers of two over 7 octaves keep all but their smallest (or their peak) weights exact."""
     peak = float(np.abs(col).max())
     if peak == 0:
         return 1.0
-
-    def cost(step: float) -> float:
-        return float(np.sum((np.clip(np.round(col / step), -128, 127) * step - col) ** 2))
-
-    return min((peak / 127.0, peak / 128.0), key=cost)
+    steps = peak / np.arange(128, 0, -1, dtype=np.float64)
+    codes = np.clip(np.round(col[:, None] / steps[None, :]), -128, 127)
+    cost = np.sum((codes * steps[None, :] - col[:, None]) ** 2, axis=0)
+    return float(steps[int(np.argmin(cost))])
 
 
 def _factor_int8(m: np.ndarray, quantizer: str, where: str) -> tuple[np.ndarray, np.ndarray,
