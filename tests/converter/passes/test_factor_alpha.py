@@ -162,7 +162,7 @@ def test_po2_over_seven_octaves_is_approximated_and_noted() -> None:
     np.testing.assert_allclose(np.delete(w.codes[:, 0] * w.channel_scale[0], 1), np.delete(col0, 1), rtol=1e-15)
     np.testing.assert_array_equal(w.codes[:, 1] * w.channel_scale[1], col1)
     assert g.notes == ("layer 'layer_7': quantized_po2(4,1) weights are not on one int8 grid per channel; "
-                       "approximated with int8 codes (1 of 2 channels, 1 of 32 weights moved, max error 0.03 "
+                       "approximated with int8 codes (1 of 2 channels, 1 of 32 weights moved, max error 0.031 "
                        "weight steps)",)
 
 
@@ -189,7 +189,7 @@ def test_float_weights_are_recorded_and_named_in_one_note() -> None:
     a = g.nodes[1].weights.approximation
     assert a is not None and a.moved == 2 and 0 < a.max_error_steps <= 0.5
     assert g.notes == (f"unquantised (float) weights of 'layer_7' are approximated with int8 per-channel codes "
-                       f"(step max|w|/127; max error {a.max_error_steps:.2f} weight steps)",)
+                       f"(step max|w|/127; max error {a.max_error_steps:.2g} weight steps)",)
 
 
 def test_float_weights_on_an_int8_grid_are_exact_and_quiet() -> None:

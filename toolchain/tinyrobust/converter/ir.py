@@ -76,7 +76,7 @@ class Activation:
 class WeightApproximation:
     """How far codes·scale are from weights that sit on no int8 grid (per channel, in that channel's step)."""
 
-    channels: int  # channels whose values are not integer multiples of one step in [−128, 127]
+    channels: int  # channels with at least one weight moved (on no one int8 grid)
     of_channels: int
     moved: int  # weights whose deployed value differs from Keras's
     of_weights: int

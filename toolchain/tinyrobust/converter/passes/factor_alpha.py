@@ -119,13 +119,13 @@ def approximation_note(weights: WeightTensor, where: str) -> str | None:
         return None
     return (f"{where}: {weights.description or weights.quantizer} weights are not on one int8 grid per channel; "
             f"approximated with int8 codes ({a.channels} of {a.of_channels} channels, {a.moved} of "
-            f"{a.of_weights} weights moved, max error {a.max_error_steps:.2f} weight steps)")
+            f"{a.of_weights} weights moved, max error {a.max_error_steps:.2g} weight steps)")
 
 
 def float_weights_note(layers: list[str], max_error_steps: float) -> str:
     """One line for every unquantised layer: int8 by nature, so named together rather than one by one."""
     return (f"unquantised (float) weights of {', '.join(layers)} are approximated with int8 per-channel codes "
-            f"(step max|w|/127; max error {max_error_steps:.2f} weight steps)")
+            f"(step max|w|/127; max error {max_error_steps:.2g} weight steps)")
 
 
 def factor_alpha(graph: Graph) -> Graph:
