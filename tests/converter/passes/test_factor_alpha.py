@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinyrobust.converter.ir import ConvNode, Graph, InputNode, TensorInfo, WeightTensor
+from tinyrobust.converter.ir import ConvNode, Graph, InputNode, TensorInfo, WeightApproximation, WeightTensor
 from tinyrobust.converter.passes.factor_alpha import factor_alpha, factor_weights
 from tinyrobust.errors import UnsupportedModelError
 
@@ -133,3 +133,66 @@ def test_an_already_factored_layer_is_left_alone() -> None:
     weights = WeightTensor(m, "ternary", "ternary", np.array([[1], [1]], np.int8), np.array([0.5]))
     g = _graph(weights)
     assert factor_alpha(g).nodes[1].weights is weights
+
+
+def test_po2_within_seven_octaves_is_exact_with_no_note() -> None:
+    """Powers of two from 2⁻⁸ to 2⁻² (6 octaves) and a channel with −2⁻¹ … 2⁻⁸ (7 octaves, the peak
+    negative: code −128): the smallest magnitude is the step, codes·step are the weights exactly."""
+    m = np.array([[2.0**-8, -(2.0**-1)], [-(2.0**-2), 2.0**-8], [2.0**-5, 2.0**-3], [2.0**-4, -(2.0**-8)]])
+    g = factor_alpha(_graph(WeightTensor(m, "quantized_po2", "int8", description="quantized_po2(4,1)")))
+    w = g.nodes[1].weights
+    np.testing.assert_array_equal(w.codes * w.channel_scale, m)
+    np.testing.assert_array_equal(w.channel_scale, [2.0**-8, 2.0**-8])
+    assert w.exact and w.approximation is None and g.notes == ()
+
+
+def test_po2_over_seven_octaves_is_approximated_and_noted() -> None:
+    """A channel 2⁻⁸ … +2⁻¹ has no int8 grid (+2⁻¹ would be code 128). The nearest: step 2⁻¹/124, on
+    which 2⁻², 2⁻³ and 2⁻¹ are whole codes and only 2⁻⁸ moves (by 1/32 of a step); peak/127 would move
+    every 2⁻² by half a step, peak/128 clip the peak by a whole one. The note names the layer, the
+    quantizer and the counts. Channel 1 is exact."""
+    col0 = np.array([2.0**-1, 2.0**-8, *([2.0**-2, -(2.0**-2)] * 4), *([2.0**-3, -(2.0**-3)] * 3)])
+    col1 = np.array([2.0**-3, -(2.0**-8)] * 8)
+    m = np.stack([col0, col1], axis=1)
+    g = factor_alpha(_graph(WeightTensor(m, "quantized_po2", "int8", description="quantized_po2(4,1)")))
+    w = g.nodes[1].weights
+    assert not w.exact and w.approximation == WeightApproximation(1, 2, 1, 32, pytest.approx(1 / 32))
+    np.testing.assert_allclose(w.channel_scale, [0.5 / 124, 2.0**-8], rtol=1e-15)
+    assert w.codes[1, 0] == 1
+    np.testing.assert_allclose(np.delete(w.codes[:, 0] * w.channel_scale[0], 1), np.delete(col0, 1), rtol=1e-15)
+    np.testing.assert_array_equal(w.codes[:, 1] * w.channel_scale[1], col1)
+    assert g.notes == ("layer 'layer_7': quantized_po2(4,1) weights are not on one int8 grid per channel; "
+                       "approximated with int8 codes (1 of 2 channels, 1 of 32 weights moved, max error 0.031 "
+                       "weight steps)",)
+
+
+def test_ulaw_levels_are_approximated_on_the_nearest_grid() -> None:
+    """quantized_ulaw(4,0,1)'s levels 0, ±0.752101, ±0.875 are on no one int8 grid: the channel gets the
+    step peak/n that moves the weights least, 0.875/121 (0.752101 is 104.005 steps of it), every weight
+    within 1 % of a step where peak/127 would leave 0.23."""
+    levels = np.array([0.0, 0.752101, -0.875, 0.875, -0.752101, 0.752101])
+    m = np.stack([levels, levels[::-1]], axis=1)
+    g = factor_alpha(_graph(WeightTensor(m, "quantized_ulaw", "int8", description="quantized_ulaw(4,0,1)")))
+    w = g.nodes[1].weights
+    a = w.approximation
+    assert a is not None and (a.channels, a.of_channels, a.moved, a.of_weights) == (2, 2, 6, 12)
+    assert a.max_error_steps == pytest.approx(0.004824, abs=1e-5)
+    np.testing.assert_allclose(w.channel_scale, [0.875 / 121] * 2)
+    assert len(g.notes) == 1 and g.notes[0].startswith("layer 'layer_7': quantized_ulaw(4,0,1) weights are not on")
+
+
+def test_float_weights_are_recorded_and_named_in_one_note() -> None:
+    """Float weights are int8-approximated by nature: the tensor records it, and one note names the
+    float layers (here the one)."""
+    m = np.array([[0.3], [0.1 * np.sqrt(2)], [-0.05]])
+    g = factor_alpha(_graph(WeightTensor(m, "float", "int8", description="float")))
+    a = g.nodes[1].weights.approximation
+    assert a is not None and a.moved == 2 and 0 < a.max_error_steps <= 0.5
+    assert g.notes == (f"unquantised (float) weights of 'layer_7' are approximated with int8 per-channel codes "
+                       f"(step max|w|/127; max error {a.max_error_steps:.2g} weight steps)",)
+
+
+def test_float_weights_on_an_int8_grid_are_exact_and_quiet() -> None:
+    m = np.array([[127 / 4], [-3 / 4], [0.0]])  # step 1/4 = peak/127: every weight a whole code
+    g = factor_alpha(_graph(WeightTensor(m, "float", "int8", description="float")))
+    assert g.nodes[1].weights.exact and g.notes == ()

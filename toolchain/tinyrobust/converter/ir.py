@@ -73,17 +73,37 @@ class Activation:
 
 
 @dataclass(frozen=True)
+class WeightApproximation:
+    """How far codes·scale are from weights that sit on no int8 grid (per channel, in that channel's step)."""
+
+    channels: int  # channels with at least one weight moved (on no one int8 grid)
+    of_channels: int
+    moved: int  # weights whose deployed value differs from Keras's
+    of_weights: int
+    max_error_steps: float  # the largest |code·step − value| / step
+
+
+@dataclass(frozen=True)
 class WeightTensor:
     """Quantized weights. Before factor_alpha: `values` only (float, as Keras computes them).
-    After: codes (int8, same layout) with per-output-channel scale, values ≈ codes·scale.
+    After: codes (int8, same layout) with per-output-channel scale; codes·scale == values unless
+    `approximation` says by how much they differ.
     Layout: conv (KH, KW, Cin, Cout); depthwise (KH, KW, Cin, mult); dense (Cin, Cout).
     """
 
     values: np.ndarray
-    quantizer: str  # "ternary", "stochastic_ternary", "binary", "stochastic_binary", "quantized_bits", "float"
+    quantizer: str  # "ternary", "stochastic_ternary", "binary", "stochastic_binary", "quantized_bits",
+    #                 "quantized_po2", "quantized_ulaw", "float"
     kind: WeightKind
     codes: np.ndarray | None = None
     channel_scale: np.ndarray | None = None
+    description: str = ""  # the quantizer as QKeras prints it, e.g. "quantized_ulaw(4,0,1)", for messages
+    approximation: WeightApproximation | None = None
+
+    @property
+    def exact(self) -> bool:
+        """After factor_alpha: codes·scale equal the weights Keras computes."""
+        return self.approximation is None
 
 
 @dataclass(frozen=True)

@@ -169,11 +169,14 @@ def qkeras_mnist_bn(input_shape: tuple[int, ...] = (28, 28, 1), classes: int = 1
     """QKeras examples/example_mnist_bn.py: ternary convolutions without bias, each followed by a
     QBatchNormalization with power-of-two gamma/variance/beta quantizers (BatchNorm as a learned scale),
     quantized_relu(3, 1) and max pooling; a dense layer with quantized_ulaw(4, 0, 1) weights.
-    `filters` scales the example's 128/256/128 channels (32 → 32/64/32) to train quickly."""
+    `filters` scales the example's 128/256/128 channels (32 → 32/64/32) to train quickly. The example's
+    ternary(threshold=0.1) fails in QKeras 0.9.0 (a layer turns alpha=None into "auto_po2", which refuses a
+    threshold); alpha=1 is what alpha=None computed forward: codes ±1/0 at |w| ≥ 0.1, the BN the scale."""
     inp = keras.Input(input_shape, name="input")
     x = inp
     for i, n in enumerate((filters, 2 * filters, filters)):
-        x = q.QConv2D(n, (3, 3), kernel_quantizer=q.ternary(threshold=0.1), use_bias=False, name=f"conv2d_{i}_m")(x)
+        x = q.QConv2D(n, (3, 3), kernel_quantizer=q.ternary(alpha=1, threshold=0.1), use_bias=False,
+                      name=f"conv2d_{i}_m")(x)
         x = q.QBatchNormalization(gamma_quantizer=q.quantized_relu_po2(4, 8),
                                   variance_quantizer=q.quantized_relu_po2(6), beta_quantizer=q.quantized_po2(4, 4),
                                   gamma_range=8, beta_range=4, name=f"bn{i}")(x)

@@ -91,7 +91,8 @@ def _weights(layer: Any, attr: str, quantizer_attr: str | None) -> WeightTensor:
     values = np.asarray(getattr(layer, attr).numpy(), dtype=np.float64)
     quantizer = getattr(layer, quantizer_attr, None) if quantizer_attr else None
     family, kind = weight_quantizer_kind(quantizer, f"{_where(layer)} {attr}")
-    return WeightTensor(values=quantize_weights(quantizer, values), quantizer=family, kind=kind)  # type: ignore[arg-type]
+    return WeightTensor(values=quantize_weights(quantizer, values), quantizer=family, kind=kind,  # type: ignore[arg-type]
+                        description=family if quantizer is None else str(quantizer))
 
 
 def _bias(layer: Any, cout: int, quantizer_attr: str | None) -> np.ndarray:

@@ -26,12 +26,16 @@ def weight_quantizer_kind(quantizer: Any, where: str) -> tuple[str, str]:
         q.binary: ("binary", "binary"),
         q.stochastic_binary: ("stochastic_binary", "binary"),
         q.quantized_bits: ("quantized_bits", "int8"),
+        # Deterministic at inference; whether a channel fits one int8 grid is decided in factor_alpha,
+        # which approximates (and says so) where it does not.
+        q.quantized_po2: ("quantized_po2", "int8"),
+        q.quantized_ulaw: ("quantized_ulaw", "int8"),
     }
     family = families.get(type(quantizer))
     if family is None:
         raise UnsupportedModelError(
             f"{where}: weight quantizer {quantizer} is not supported; use ternary, stochastic_ternary, "
-            "binary, stochastic_binary or quantized_bits(bits<=8)"
+            "binary, stochastic_binary, quantized_bits(bits<=8), quantized_po2 or quantized_ulaw"
         )
     if family[0] == "quantized_bits" and int(quantizer.bits) > MAX_WEIGHT_BITS:
         raise UnsupportedModelError(f"{where}: quantized_bits({quantizer.bits}) weights exceed 8 bits")
