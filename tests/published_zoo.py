@@ -2,10 +2,11 @@
 resized to each model's input, so their outputs are non-degenerate.
 
 load_digits (scikit-learn) is the one real dataset here: 1,797 8×8 digits. Each model gets it in the
-shape its source expects: nearest-neighbour upsampled images (3 channels weighted differently), a
+shape its source expects: bilinearly upsampled 8-bit images (3 channels weighted differently), a
 resampled 49×10 map for keyword spotting, 16 standardised pooled features for the jet tagger (digits
-0–4: five classes), a 640-value vector for the autoencoder (trained on digits 0–7; 8 and 9 are the
-anomalies its score must rank), and a 2-class split (digit ≥ 5) at 96×96×3 for visual wake words.
+0–4: five classes), a 640-value vector for the autoencoder (trained on digits 0 and 1 only; every
+other digit is an anomaly its score must rank: Keras's AUC ≈ 0.97, where 0–7 against 8–9 left even
+Keras at chance), and a 2-class split (digit ≥ 5) at 96×96×3 for visual wake words.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def jet_task() -> Task:
 def autoencoder_task(dim: int = 640) -> Task:
     images, labels = _digits()
     x = _image(images, (32, dim // 32), 1).reshape(len(images), dim)
-    anomalous = (labels >= 8).astype(np.int64)
+    anomalous = (labels >= 2).astype(np.int64)
     train = np.flatnonzero(anomalous[:TRAIN] == 0)
     return Task(x, anomalous, train, regression=True)
 
@@ -98,7 +99,8 @@ ZOO: dict[str, Entry] = {
     "ds_cnn": Entry(lambda: _arch().ds_cnn((49, 10, 1), 10), lambda: image_task((49, 10)), 6),
     "mobilenet_v1": Entry(lambda: _arch().mobilenet_v1((96, 96, 3), 2), lambda: image_task((96, 96), 3, True), 4,
                           learning_rate=1e-3),
-    "fc_autoencoder": Entry(lambda: _arch().fc_autoencoder(640), autoencoder_task, 8, regression=True),
+    "fc_autoencoder": Entry(lambda: _arch().fc_autoencoder(640), autoencoder_task, 30,
+                            regression=True),
     "jet_tagger": Entry(lambda: _arch().jet_tagger(16, 5), jet_task, 30),
     "qkeras_mnist_cnn": Entry(lambda: _arch().qkeras_mnist_cnn((28, 28, 1)), lambda: image_task((28, 28)), 8),
     "qkeras_mnist_bn": Entry(lambda: _arch().qkeras_mnist_bn((28, 28, 1)), lambda: image_task((28, 28)), 4),
