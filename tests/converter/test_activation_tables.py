@@ -37,6 +37,7 @@ EXACT = [
     "quantized_relu(4, 0, negative_slope=0.25)",
     "quantized_relu(4, 0, use_sigmoid=1)",  # levels k/8 and 15/16: one grid of step 1/16
     "quantized_hswish(6, 2)",
+    "binary_tanh",  # QKeras's function: levels ±1
 ]
 
 
@@ -160,6 +161,7 @@ def test_powers_of_two_that_fit_a_grid_are_exact(tmp_path: Path) -> None:
 @pytest.mark.parametrize("layer", [
     lambda: kl.ReLU(max_value=1.5, negative_slope=0.1, threshold=0.2, name="act"),
     lambda: kl.LeakyReLU(alpha=0.2, name="act"),
+    lambda: qkeras.QActivation("hard_sigmoid", name="act"),  # QKeras's: clip(0.5·x + 0.5, 0, 1)
 ])
 def test_keras_relu_variants_are_tables_of_the_layer(layer: Any, tmp_path: Path) -> None:
     """A float function: rounded onto its output grid like any float tensor (≤ half a step), no note."""

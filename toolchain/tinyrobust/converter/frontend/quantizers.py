@@ -90,6 +90,16 @@ TABLE_QUANTIZERS: tuple[type, ...] = (
     q.quantized_po2,
     q.quantized_ulaw,
 )
+# QKeras's activation functions (QActivation("binary_tanh") etc.), by identity: the binary ones are
+# quantizers (levels ±1 or 0/1), the hard and smooth ones piecewise-linear float functions.
+QKERAS_FUNCTIONS: dict[Any, bool] = {
+    q.binary_tanh: True,
+    q.binary_sigmoid: True,
+    q.hard_tanh: False,
+    q.hard_sigmoid: False,
+    q.smooth_tanh: False,
+    q.smooth_sigmoid: False,
+}
 # Probe points for levels, elementwise-ness and the active range: a dense sweep around the quantizer's
 # range plus a logarithmic one (powers-of-two quantizers change near zero and far out).
 SWEEP_POINTS = 200_001
@@ -126,13 +136,13 @@ def _sweep(top: float) -> np.ndarray:
 
 
 def _check_elementwise(evaluate: Callable[[np.ndarray], np.ndarray], xs: np.ndarray, ys: np.ndarray,
-                       quantizer: Any, where: str) -> None:
+                       name: str, where: str) -> None:
     """A table holds f(x) per element: refuse a quantizer whose output also depends on the rest of the
     tensor (a scale computed from it, e.g. alpha='auto')."""
     # The small values alone: a scale taken from the tensor (its largest magnitude, a fit) changes.
     small = np.abs(xs) <= np.abs(xs).max() / 16
     if not np.array_equal(evaluate(xs[small]), ys[small]):
-        raise UnsupportedModelError(f"{where}: activation quantizer {_describe(quantizer)} is not elementwise "
+        raise UnsupportedModelError(f"{where}: activation {name} is not elementwise "
                                     "(its output depends on the whole tensor), so no table can deploy it")
 
 
@@ -158,10 +168,24 @@ def _describe(quantizer: Any) -> str:
         return f"{type(quantizer).__name__}({config})"
 
 
+def _tabulated(fn: Any, name: str, top: float, quantizer: bool, where: str) -> Activation:
+    """`fn` as a table activation: probed on a sweep (elementwise? where does it change? which levels?).
+    Its output grid is stated when it is a quantizer whose levels are uniform and fit int8 (exact);
+    otherwise the grids pass chooses one covering the values the input grid reaches, and the lowering
+    reports a quantizer's approximation."""
+    evaluate = tensorflow_evaluator(fn)
+    xs = _sweep(min(top, 1024.0))
+    try:
+        ys = evaluate(xs)
+    except Exception as exc:  # noqa: BLE001  (whatever TensorFlow raises: this quantizer cannot be tabulated)
+        raise UnsupportedModelError(f"{where}: activation {name} failed on a sweep of values: {exc}") from exc
+    _check_elementwise(evaluate, xs, ys, name, where)
+    grid = Grid.holding(np.unique(ys), f"quantizer {name} of {where}") if quantizer else None
+    return Activation("table", grid, name, TableFunction(evaluate, quantizer, _active_range(xs, ys)))
+
+
 def table_activation(quantizer: Any, where: str) -> Activation:
-    """A QKeras activation quantizer as a table of itself. Its output grid is stated here when its levels
-    are uniform and fit int8 (exact); otherwise the grids pass chooses one covering the levels the input
-    grid reaches, and the lowering reports the approximation."""
+    """A QKeras activation quantizer as a table of itself."""
     if type(quantizer) not in TABLE_QUANTIZERS:
         raise UnsupportedModelError(
             f"{where}: activation quantizer {type(quantizer).__name__} is not supported; supported: "
@@ -169,23 +193,11 @@ def table_activation(quantizer: Any, where: str) -> Activation:
         )
     if getattr(quantizer, "use_stochastic_rounding", False):
         raise UnsupportedModelError(f"{where}: stochastic rounding activations are not deterministic")
-    evaluate = tensorflow_evaluator(quantizer)
     try:
         top = float(max(abs(float(quantizer.max())), abs(float(quantizer.min())), 1e-3))
     except (AttributeError, TypeError, ValueError):
         top = 1.0
-    xs = _sweep(min(top, 1024.0))
-    try:
-        ys = evaluate(xs)
-    except Exception as exc:  # noqa: BLE001  (whatever TensorFlow raises: this quantizer cannot be tabulated)
-        raise UnsupportedModelError(f"{where}: activation quantizer {_describe(quantizer)} failed on a sweep of "
-                                    f"values: {exc}") from exc
-    _check_elementwise(evaluate, xs, ys, quantizer, where)
-    levels = np.unique(ys)
-    name = _describe(quantizer)
-    grid = Grid.holding(levels, f"quantizer {name} of {where}")
-    table = TableFunction(evaluate, quantizer=True, active_range=_active_range(xs, ys))
-    return Activation("table", grid, name, table)
+    return _tabulated(quantizer, _describe(quantizer), top, True, where)
 
 
 def classify_activation(obj: Any, where: str) -> Activation:
@@ -201,6 +213,9 @@ def classify_activation(obj: Any, where: str) -> Activation:
         if _is_requantisation(obj):
             return Activation("quantized", activation_grid(obj, where), str(obj))
         return table_activation(obj, where)
+    for fn, is_quantizer in QKERAS_FUNCTIONS.items():
+        if obj is fn:
+            return _tabulated(fn, fn.__name__, 4.0, is_quantizer, where)
     try:
         key = tf_keras.activations.serialize(obj)
     except (ValueError, TypeError) as exc:
@@ -211,6 +226,7 @@ def classify_activation(obj: Any, where: str) -> Activation:
     if key not in supported:
         raise UnsupportedModelError(
             f"{where}: activation '{key}' is not supported; supported: {', '.join(supported)}, "
-            "and the QKeras quantizers " + ", ".join(t.__name__ for t in TABLE_QUANTIZERS)
+            "the QKeras quantizers " + ", ".join(t.__name__ for t in TABLE_QUANTIZERS) + " and the QKeras "
+            "functions " + ", ".join(f.__name__ for f in QKERAS_FUNCTIONS)
         )
     return Activation(supported[key], None, str(key))  # type: ignore[arg-type]
