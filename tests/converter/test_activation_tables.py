@@ -162,6 +162,7 @@ def test_powers_of_two_that_fit_a_grid_are_exact(tmp_path: Path) -> None:
     lambda: kl.ReLU(max_value=1.5, negative_slope=0.1, threshold=0.2, name="act"),
     lambda: kl.LeakyReLU(alpha=0.2, name="act"),
     lambda: qkeras.QActivation("hard_sigmoid", name="act"),  # QKeras's: clip(0.5·x + 0.5, 0, 1)
+    lambda: kl.Activation("swish", name="act"),  # Keras's elementwise activations likewise
 ])
 def test_keras_relu_variants_are_tables_of_the_layer(layer: Any, tmp_path: Path) -> None:
     """A float function: rounded onto its output grid like any float tensor (≤ half a step), no note."""
@@ -212,6 +213,13 @@ def test_what_no_table_can_deploy_is_refused_naming_the_layer(quantizer: Any, me
     out = qkeras.QActivation(quantizer(), name="act")(inp)
     with pytest.raises(UnsupportedModelError, match=r"layer 'act' \(QActivation\).*" + message):
         build_graph(keras.Model(inp, out), "m")
+
+
+def test_an_activation_outside_the_lists_is_refused_naming_the_layer() -> None:
+    """exponential is elementwise but unbounded and not listed: refused, not guessed."""
+    inp = keras.Input((8,))
+    with pytest.raises(UnsupportedModelError, match=r"layer 'act' \(Activation\): activation 'exponential' is not"):
+        build_graph(keras.Model(inp, kl.Activation("exponential", name="act")(inp)), "m")
 
 
 def test_grid_holding_levels() -> None:

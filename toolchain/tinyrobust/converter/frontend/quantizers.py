@@ -100,6 +100,9 @@ QKERAS_FUNCTIONS: dict[Any, bool] = {
     q.smooth_tanh: False,
     q.smooth_sigmoid: False,
 }
+# Keras's other elementwise activations, by serialized name: float functions deployed as tables.
+KERAS_TABLE_ACTIVATIONS = ("elu", "selu", "swish", "gelu", "softplus", "softsign", "mish", "relu6", "leaky_relu",
+                           "hard_sigmoid")
 # Probe points for levels, elementwise-ness and the active range: a dense sweep around the quantizer's
 # range plus a logarithmic one (powers-of-two quantizers change near zero and far out).
 SWEEP_POINTS = 200_001
@@ -223,9 +226,12 @@ def classify_activation(obj: Any, where: str) -> Activation:
     if isinstance(key, dict):
         key = key.get("config", key.get("class_name"))
     supported = {"linear": "linear", "relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax"}
+    if key in KERAS_TABLE_ACTIVATIONS:
+        return _tabulated(tf_keras.activations.get(key), str(key), 8.0, False, where)
     if key not in supported:
         raise UnsupportedModelError(
             f"{where}: activation '{key}' is not supported; supported: {', '.join(supported)}, "
+            f"{', '.join(KERAS_TABLE_ACTIVATIONS)}, "
             "the QKeras quantizers " + ", ".join(t.__name__ for t in TABLE_QUANTIZERS) + " and the QKeras "
             "functions " + ", ".join(f.__name__ for f in QKERAS_FUNCTIONS)
         )
