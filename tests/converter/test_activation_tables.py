@@ -185,14 +185,16 @@ def test_an_unquantised_upper_bound_makes_quantized_relu_a_table() -> None:
     assert plain.kind == "quantized" and plain.grid.real_max == 3.75
 
 
-def test_a_bounded_table_needs_no_calibration_and_an_unbounded_one_does() -> None:
-    """quantized_tanh changes only on a bounded input interval: its input grid is that interval without
-    calibration. LeakyReLU is unbounded: its input is listed as needing calibration."""
-    options = GridOptions()
-    tanh = run_structural(build_graph(_model(qkeras.QActivation("quantized_tanh(4)", name="act")), "m"))
-    assert [t for t, _ in tensors_needing_calibration(tanh, options)] == ["d2"]
-    leaky = run_structural(build_graph(_model(kl.LeakyReLU(alpha=0.2, name="act")), "m"))
-    assert [t for t, _ in tensors_needing_calibration(leaky, options)] == ["d1", "d2"]
+@pytest.mark.parametrize(("layer", "needing"), [
+    (lambda: qkeras.QActivation("quantized_tanh(4)", name="act"), ["d2"]),
+    (lambda: kl.ReLU(max_value=6.0, name="act"), ["d2"]),
+    (lambda: kl.LeakyReLU(alpha=0.2, name="act"), ["d1", "d2"]),
+])
+def test_a_bounded_table_needs_no_calibration_and_an_unbounded_one_does(layer: Any, needing: list[str]) -> None:
+    """quantized_tanh and ReLU(max_value) change only on a bounded input interval: their input grid is
+    that interval without calibration. LeakyReLU is unbounded: its input is listed as needing calibration."""
+    graph = run_structural(build_graph(_model(layer()), "m"))
+    assert [t for t, _ in tensors_needing_calibration(graph, GridOptions())] == needing
 
 
 class _Cube(qkeras.quantizers.BaseQuantizer):

@@ -26,11 +26,10 @@ from ..ir import (
     PadNode,
     PoolNode,
     ReshapeNode,
-    TableFunction,
     TensorInfo,
     WeightTensor,
 )
-from .quantizers import classify_activation, quantize_weights, tensorflow_evaluator, weight_quantizer_kind
+from .quantizers import classify_activation, quantize_weights, tabulated_activation, weight_quantizer_kind
 
 
 @dataclass(frozen=True)
@@ -283,10 +282,10 @@ def handle_qactivation(layer: Any, ctx: LayerContext) -> HandlerResult:
     return _activation_result(layer, ctx, classify_activation(layer.quantizer, _where(layer)))
 
 
-def _layer_table(layer: Any, description: str) -> Activation:
+def _layer_table(layer: Any, description: str, top: float) -> Activation:
     """An elementwise Keras layer as a table of the layer's own call (through TensorFlow, float32 as Keras
     computes it). A float function: its output grid covers what it gives on the input grid."""
-    return Activation("table", None, description, TableFunction(tensorflow_evaluator(layer.call), quantizer=False))
+    return tabulated_activation(layer.call, description, top, False, _where(layer))
 
 
 def handle_relu(layer: Any, ctx: LayerContext) -> HandlerResult:
@@ -295,12 +294,12 @@ def handle_relu(layer: Any, ctx: LayerContext) -> HandlerResult:
     if max_value is None and slope == 0.0 and threshold == 0.0:
         return _activation_result(layer, ctx, Activation("relu", None, "relu"))
     cap = None if max_value is None else float(max_value)
-    return _activation_result(layer, ctx, _layer_table(
-        layer, f"ReLU(max_value={cap}, negative_slope={slope:g}, threshold={threshold:g})"))
+    description = f"ReLU(max_value={cap}, negative_slope={slope:g}, threshold={threshold:g})"
+    return _activation_result(layer, ctx, _layer_table(layer, description, max(cap or 8.0, abs(threshold))))
 
 
 def handle_leaky_relu(layer: Any, ctx: LayerContext) -> HandlerResult:
-    return _activation_result(layer, ctx, _layer_table(layer, f"LeakyReLU(alpha={float(layer.alpha):g})"))
+    return _activation_result(layer, ctx, _layer_table(layer, f"LeakyReLU(alpha={float(layer.alpha):g})", 8.0))
 
 
 def handle_add(layer: Any, ctx: LayerContext) -> HandlerResult:

@@ -171,7 +171,7 @@ def _describe(quantizer: Any) -> str:
         return f"{type(quantizer).__name__}({config})"
 
 
-def _tabulated(fn: Any, name: str, top: float, quantizer: bool, where: str) -> Activation:
+def tabulated_activation(fn: Any, name: str, top: float, quantizer: bool, where: str) -> Activation:
     """`fn` as a table activation: probed on a sweep (elementwise? where does it change? which levels?).
     Its output grid is stated when it is a quantizer whose levels are uniform and fit int8 (exact);
     otherwise the grids pass chooses one covering the values the input grid reaches, and the lowering
@@ -200,7 +200,7 @@ def table_activation(quantizer: Any, where: str) -> Activation:
         top = float(max(abs(float(quantizer.max())), abs(float(quantizer.min())), 1e-3))
     except (AttributeError, TypeError, ValueError):
         top = 1.0
-    return _tabulated(quantizer, _describe(quantizer), top, True, where)
+    return tabulated_activation(quantizer, _describe(quantizer), top, True, where)
 
 
 def classify_activation(obj: Any, where: str) -> Activation:
@@ -218,7 +218,7 @@ def classify_activation(obj: Any, where: str) -> Activation:
         return table_activation(obj, where)
     for fn, is_quantizer in QKERAS_FUNCTIONS.items():
         if obj is fn:
-            return _tabulated(fn, fn.__name__, 4.0, is_quantizer, where)
+            return tabulated_activation(fn, fn.__name__, 4.0, is_quantizer, where)
     try:
         key = tf_keras.activations.serialize(obj)
     except (ValueError, TypeError) as exc:
@@ -227,7 +227,7 @@ def classify_activation(obj: Any, where: str) -> Activation:
         key = key.get("config", key.get("class_name"))
     supported = {"linear": "linear", "relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax"}
     if key in KERAS_TABLE_ACTIVATIONS:
-        return _tabulated(tf_keras.activations.get(key), str(key), 8.0, False, where)
+        return tabulated_activation(tf_keras.activations.get(key), str(key), 8.0, False, where)
     if key not in supported:
         raise UnsupportedModelError(
             f"{where}: activation '{key}' is not supported; supported: {', '.join(supported)}, "
