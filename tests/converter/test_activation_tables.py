@@ -23,6 +23,7 @@ from tinyrobust.converter.passes import GridOptions, run_structural, tensors_nee
 from tinyrobust.converter.pipeline import DeployedModel, convert
 from tinyrobust.dataset import Dataset
 from tinyrobust.errors import UnsupportedModelError
+from tinyrobust.workflows.report import build_report, render_markdown
 
 keras: Any = importlib.import_module("tf_keras")  # only after the frontend import above
 qkeras: Any = importlib.import_module("qkeras")
@@ -149,6 +150,8 @@ def test_levels_no_grid_holds_are_approximated_with_a_note(quantizer: str, tmp_p
     stated = float(re.search(r"at most ([0-9.e-]+) output steps", note).group(1))
     assert 1e-3 < worst <= 0.5 + 1e-6
     assert stated == pytest.approx(worst, rel=1e-2)
+    markdown = render_markdown(build_report(deployed.program, board="host", budget=None, linked=None))
+    assert f"## Notes\n\n- {note}" in markdown  # the export report says so
 
 
 def test_powers_of_two_that_fit_a_grid_are_exact(tmp_path: Path) -> None:
