@@ -200,6 +200,19 @@ def test_a_bounded_table_needs_no_calibration_and_an_unbounded_one_does(layer: A
     assert [t for t, _ in tensors_needing_calibration(graph, GridOptions())] == needing
 
 
+def test_a_tensor_also_read_by_another_op_is_calibrated_whole() -> None:
+    """Only a tensor that tables alone read gets the table's range: one a dense also reads keeps its
+    calibrated range, so without calibration data it is listed."""
+    bits = qkeras.quantized_bits(8, 0, 1)
+    inp = keras.Input((8,), name="x")
+    d1 = qkeras.QDense(16, kernel_quantizer=bits, name="d1")(inp)
+    act = qkeras.QActivation("quantized_tanh(4)", name="act")(d1)
+    side = qkeras.QDense(16, kernel_quantizer=bits, name="side")(d1)
+    out = qkeras.QDense(4, kernel_quantizer=bits, name="d2")(kl.Add(name="add")([act, side]))
+    graph = run_structural(build_graph(keras.Model(inp, out), "m"))
+    assert "d1" in [t for t, _ in tensors_needing_calibration(graph, GridOptions())]
+
+
 class _Cube(qkeras.quantizers.BaseQuantizer):
     """A quantizer QKeras does not ship: refused by class, whatever it computes."""
 
