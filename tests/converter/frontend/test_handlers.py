@@ -131,10 +131,15 @@ def test_dense_on_a_multi_dimensional_input_is_refused() -> None:
         _functional(inp, kl.Dense(3, name="fc")(inp))
 
 
-def test_relu_with_max_value_is_refused() -> None:
+def test_relu_with_max_value_is_a_table_of_the_layer() -> None:
+    """ReLU(max_value, negative_slope, threshold) is no plain relu: a table of the layer's own call."""
     inp = keras.Input((4,))
-    with pytest.raises(UnsupportedModelError, match=r"layer 'relu6' \(ReLU\): only ReLU\(\) without max_value"):
-        _functional(inp, kl.ReLU(max_value=6.0, name="relu6")(inp))
+    graph = _functional(inp, kl.ReLU(max_value=6.0, negative_slope=0.5, threshold=1.0, name="relu6")(inp))
+    act = graph.nodes[-1].activation
+    assert act.kind == "table" and act.grid is None and act.table is not None and not act.table.quantizer
+    x = np.array([-2.0, 0.5, 1.0, 3.0, 9.0])
+    # Keras's own edge case, which the layer's call keeps: exactly at the threshold the output is 0.
+    np.testing.assert_allclose(act.table.evaluate(x), [-1.5, -0.25, 0.0, 3.0, 6.0])
 
 
 def test_plain_relu_is_an_activation() -> None:

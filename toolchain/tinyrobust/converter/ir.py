@@ -7,7 +7,7 @@ grids; `lower` turns the legal Graph into an integer Program.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -17,7 +17,7 @@ from ..errors import UnsupportedModelError
 from .calibration import CalibrationRange
 
 WeightKind = Literal["ternary", "binary", "int8"]
-ActivationKind = Literal["linear", "relu", "quantized", "sigmoid", "tanh", "softmax"]
+ActivationKind = Literal["linear", "relu", "quantized", "sigmoid", "tanh", "softmax", "table"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,20 @@ class Grid:
         return Grid(float(step), zero_point, -128, -128 + count - 1, origin)
 
     @staticmethod
+    def holding(levels: np.ndarray, origin: str) -> Grid | None:
+        """The int8 grid holding every one of `levels` and zero exactly (step: their smallest gap), or
+        None when they are not all on one uniform grid of at most 256 levels."""
+        levels = np.union1d(np.asarray(levels, dtype=np.float64), [0.0])
+        if len(levels) < 2 or len(levels) > 256:
+            return None
+        step = float(np.diff(levels).min())
+        k = (levels - levels[0]) / step
+        count = round(float(k[-1])) + 1
+        if not np.allclose(k, np.round(k), rtol=0.0, atol=1e-4) or count > 256:
+            return None
+        return Grid.from_levels(float(levels[0]), step, count, origin)
+
+    @staticmethod
     def from_range(lo: float, hi: float, origin: str) -> Grid:
         """Asymmetric 256-level grid covering [lo, hi] ∪ {0}, zero exactly representable."""
         lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
@@ -64,12 +78,30 @@ class Grid:
 
 
 @dataclass(frozen=True)
+class TableFunction:
+    """An elementwise activation deployed as a 256-entry table (kind "table"): the lowering evaluates
+    `evaluate` (real values in, real values out, float64) once on every level of the input grid."""
+
+    # Supplied by the frontend (a QKeras quantizer or Keras layer run through TensorFlow). Left out of
+    # ==/hash: the IR stays hashable, and the Program only keeps the computed table.
+    evaluate: Callable[[np.ndarray], np.ndarray] = field(compare=False, repr=False)
+    # True for a QKeras quantizer: its levels are the model's statement, so any output the int8 grid
+    # cannot hold exactly is reported (a note naming the layer). False: a float function, rounded like
+    # any float tensor.
+    quantizer: bool
+    # The input interval outside which the output no longer changes (None: unbounded on a side);
+    # the input grid needs no finer range than this.
+    active_range: tuple[float | None, float | None] = (None, None)
+
+
+@dataclass(frozen=True)
 class Activation:
     """An activation applied to a tensor. `grid` is the output grid a quantizer states."""
 
     kind: ActivationKind
     grid: Grid | None = None
     description: str = ""
+    table: TableFunction | None = None  # kind "table" only
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from .ir import (
     ConcatNode,
     ConvNode,
     Graph,
+    Grid,
     InputNode,
     MulNode,
     Node,
@@ -40,11 +41,36 @@ def _lower_conv(node: ConvNode, graph: Graph, opts: LowerOptions) -> Lowered:
     return CONV_LOWERINGS[node.kind](node, graph, opts)
 
 
+# An output further than this (in output steps) from the quantizer's own value is reported: above
+# float32 noise, far below any real approximation.
+EXACT_STEPS = 1e-3
+
+
+def _lower_table(node: ActivationNode, gi: Grid, go: Grid, shape: tuple[int, ...]) -> Lowered:
+    """The activation itself on every input level, rounded onto the output grid. A quantizer's levels
+    are the model's statement: where the grid cannot hold them exactly, a note says by how much."""
+    act = node.activation
+    assert act.table is not None
+    y = act.table.evaluate(lut.input_levels(gi))
+    entries = lut.onto_grid(y, go)
+    op = lut.table_op(node.name, node.inputs[0], node.output, entries, shape)
+    off = lut.off_grid_steps(y, entries, gi, go)
+    if not act.table.quantizer or off <= EXACT_STEPS:
+        return Lowered((op,))
+    note = (f"layer '{node.name}': {act.description} has output levels no int8 grid holds exactly; deployed "
+            f"on a grid of step {go.scale:.6g} over [{go.real_min:.6g}, {go.real_max:.6g}], at most "
+            f"{off:.3g} output steps ({off * go.scale:.4g}) from the quantizer's value")
+    return Lowered((op,), notes=(note,))
+
+
 def _lower_activation(node: ActivationNode, graph: Graph, opts: LowerOptions) -> Lowered:
-    """sigmoid / tanh become a table; relu and quantizers a requantisation onto the output grid."""
+    """sigmoid / tanh and other elementwise functions become a table; relu and quantizers that round onto
+    a uniform grid a requantisation onto the output grid."""
     (gi,), go = grids(graph, node)
     shape = graph.tensors[node.output].shape
     kind = node.activation.kind
+    if kind == "table":
+        return _lower_table(node, gi, go, shape)
     if kind in lut.FUNCTIONS:
         return Lowered((lut.lut_op(node.name, node.inputs[0], node.output, kind, gi, go, shape),))
     if kind in ("relu", "quantized"):
@@ -68,6 +94,7 @@ LOWERINGS: dict[type, Lowering] = {
 def lower(graph: Graph, opts: LowerOptions) -> Program:
     tensors: dict[str, TensorSpec] = {}
     ops = []
+    notes = list(graph.notes)
     for node in graph.nodes:
         info = graph.tensors[node.output]
         grid = info.grid
@@ -84,6 +111,7 @@ def lower(graph: Graph, opts: LowerOptions) -> Program:
         for t in lowered.tensors:
             tensors[t.name] = TensorSpec(t.name, tuple(t.shape), t.grid.scale, t.grid.zero_point, t.source)
         ops.extend(lowered.ops)
+        notes.extend(lowered.notes)
     in_grid = graph.tensors[graph.input].grid
     assert in_grid is not None
     return Program(
@@ -95,5 +123,5 @@ def lower(graph: Graph, opts: LowerOptions) -> Program:
                                              in_grid.origin),
         packing=opts.ternary_format,
         model_name=graph.name,
-        notes=graph.notes,
+        notes=tuple(notes),
     )

@@ -29,7 +29,7 @@ from ..ir import (
     TensorInfo,
     WeightTensor,
 )
-from .quantizers import classify_activation, quantize_weights, weight_quantizer_kind
+from .quantizers import classify_activation, quantize_weights, tabulated_activation, weight_quantizer_kind
 
 
 @dataclass(frozen=True)
@@ -283,11 +283,24 @@ def handle_qactivation(layer: Any, ctx: LayerContext) -> HandlerResult:
     return _activation_result(layer, ctx, classify_activation(layer.quantizer, _where(layer)))
 
 
+def _layer_table(layer: Any, description: str, top: float) -> Activation:
+    """An elementwise Keras layer as a table of the layer's own call (through TensorFlow, float32 as Keras
+    computes it). A float function: its output grid covers what it gives on the input grid."""
+    return tabulated_activation(layer.call, description, top, False, _where(layer))
+
+
 def handle_relu(layer: Any, ctx: LayerContext) -> HandlerResult:
     max_value = layer.max_value
-    if max_value is not None or float(layer.negative_slope) != 0.0 or float(layer.threshold) != 0.0:
-        raise UnsupportedModelError(f"{_where(layer)}: only ReLU() without max_value/negative_slope/threshold")
-    return _activation_result(layer, ctx, Activation("relu", None, "relu"))
+    slope, threshold = float(layer.negative_slope), float(layer.threshold)
+    if max_value is None and slope == 0.0 and threshold == 0.0:
+        return _activation_result(layer, ctx, Activation("relu", None, "relu"))
+    cap = None if max_value is None else float(max_value)
+    description = f"ReLU(max_value={cap}, negative_slope={slope:g}, threshold={threshold:g})"
+    return _activation_result(layer, ctx, _layer_table(layer, description, max(cap or 8.0, abs(threshold))))
+
+
+def handle_leaky_relu(layer: Any, ctx: LayerContext) -> HandlerResult:
+    return _activation_result(layer, ctx, _layer_table(layer, f"LeakyReLU(alpha={float(layer.alpha):g})", 8.0))
 
 
 def handle_add(layer: Any, ctx: LayerContext) -> HandlerResult:
@@ -376,6 +389,7 @@ def handler_table() -> dict[type, Handler]:
         kl.BatchNormalization: handle_batchnorm,
         kl.Activation: handle_activation,
         kl.ReLU: handle_relu,
+        kl.LeakyReLU: handle_leaky_relu,
         kl.Add: handle_add,
         kl.Multiply: handle_multiply,
         kl.Concatenate: handle_concat,

@@ -27,6 +27,7 @@ SUPPORTED_CLASSES = frozenset(
         "QBatchNormalization",
         "Activation",
         "ReLU",
+        "LeakyReLU",
         "Add",
         "Multiply",
         "Concatenate",

@@ -88,3 +88,4 @@ class Lowered:
 
     ops: tuple[Op, ...]
     tensors: tuple[NewTensor, ...] = ()
+    notes: tuple[str, ...] = ()  # for the export report: what this lowering could not do exactly

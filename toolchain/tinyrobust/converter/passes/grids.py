@@ -1,7 +1,8 @@
 """Attach an int8 grid to every tensor.
 
 Grids come, in order of preference, from the model itself (input and activation quantizers),
-from known function ranges (sigmoid / tanh tables and their inputs), from grid-preserving ops
+from known function ranges (sigmoid / tanh tables and their inputs; other tables: the levels their
+function takes on the input grid, their input clipped where the function saturates), from grid-preserving ops
 (pooling, padding, views, relu), and last from calibration ranges the user supplied. A tensor
 that needs calibration when none was given is an error naming it: never a silent guess.
 """
@@ -10,8 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from ...errors import UnsupportedModelError
 from ..ir import (
+    Activation,
     ActivationNode,
     AddNode,
     BatchNormNode,
@@ -75,13 +79,16 @@ def absorb_input_quantizer(graph: Graph) -> Graph:
     return graph
 
 
-def _lut_consumers_only(graph: Graph, tensor: str) -> str | None:
+def _table_reader(graph: Graph, tensor: str) -> Activation | None:
+    """The table activation (sigmoid, tanh or kind "table") that is every consumer of `tensor`, if one is."""
     consumers = graph.consumers(tensor)
-    kinds = {c.activation.kind for c in consumers if isinstance(c, ActivationNode)}
-    if consumers and len(kinds) == 1 and all(isinstance(c, ActivationNode) for c in consumers):
-        kind = kinds.pop()
-        return kind if kind in LUT_INPUT else None
-    return None
+    if not consumers or not all(isinstance(c, ActivationNode) for c in consumers):
+        return None
+    acts = {c.activation for c in consumers}  # type: ignore[union-attr]
+    if len(acts) != 1:
+        return None
+    act = acts.pop()
+    return act if act.kind in LUT_INPUT or act.kind == "table" else None
 
 
 def _calibrated(graph: Graph, tensor: str) -> Grid | None:
@@ -89,15 +96,36 @@ def _calibrated(graph: Graph, tensor: str) -> Grid | None:
     return None if rng is None else Grid.from_range(rng.lo, rng.hi, rng.describe())
 
 
-def _lut_input_grid(graph: Graph, tensor: str, lut: str) -> Grid:
-    """Calibrated range clipped to where the function saturates (finer steps, smaller table error);
-    without calibration, the whole useful range."""
+def _lut_input_grid(graph: Graph, tensor: str, act: Activation) -> Grid | None:
+    """Calibrated range clipped to where the function still changes (finer steps, smaller table error);
+    without calibration, that whole range where it is bounded (else None: calibration is needed)."""
     rng = graph.calibration.get(tensor)
+    if act.kind in LUT_INPUT:
+        if rng is None:
+            return LUT_INPUT[act.kind]
+        limit = LUT_SATURATION[act.kind]
+        lo, hi = max(rng.lo, -limit), min(rng.hi, limit)
+        return Grid.from_range(lo, hi, f"{act.kind} input: calibration range [{lo:.4g}, {hi:.4g}] within ±{limit:g}")
+    assert act.table is not None
+    a_lo, a_hi = act.table.active_range
     if rng is None:
-        return LUT_INPUT[lut]
-    limit = LUT_SATURATION[lut]
-    lo, hi = max(rng.lo, -limit), min(rng.hi, limit)
-    return Grid.from_range(lo, hi, f"{lut} input: calibration range [{lo:.4g}, {hi:.4g}] within ±{limit:g}")
+        if a_lo is None or a_hi is None:
+            return None
+        return Grid.from_range(a_lo, a_hi, f"{act.description} input: where it changes [{a_lo:.4g}, {a_hi:.4g}]")
+    lo = float(np.clip(rng.lo, a_lo if a_lo is not None else -np.inf, a_hi if a_hi is not None else np.inf))
+    hi = float(np.clip(rng.hi, a_lo if a_lo is not None else -np.inf, a_hi if a_hi is not None else np.inf))
+    return Grid.from_range(lo, hi, f"{act.description} input: calibration range clipped to [{lo:.4g}, {hi:.4g}], "
+                           "where the function changes")
+
+
+def _table_output_grid(node: ActivationNode, gi: Grid) -> Grid:
+    """A table with no stated grid: the exact grid of the values it takes on the input grid where one
+    holds them, else 256 levels over their range (the lowering reports a quantizer's approximation)."""
+    assert node.activation.table is not None
+    y = node.activation.table.evaluate(gi.scale * (np.arange(gi.qmin, gi.qmax + 1, dtype=np.float64) - gi.zero_point))
+    origin = f"{node.activation.description} of layer '{node.name}' on its input grid"
+    exact = Grid.holding(np.unique(y), origin)
+    return exact if exact is not None else Grid.from_range(float(y.min()), float(y.max()), origin + " (approximate)")
 
 
 def _grid_for(graph: Graph, node, grids: dict[str, Grid], options: GridOptions) -> Grid | None:
@@ -125,6 +153,11 @@ def _grid_for(graph: Graph, node, grids: dict[str, Grid], options: GridOptions) 
             return TANH_OUTPUT
         if act.kind == "relu":
             return grids.get(node.inputs[0])  # same grid, clamped at its zero point
+        if act.kind == "table":
+            if act.grid is not None:
+                return act.grid
+            gi = grids.get(node.inputs[0])
+            return None if gi is None else _table_output_grid(node, gi)
     if isinstance(node, PoolNode) and node.kind == "avg" and node.padding == (0, 0, 0, 0):
         gi = grids.get(node.inputs[0])
         if gi is not None and gi.qmax - gi.qmin + 1 < 256:
@@ -144,9 +177,9 @@ def _grid_for(graph: Graph, node, grids: dict[str, Grid], options: GridOptions) 
         hi = max(g.real_max for g in ins)  # type: ignore[union-attr]
         return Grid.from_range(lo, hi, "union of the concatenated inputs' ranges")
     if isinstance(node, COMPUTED):
-        lut = _lut_consumers_only(graph, node.output)
-        if lut is not None:
-            return _lut_input_grid(graph, node.output, lut)
+        table = _table_reader(graph, node.output)
+        if table is not None:
+            return _lut_input_grid(graph, node.output, table)
         return _calibrated(graph, node.output)
     raise UnsupportedModelError(f"layer '{node.name}': no grid rule for {type(node).__name__}")
 
@@ -176,7 +209,7 @@ def tensors_improved_by_calibration(graph: Graph, options: GridOptions) -> list[
     improved = [
         (n.output, graph.tensors[n.output].source)
         for n in graph.nodes
-        if isinstance(n, COMPUTED) and _lut_consumers_only(graph, n.output)
+        if isinstance(n, COMPUTED) and _table_reader(graph, n.output)
     ]
     first = graph.nodes[0]
     if isinstance(first, InputNode) and first.grid is None and options.input_range is None:
@@ -185,8 +218,8 @@ def tensors_improved_by_calibration(graph: Graph, options: GridOptions) -> list[
 
 
 def table_inputs(graph: Graph) -> set[str]:
-    """Tensors read only by sigmoid/tanh tables (their grid is clipped at the function's saturation)."""
-    return {n.output for n in graph.nodes if _lut_consumers_only(graph, n.output)}
+    """Tensors read only by tables (their grid is clipped where the function saturates)."""
+    return {n.output for n in graph.nodes if _table_reader(graph, n.output)}
 
 
 def assign_grids(graph: Graph, options: GridOptions) -> Graph:
