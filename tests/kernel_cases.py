@@ -19,7 +19,7 @@ from tinyrobust.firmware import runner
 from tinyrobust.firmware.runner import RunnerCase
 
 INT32_MAX = 2**31 - 1
-MAX_TEST_BIAS_SHIFT = 8  # what the lowering emits (weighted.FINE_BIAS_BITS); the C accepts up to 16
+MAX_TEST_BIAS_SHIFT = 14  # what the lowering emits (weighted.FINE_BIAS_BITS); the C accepts up to 16
 
 
 def i8(rng: np.random.Generator, shape) -> np.ndarray:

@@ -20,7 +20,6 @@ from typing import Any
 
 import qkeras as q
 import tf_keras as keras
-from qkeras.utils import model_quantize
 from tf_keras import layers
 
 from .recipe import Quantization
@@ -214,28 +213,26 @@ def qkeras_mnist_po2(input_shape: tuple[int, ...] = (28, 28, 1), classes: int = 
 
 def keras_to_qkeras(input_shape: tuple[int, ...] = (32, 32, 3), classes: int = 10, filters: int = 32) -> Any:
     """QKeras examples/example_keras_to_qkeras.py: a float Keras CNN (three conv/relu/max-pool stages, a
-    dense layer) converted by QKeras's own model_quantize: binary and ternary convolutions, quantized_bits
-    elsewhere, relu → quantized_relu(4, 0), the last activation quantized_relu(6, 2). `filters` scales
-    the example's 128/256/128 channels."""
+    dense layer) as QKeras's model_quantize converts it with the example's dictionary: a binary first
+    convolution, a ternary second, quantized_bits(4, 0, 1) elsewhere (biases too), relu → quantized_relu(4, 0),
+    the last activation quantized_relu(6, 2), a quantized_bits(3, 0, 1) dense layer. Built layer by layer:
+    model_quantize itself cannot rebuild its output under tf-keras 2.21 (the JSON it edits keeps
+    'module': 'keras.layers' on the renamed QConv2D, which deserialisation then cannot find). `filters`
+    scales the example's 128/256/128 channels."""
+    kernels = (q.binary(), q.ternary(), q.quantized_bits(4, 0, 1))
+    activations = ("quantized_relu(4,0)", "quantized_relu(4,0)", "quantized_relu(6,2)")
     inp = keras.Input(input_shape, name="input")
     x = inp
     for i, n in enumerate((filters, 2 * filters, filters)):
-        x = layers.Conv2D(n, (3, 3), name=f"conv2d_{i}_m")(x)
-        x = layers.Activation("relu", name=f"act{i}_m")(x)
+        x = q.QConv2D(n, (3, 3), kernel_quantizer=kernels[i], bias_quantizer=q.quantized_bits(4, 0, 1),
+                      name=f"conv2d_{i}_m")(x)
+        x = q.QActivation(activations[i], name=f"act{i}_m")(x)
         x = layers.MaxPooling2D(2, 2, name=f"mp_{i}")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(classes, name="dense")(x)
+    x = q.QDense(classes, kernel_quantizer=q.quantized_bits(3, 0, 1), bias_quantizer=q.quantized_bits(3, 0, 1),
+                 name="dense")(x)
     x = layers.Activation("softmax", name="softmax")(x)
-    float_model = keras.Model(inp, x, name="keras_to_qkeras")
-    q_dict = {
-        "conv2d_0_m": {"kernel_quantizer": "binary()", "bias_quantizer": "quantized_bits(4,0,1)"},
-        "conv2d_1_m": {"kernel_quantizer": "ternary()", "bias_quantizer": "quantized_bits(4,0,1)"},
-        "act2_m": "quantized_relu(6,2)",
-        "QActivation": {"relu": "quantized_relu(4,0)"},
-        "QConv2D": {"kernel_quantizer": "quantized_bits(4,0,1)", "bias_quantizer": "quantized_bits(4,0,1)"},
-        "QDense": {"kernel_quantizer": "quantized_bits(3,0,1)", "bias_quantizer": "quantized_bits(3,0,1)"},
-    }
-    return model_quantize(float_model, q_dict, 4)
+    return keras.Model(inp, x, name="keras_to_qkeras")
 
 
 PUBLISHED: dict[str, Callable[..., Any]] = {
