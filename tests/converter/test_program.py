@@ -35,7 +35,7 @@ def _concat_program() -> Program:
         "c": TensorSpec("c", (2, 2, 6), 1 / 3, 7, "cat"),
         "flat": TensorSpec("flat", (24,), 1 / 3, 7, "flatten", alias_of="c"),
     }
-    prog = Program(tensors, ops, "x", "flat", InputQuantization(0.25, -3, -128, 127, "input range [-1, 1]"),
+    prog = Program(tensors, ops, ("x",), ("flat",), (InputQuantization(0.25, -3, -128, 127, "input range [-1, 1]"),),
                    packing.TRIT5, "cat model", notes=("a note", "another"))
     return memplan.plan(prog)
 
@@ -144,7 +144,7 @@ def test_storage_of_follows_views() -> None:
         "v1": TensorSpec("v1", (6,), 1.0, 0, "v1", alias_of="a"),
         "v2": TensorSpec("v2", (1, 6), 1.0, 0, "v2", alias_of="v1"),
     }
-    prog = Program(t, (), "a", "v2", InputQuantization(1.0, 0, -128, 127, "t"), packing.T2, "m")
+    prog = Program(t, (), ("a",), ("v2",), (InputQuantization(1.0, 0, -128, 127, "t"),), packing.T2, "m")
     assert [prog.storage_of(n) for n in ("a", "v1", "v2")] == ["a", "a", "a"]
     assert prog.tensor("v2").nbytes == 6 and prog.tensor("a").nbytes == 6
     with pytest.raises(KeyError):

@@ -60,7 +60,7 @@ def _graph(nodes: list[Node], calibration: dict[str, tuple[float, float]] | None
            output: str | None = None) -> Graph:
     tensors = {n.output: TensorInfo(n.output, (2, 2, 2), f"keras {n.name}") for n in nodes}
     ranges = {t: CalibrationRange(lo, hi, "test") for t, (lo, hi) in (calibration or {}).items()}
-    return Graph(tuple(nodes), tensors, "x", output or nodes[-1].output, "g", ranges)
+    return Graph(tuple(nodes), tensors, ("x",), (output or nodes[-1].output,), "g", ranges)
 
 
 def _grids(graph: Graph, options: GridOptions = OPTS) -> dict[str, Grid]:

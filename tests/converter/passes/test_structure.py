@@ -26,7 +26,7 @@ from tinyrobust.errors import UnsupportedModelError
 
 def _graph(nodes: list[Node], shapes: dict[str, tuple[int, ...]], output: str | None = None) -> Graph:
     tensors = {t: TensorInfo(t, s, f"layer {t}") for t, s in shapes.items()}
-    return Graph(tuple(nodes), tensors, "x", output or nodes[-1].output, "g")
+    return Graph(tuple(nodes), tensors, ("x",), (output or nodes[-1].output,), "g")
 
 
 def _conv(name: str, inp: str, kind: str = "conv2d", padding: tuple[int, int, int, int] = (0, 0, 0, 0)) -> ConvNode:
