@@ -155,12 +155,13 @@ class Dataset:
             self.check_shape(inputs[0][1], what)
             return
         arrays = self.inputs
+        if len(arrays) < len(inputs):  # a missing array first: its name says more than a shape would
+            k = len(arrays)
+            held = "only 'x'" if not self.more_x else "only " + ", ".join(f"'x{i}'" for i in range(len(arrays)))
+            raise DatasetError(f"{what}: no array 'x{k}' for the model's input {k} '{inputs[k][0]}' (shape "
+                               f"{tuple(inputs[k][1])}); the model has {len(inputs)} inputs, x0…x{len(inputs) - 1}, "
+                               f"the data holds {held}")
         for k, (name, shape) in enumerate(inputs):
-            if k >= len(arrays):
-                held = "only 'x'" if not self.more_x else "only " + ", ".join(f"'x{i}'" for i in range(len(arrays)))
-                raise DatasetError(f"{what}: no array 'x{k}' for the model's input {k} '{name}' (shape "
-                                   f"{tuple(shape)}); the model has {len(inputs)} inputs, x0…x{len(inputs) - 1}, "
-                                   f"the data holds {held}")
             if tuple(arrays[k].shape[1:]) != tuple(shape):
                 raise DatasetError(f"{what}: x{k} has samples of shape {tuple(arrays[k].shape[1:])}, the model's "
                                    f"input {k} '{name}' takes {tuple(shape)}")

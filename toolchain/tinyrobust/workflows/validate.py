@@ -8,6 +8,10 @@ Data is checked before it is trusted: labels must be classes of the model (else 
 than 1 % of input values fall outside the input grid (uint8 images given to a model that expects 0…1,
 a model without an input quantizer fed data beyond --input-range) they are clipped to its rails, so
 validate warns with the fraction, on stderr and in the JSON (`input_saturation`, `warnings`).
+
+A model with several inputs reads x0, x1, … from the data (one array per input, in the model's input
+order); with several outputs every output must be byte-exact, and accuracy and top-1 agreement are
+those of output 0 (`data_inputs`, `_output0`).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import numpy as np
 from .. import console, outputs
 from ..converter import ops
 from ..converter.pipeline import DeployedModel, convert_file
-from ..converter.program import InputQuantization
+from ..converter.program import InputQuantization, Program
 from ..converter.reference import Reference
 from ..dataset import Dataset
 from ..errors import EXIT_MISMATCH, BadInputError
@@ -82,6 +86,29 @@ def saturation_warning(sat: dict[str, Any]) -> str | None:
             "give --input-range / calibration data that covers it")
 
 
+def data_inputs(program: Program, data: Dataset) -> np.ndarray:
+    """The data's samples as the target takes them: each input checked against the model's (the error names
+    the input and its array, e.g. x1) and quantised on its grid, packed in input order (N, input_bytes)."""
+    data.check_inputs([(t, program.tensor(t).shape) for t in program.inputs], "--data")
+    return program.pack_inputs(data.inputs)
+
+
+def _output0(program: Program, outputs: np.ndarray) -> np.ndarray:
+    """Output 0's bytes of packed outputs: what accuracy and top-1 agreement are taken on."""
+    return program.split_outputs(outputs)[0]
+
+
+def _saturation(program: Program, data: Dataset) -> tuple[Any, list[str]]:
+    """input_saturation of the one input, or a list (each with its input's name) for several; the warnings."""
+    sats = [input_saturation(q, x) for q, x in zip(program.input_quantizations, data.inputs, strict=True)]
+    warnings = [w for w in map(saturation_warning, sats) if w is not None]
+    if len(sats) == 1:
+        return sats[0], warnings
+    named = [{"input": t, **s} for t, s in zip(program.inputs, sats, strict=True)]
+    return named, [f"input '{t}': {w}" for t, s in zip(program.inputs, sats, strict=True)
+                   if (w := saturation_warning(s)) is not None]
+
+
 def first_divergent_layer(export: LoadedExport, target, sample: np.ndarray) -> dict[str, Any] | None:
     """Re-run one sample layer by layer on both sides; the first op whose output bytes differ."""
     reference_layers = Reference(export.program).run_layers(sample)
@@ -104,11 +131,9 @@ def _iterate(items: np.ndarray, desc: str, enabled: bool) -> Iterator[np.ndarray
 def validate(export: LoadedExport, data: Dataset, target_spec: str, *, keras_outputs: np.ndarray | None = None,
              progress: bool = True, host_sanitize: bool = False) -> ValidationResult:
     program = export.program
-    data.check_shape(program.tensor(program.input).shape, "--data")
-    data.check_labels(program.tensor(program.output).nbytes, "--data")
-    saturation = input_saturation(program.input_quantization, data.x)
-    warning = saturation_warning(saturation)
-    x_int8 = program.input_quantization.quantize(data.x).reshape(len(data), -1)
+    x_int8 = data_inputs(program, data)
+    data.check_labels(program.tensor(program.outputs[0]).nbytes, "--data")
+    saturation, warnings = _saturation(program, data)
     kind, _ = parse_target(target_spec)
     reference = Reference(program)
     ref_out = np.stack([
@@ -121,16 +146,17 @@ def validate(export: LoadedExport, data: Dataset, target_spec: str, *, keras_out
         "model": export.manifest["model"],
         "program_sha256": export.manifest["program_sha256"],
         "accuracy": {"keras": None if keras_outputs is None else _accuracy(keras_outputs, data.y),
-                     "reference": _accuracy(ref_out, data.y)},
+                     "reference": _accuracy(_output0(program, ref_out), data.y)},
         "agreement": {},
         "latency": None,
         "per_layer": None,
         "first_divergence": None,
         "input_saturation": saturation,
-        "warnings": [] if warning is None else [warning],
+        "warnings": warnings,
     }
     if keras_outputs is not None:
-        report["agreement"]["reference_keras_top1"] = int(np.sum(ref_out.argmax(1) == keras_outputs.argmax(1)))
+        report["agreement"]["reference_keras_top1"] = int(np.sum(_output0(program, ref_out).argmax(1)
+                                                                 == keras_outputs.argmax(1)))
     if kind == "reference":
         target_out = ref_out
         report["latency"] = {"unit": "none"}
@@ -158,8 +184,14 @@ def validate(export: LoadedExport, data: Dataset, target_spec: str, *, keras_out
             stats = target.batch_stats
             if stats is not None:
                 report["link"] = stats.as_dict()  # throughput, retries, restarts, resets: what the link needed
-    report["accuracy"]["target"] = _accuracy(target_out, data.y)
+    report["accuracy"]["target"] = _accuracy(_output0(program, target_out), data.y)
+    # A sample is exact when every byte of every output is (the outputs are packed side by side).
     report["agreement"]["target_reference_exact"] = int(np.sum(np.all(target_out == ref_out, axis=1)))
+    if len(program.outputs) > 1:
+        report["agreement"]["target_reference_exact_per_output"] = {
+            t: int(np.sum(np.all(a == b, axis=1)))
+            for t, a, b in zip(program.outputs, program.split_outputs(target_out), program.split_outputs(ref_out),
+                               strict=True)}
     return ValidationResult(report)
 
 
@@ -258,9 +290,13 @@ def validate_command(*, model: Path, data: Path, target: str, json_path: Path | 
     with ExitStack() as stack:
         export, deployed = _export_for_validation(model, out, stack, board=board, calibration=calibration,
                                                   input_range=input_range, packing=packing)
-        dataset.check_shape(export.program.tensor(export.program.input).shape, "--data")  # before Keras sees it
-        dataset.check_labels(export.program.tensor(export.program.output).nbytes, "--data")
-        keras_outputs = deployed.keras_predict(dataset.x) if deployed is not None else None
+        data_inputs(export.program, dataset)  # checked before Keras sees it
+        dataset.check_labels(export.program.tensor(export.program.outputs[0]).nbytes, "--data")
+        keras_outputs = None
+        if deployed is not None:
+            keras_outputs = (deployed.keras_predict(dataset.x) if len(dataset.inputs) == 1
+                             and len(export.program.outputs) == 1 else
+                             deployed.keras_predict_outputs(dataset.inputs)[0])
         result = validate(export, dataset, target, keras_outputs=keras_outputs, progress=progress,
                           host_sanitize=host_sanitize)
         profiled = None
