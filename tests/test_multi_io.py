@@ -237,3 +237,11 @@ def test_data_without_an_input_is_refused_naming_it(models: dict[str, Path], tmp
     # An image dataset for a two-input model: 'x' is input 0 only, and the message says what is missing.
     rc, _ = _validate(out, models["dir"] / "test_image.npz", "host", tmp_path)
     assert rc == 2 and "no array 'x1'" in capsys.readouterr().err
+    # The same data with both inputs passes that check (quiet), so the refusals above are the data's.
+    rc, _ = _validate(out, models["dir"] / "test_halves.npz", "reference", tmp_path, "--limit", "5")
+    assert rc == 0
+    # --layers compares one input with Keras: refused before validating, naming the inputs.
+    rc, _ = _validate(models["two_inputs"], models["dir"] / "test_halves.npz", "reference", tmp_path, "--layers",
+                      "--calibration", str(models["dir"] / "calibration_halves.npz"))
+    err = capsys.readouterr().err
+    assert rc == 2 and "--layers compares a model with one input; this one has 2 (top, bottom)" in err

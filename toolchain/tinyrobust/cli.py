@@ -166,7 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", formatter_class=fmt, help="accuracy, bit-exactness and latency on a target")
     p.add_argument("model", type=Path, help="QKeras model (.h5) or an export directory")
-    p.add_argument("--data", type=Path, required=True, help=".npz with x (N, ...) float32 and y (N,) labels")
+    p.add_argument("--data", type=Path, required=True,
+                   help=".npz with x (N, ...) float32 and y (N,) labels; a model with several inputs takes x0, x1, … "
+                        "(one array per input, in its input order); with several outputs all must be byte-exact, "
+                        "accuracy is output 0's")
     p.add_argument("--target", default="reference", help=TARGETS_HELP)
     p.add_argument("--json", type=Path, help="write the report as JSON here")
     p.add_argument("--limit", type=positive_int, default=None, help="use the first N samples only")

@@ -74,6 +74,9 @@ BREAKS: dict[str, tuple[Callable[[Graph], Graph], str]] = {
     "no tensor info": (lambda g: replace(g, tensors={k: v for k, v in g.tensors.items() if k != "fc"}),
                        "tensor 'fc' has no TensorInfo"),
     "output not produced": (lambda g: replace(g, outputs=("nowhere",)), "graph output 'nowhere' is not produced"),
+    "output listed twice": (lambda g: replace(g, outputs=("r", "r")),
+                            r"graph outputs \('r', 'r'\) name a tensor twice"),
+    "second input not a head node": (lambda g: replace(g, inputs=("x", "fc")), "the first node must be the input"),
 }
 
 

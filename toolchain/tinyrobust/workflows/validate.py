@@ -207,6 +207,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         f"accuracy: keras {pct(acc['keras'])}   reference {pct(acc['reference'])}   target {pct(acc['target'])}",
         f"bit-exact target vs reference: {agr['target_reference_exact']}/{n}",
     ]
+    per_output = agr.get("target_reference_exact_per_output")
+    if per_output:
+        lines.append("bit-exact per output: " + "   ".join(f"{name} {count}/{n}" for name, count in per_output.items()))
     if "reference_keras_top1" in agr:
         lines.append(f"top-1 agreement reference vs keras: {agr['reference_keras_top1']}/{n}")
     lat = report.get("latency") or {}
@@ -290,6 +293,9 @@ def validate_command(*, model: Path, data: Path, target: str, json_path: Path | 
     with ExitStack() as stack:
         export, deployed = _export_for_validation(model, out, stack, board=board, calibration=calibration,
                                                   input_range=input_range, packing=packing)
+        if layers and len(export.program.inputs) > 1:
+            raise BadInputError(f"--layers compares a model with one input; this one has "
+                                f"{len(export.program.inputs)} ({', '.join(export.program.inputs)})")
         data_inputs(export.program, dataset)  # checked before Keras sees it
         dataset.check_labels(export.program.tensor(export.program.outputs[0]).nbytes, "--data")
         keras_outputs = None
