@@ -10,7 +10,10 @@ for byte on the host and on QEMU; data that lacks an input is refused naming it.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,7 @@ from tinyrobust.converter.pipeline import convert
 from tinyrobust.converter.program import PROGRAM_FORMAT_MULTI, Program
 from tinyrobust.dataset import Dataset
 from tinyrobust.errors import DatasetError
+from tinyrobust.firmware.hostbuild import sanitizer_preload
 
 # Top-1 agreement with Keras, as the zoo models are held to (tests/test_e2e_reference.py).
 AGREEMENT = 0.995
@@ -197,6 +201,12 @@ def test_two_inputs_are_bit_exact_on_the_host(models: dict[str, Path], tmp_path:
     assert [(i["name"], i["offset"], i["bytes"]) for i in manifest["inputs"]] == [("top", 0, 32), ("bottom", 32, 32)]
     header = (out / "model" / "tr_model.h").read_text()
     assert "#define TR_MODEL_INPUT1_OFFSET 32\n" in header and "#define TR_MODEL_INPUT_BYTES 64\n" in header
+    # The packed copies in and out of the arena, under ASan/UBSan.
+    env = dict(os.environ, LD_PRELOAD=sanitizer_preload(), ASAN_OPTIONS="detect_leaks=0:abort_on_error=1")
+    proc = subprocess.run([sys.executable, "-m", "tinyrobust.cli", "validate", str(out), "--data",
+                           str(models["dir"] / "test_halves.npz"), "--target", "host", "--host-sanitize",
+                           "--no-progress", "--limit", "100"], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "bit-exact target vs reference: 100/100" in proc.stdout, proc.stdout + proc.stderr
 
 
 @pytest.mark.slow

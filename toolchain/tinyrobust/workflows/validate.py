@@ -101,9 +101,9 @@ def _output0(program: Program, outputs: np.ndarray) -> np.ndarray:
 def _saturation(program: Program, data: Dataset) -> tuple[Any, list[str]]:
     """input_saturation of the one input, or a list (each with its input's name) for several; the warnings."""
     sats = [input_saturation(q, x) for q, x in zip(program.input_quantizations, data.inputs, strict=True)]
-    warnings = [w for w in map(saturation_warning, sats) if w is not None]
     if len(sats) == 1:
-        return sats[0], warnings
+        warning = saturation_warning(sats[0])
+        return sats[0], [] if warning is None else [warning]
     named = [{"input": t, **s} for t, s in zip(program.inputs, sats, strict=True)]
     return named, [f"input '{t}': {w}" for t, s in zip(program.inputs, sats, strict=True)
                    if (w := saturation_warning(s)) is not None]
