@@ -27,7 +27,8 @@ FULL = Clamp(-128, 127)
 def _program(tensors: dict[str, tuple[int, ...]], ops: tuple[Op, ...], name: str) -> Program:
     specs = {t: TensorSpec(t, shape, 0.05, 0, t) for t, shape in tensors.items()}
     first, last = next(iter(tensors)), ops[-1].output
-    program = Program(specs, ops, first, last, InputQuantization(1 / 255, -128, -128, 127, "test"), packing.T2, name)
+    program = Program(specs, ops, (first,), (last,), (InputQuantization(1 / 255, -128, -128, 127, "test"),), packing.T2,
+                      name)
     return memplan.plan(program)
 
 

@@ -128,7 +128,7 @@ def _graph() -> Graph:
         AddNode("s", ("b", "x"), "s"),
     )
     tensors = {t: TensorInfo(t, (4,), t) for t in ("x", "a", "b", "s")}
-    return Graph(nodes, tensors, "x", "s", "g")
+    return Graph(nodes, tensors, ("x",), ("s",), "g")
 
 
 def test_consumers_lists_every_reader_in_order() -> None:

@@ -37,7 +37,8 @@ def _chain(sizes: list[int], fc: list[bool] | None = None, skip: bool = False) -
         inputs = (prev, "in") if skip and i == len(sizes) - 2 else (prev,)
         ops.append(_op(i, inputs, name, sizes[i], size, (fc or [False] * 99)[i]))
         prev = name
-    return Program(tensors, tuple(ops), "in", prev, InputQuantization(1.0, 0, -128, 127, "test"), "t2r16-v1", "m")
+    return Program(tensors, tuple(ops), ("in",), (prev,), (InputQuantization(1.0, 0, -128, 127, "test"),), "t2r16-v1",
+                   "m")
 
 
 def test_chain_reaches_the_lower_bound():
@@ -93,7 +94,7 @@ def test_buffers_follow_views():
     tensors["view"] = TensorSpec("view", (8, 8), 1.0, 0, "view", alias_of="t0")
     ops = (*p.ops, _op(9, ("view",), "t9", 64, 64, False))
     tensors["t9"] = TensorSpec("t9", (64,), 1.0, 0, "t9")
-    prog = Program(tensors, ops, "in", "t9", p.input_quantization, p.packing, p.model_name)
+    prog = Program(tensors, ops, ("in",), ("t9",), p.input_quantizations, p.packing, p.model_name)
     keys = {b.key: b for b in buffers(prog)}
     assert "view" not in keys and keys["t0"].last == 1
     check_no_overlap(plan(prog))

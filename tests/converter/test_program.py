@@ -18,7 +18,7 @@ from tinyrobust.converter.ops.base import HWC, Op
 from tinyrobust.converter.ops.concat import ConcatParams
 from tinyrobust.converter.ops.lut import LutParams
 from tinyrobust.converter.program import PROGRAM_FORMAT, InputQuantization, Program, TensorSpec
-from tinyrobust.errors import ExportError
+from tinyrobust.errors import ExportError, UnsupportedModelError
 
 
 def _concat_program() -> Program:
@@ -35,7 +35,7 @@ def _concat_program() -> Program:
         "c": TensorSpec("c", (2, 2, 6), 1 / 3, 7, "cat"),
         "flat": TensorSpec("flat", (24,), 1 / 3, 7, "flatten", alias_of="c"),
     }
-    prog = Program(tensors, ops, "x", "flat", InputQuantization(0.25, -3, -128, 127, "input range [-1, 1]"),
+    prog = Program(tensors, ops, ("x",), ("flat",), (InputQuantization(0.25, -3, -128, 127, "input range [-1, 1]"),),
                    packing.TRIT5, "cat model", notes=("a note", "another"))
     return memplan.plan(prog)
 
@@ -144,7 +144,7 @@ def test_storage_of_follows_views() -> None:
         "v1": TensorSpec("v1", (6,), 1.0, 0, "v1", alias_of="a"),
         "v2": TensorSpec("v2", (1, 6), 1.0, 0, "v2", alias_of="v1"),
     }
-    prog = Program(t, (), "a", "v2", InputQuantization(1.0, 0, -128, 127, "t"), packing.T2, "m")
+    prog = Program(t, (), ("a",), ("v2",), (InputQuantization(1.0, 0, -128, 127, "t"),), packing.T2, "m")
     assert [prog.storage_of(n) for n in ("a", "v1", "v2")] == ["a", "a", "a"]
     assert prog.tensor("v2").nbytes == 6 and prog.tensor("a").nbytes == 6
     with pytest.raises(KeyError):
@@ -165,3 +165,36 @@ def test_quantize_clips_to_the_grid() -> None:
     np.testing.assert_array_equal(iq.quantize(np.array([[-100.0, -5.4, 6.4, 7.0, 1e9]])), [[-5, -5, 6, 6, 6]])
     full = InputQuantization(1 / 255, -128, -128, 127, "t")
     np.testing.assert_array_equal(full.quantize(np.array([0.0, 1.0, 2.0, -1.0])), [-128, 127, 127, -128])
+
+
+def _two_by_two() -> Program:
+    t = {n: TensorSpec(n, s, 1.0, 0, n) for n, s in (("a", (2,)), ("b", (1, 3)), ("p", (3,)), ("q", (1,)))}
+    grids = (InputQuantization(0.5, 0, -128, 127, "a's"), InputQuantization(1.0, -128, -128, -65, "b's"))
+    return Program(t, (), ("a", "b"), ("p", "q"), grids, packing.T2, "m")
+
+
+def test_several_inputs_pack_in_order_each_on_its_grid_and_outputs_split() -> None:
+    prog = _two_by_two()
+    assert (prog.input_bytes, prog.input_offsets(), prog.output_bytes, prog.output_offsets()) == (5, (0, 2), 4, (0, 3))
+    packed = prog.pack_inputs([np.array([[1.0, -1.0]]), np.array([[[0.0, 2.0, 99.0]]])])
+    np.testing.assert_array_equal(packed, [[2, -2, -128, -126, -65]])  # b clipped at its own qmax
+    p, q = prog.split_outputs(np.arange(8, dtype=np.int8).reshape(2, 4))
+    np.testing.assert_array_equal(p, [[0, 1, 2], [4, 5, 6]])
+    np.testing.assert_array_equal(q, [[3], [7]])
+    with pytest.raises(UnsupportedModelError, match="model 'm' has 2 inputs \\(a, b\\); this step supports one"):
+        _ = prog.input_quantization
+
+
+def test_several_inputs_serialise_as_v3_and_one_as_v2(tmp_path: Path) -> None:
+    prog = _two_by_two()
+    prog.save(tmp_path / "multi.json")
+    obj = json.loads((tmp_path / "multi.json").read_text())
+    assert obj["format"] == "tinyrobust-program-v3" and "input" not in obj and obj["outputs"] == ["p", "q"]
+    assert Program.load(tmp_path / "multi.json") == prog
+    single = replace(prog, inputs=("a",), outputs=("p",), input_quantizations=prog.input_quantizations[:1])
+    assert json.loads(single.to_json_bytes())["format"] == PROGRAM_FORMAT
+
+
+def test_a_program_needs_a_grid_per_input() -> None:
+    with pytest.raises(ValueError, match="2 inputs, 2 outputs, 1 grids"):
+        replace(_two_by_two(), input_quantizations=(InputQuantization(1.0, 0, -128, 127, "t"),))

@@ -60,7 +60,8 @@ def _program(w: dict[str, np.ndarray] = W) -> Program:
         Op(lut.FAMILY.kernels[None], "table", ("a",), "y", LUT_P, {"table": w["table"]}),
     )
     tensors = {t: TensorSpec(t, s, 0.05, 0, f"layer {t}", VIEWS.get(t)) for t, s in SHAPES.items()}
-    return Program(tensors, ops, "x", "out", InputQuantization(1 / 255, -128, -128, 127, "test"), packing.T2, "ref")
+    return Program(tensors, ops, ("x",), ("out",), (InputQuantization(1 / 255, -128, -128, 127, "test"),), packing.T2,
+                   "ref")
 
 
 def _by_hand(x: np.ndarray, w: dict[str, np.ndarray] = W) -> list[np.ndarray]:
@@ -163,6 +164,6 @@ def test_scales_and_zero_points_do_not_change_the_integers() -> None:
     """The reference is integer only: tensor scales and zero points are metadata for the host."""
     prog = _program()
     rescaled = Program({k: TensorSpec(v.name, v.shape, 9.0, 7, v.source, v.alias_of) for k, v in prog.tensors.items()},
-                       prog.ops, prog.input, prog.output, prog.input_quantization, prog.packing, prog.model_name)
+                       prog.ops, prog.inputs, prog.outputs, prog.input_quantizations, prog.packing, prog.model_name)
     x = _inputs(2, seed=1)
     np.testing.assert_array_equal(Reference(rescaled).run(x), Reference(prog).run(x))

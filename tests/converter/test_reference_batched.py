@@ -221,7 +221,7 @@ def _program(seed: int) -> Program:
               "k": (6, 6, 16), "p": (8, 9, 16), "mp": (4, 4, 16), "ap": (4, 4, 16), "s": (4, 4, 16),
               "r": (4, 4, 16), "flat": (256,), "y": (10,)}
     tensors = {t: TensorSpec(t, shape, 0.05, 0, t, "r" if t == "flat" else None) for t, shape in shapes.items()}
-    return Program(tensors, ops, "x", "y", InputQuantization(1 / 255, -128, -128, 127, "test"), packing.T2,
+    return Program(tensors, ops, ("x",), ("y",), (InputQuantization(1 / 255, -128, -128, 127, "test"),), packing.T2,
                    f"every_family_{seed}")
 
 

@@ -34,7 +34,7 @@ def _program() -> Program:
     table = np.clip(np.arange(-128, 128) // 2 + 10, -128, 127).astype(np.int8)
     tab = Op(lut.FAMILY.kernels[None], "sig", ("y",), "t", LutParams(4), {"table": table})
     tensors = {**base.tensors, "t": TensorSpec("t", (4,), 1 / 256, -128, "sig")}
-    return memplan.plan(Program(tensors, (*base.ops, tab), base.input, "t", base.input_quantization, base.packing,
+    return memplan.plan(Program(tensors, (*base.ops, tab), base.inputs, ("t",), base.input_quantizations, base.packing,
                                 NAME, base.notes))
 
 
@@ -128,7 +128,7 @@ def test_arrays_have_their_types_sections_and_values(rendered) -> None:
 def test_model_context_needs_a_plan() -> None:
     prog = _program()
     with pytest.raises(ValueError, match="planned Program"):
-        model_context(Program(prog.tensors, prog.ops, prog.input, prog.output, prog.input_quantization,
+        model_context(Program(prog.tensors, prog.ops, prog.inputs, prog.outputs, prog.input_quantizations,
                               prog.packing, prog.model_name))
 
 

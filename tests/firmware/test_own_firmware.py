@@ -61,8 +61,8 @@ def test_readme_classifier_runs_on_qemu(tmp_path: Path) -> None:
     base = small_program()
     # A converted model's input tensor is on its input grid; the fixture's are set apart, so align them.
     inp = base.tensor(base.input)
-    program = dataclasses.replace(base, input_quantization=InputQuantization(inp.scale, inp.zero_point, -128, 127,
-                                                                             "test"))
+    program = dataclasses.replace(base, input_quantizations=(InputQuantization(inp.scale, inp.zero_point, -128, 127,
+                                                                               "test"),))
     export = export_program(program, QEMU_BOARD, tmp_path / "kws_export", prefix="kws").out_dir
     classify = tmp_path / "classify.c"
     classify.write_text(readme_classifier())

@@ -33,7 +33,7 @@ def _program() -> Program:
              {"weights": packing.pack_rows(codes, packing.TRIT5), "bias": np.zeros(3, np.int32),
               "multiplier": np.full(3, 1 << 30, np.int32), "shift": np.zeros(3, np.int32)}, packing.TRIT5)
     tensors = {**base.tensors, "t": TensorSpec("t", (4,), 0.1, 0, "tab"), "z": TensorSpec("z", (3,), 0.2, 5, "fc5")}
-    return memplan.plan(Program(tensors, (*base.ops, tab, fc5), base.input, "z", base.input_quantization,
+    return memplan.plan(Program(tensors, (*base.ops, tab, fc5), base.inputs, ("z",), base.input_quantizations,
                                 base.packing, "report_model", ("final softmax not deployed",)))
 
 
@@ -121,7 +121,7 @@ def test_markdown_flags_only_the_region_over_budget(report: dict) -> None:
 
 def test_markdown_without_budget_or_plan() -> None:
     prog = _program()
-    unplanned = Program(prog.tensors, prog.ops, prog.input, prog.output, prog.input_quantization, prog.packing,
+    unplanned = Program(prog.tensors, prog.ops, prog.inputs, prog.outputs, prog.input_quantizations, prog.packing,
                         prog.model_name)
     rep = build_report(unplanned, board="b", budget=None, linked=None)
     md = render_markdown(rep)

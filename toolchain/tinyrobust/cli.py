@@ -169,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", type=Path, help="QKeras model (.h5) or an export directory")
     p.add_argument("--data", type=Path, required=True,
                    help=".npz with x (N, ...) float32 and y (N,) labels: classes, or 0/1 anomaly labels (see "
-                        "--task); without y, no accuracy or AUC, the rest is measured")
+                        "--task); without y, no accuracy or AUC, the rest is measured. A model with several inputs "
+                        "takes x0, x1, … (one array per input, in its input order); with several outputs all must "
+                        "be byte-exact, and accuracy is output 0's")
     p.add_argument("--task", choices=TASKS, default="auto", help=TASK_HELP)
     p.add_argument("--target", default="reference", help=TARGETS_HELP)
     p.add_argument("--json", type=Path, help="write the report as JSON here")

@@ -196,3 +196,27 @@ def test_sequential_model_gets_an_input_node() -> None:
     assert [(n.name, getattr(n, "inputs", ())) for n in graph.nodes[1:]] == [
         ("d1", ("input",)), ("drop", ("d1",)), ("d2", ("drop",))]
     assert _kinds(graph)[2] == "IdentityNode" and graph.output == "d2" and graph.name == "seq"
+
+
+def test_several_inputs_and_outputs_keep_the_models_order() -> None:
+    """The graph's inputs are model.inputs in order (here the reverse of the layers' creation), each an
+    InputNode at the head of the graph; the outputs are model.outputs in order."""
+    a, b = keras.Input((3,), name="a"), keras.Input((2,), name="b")
+    da, db = kl.Dense(4, name="da")(a), kl.Dense(4, name="db")(b)
+    cat = kl.Concatenate(name="cat")([da, db])
+    graph = _functional([b, a], [kl.Dense(2, name="head2")(cat), kl.Dense(3, name="head1")(cat)])
+    assert graph.inputs == ("b", "a") and graph.outputs == ("head2", "head1")
+    assert [(type(n).__name__, n.output) for n in graph.nodes[:2]] == [("InputNode", "b"), ("InputNode", "a")]
+    assert graph.tensors["b"].shape == (2,) and graph.producer("da").inputs == ("a",)
+    with pytest.raises(UnsupportedModelError, match="has 2 inputs; this step takes one"):
+        _ = graph.input
+
+
+@pytest.mark.parametrize("case", ["input as output", "output twice"])
+def test_outputs_with_nothing_to_deploy_are_refused(case: str) -> None:
+    inp = keras.Input((3,), name="x")
+    d = kl.Dense(2, name="d")(inp)
+    outputs, match = {"input as output": ([d, inp], "a model input is also a model output"),
+                      "output twice": ([d, d], r"lists one tensor as several outputs \(d, d\)")}[case]
+    with pytest.raises(UnsupportedModelError, match=match):
+        _functional(inp, outputs)

@@ -51,7 +51,7 @@ def test_lowered_add_is_within_one_step_of_the_real_sum() -> None:
     go = Grid(0.06, -3, -128, 127, "y")
     nodes = (InputNode("a", "a"), InputNode("b", "b"), AddNode("add", ("a", "b"), "y", Activation("linear")))
     tensors = {t: TensorInfo(t, (256,), t, g) for t, g in (("a", g1), ("b", g2), ("y", go))}
-    graph = Graph(nodes, tensors, "a", "y", "g")
+    graph = Graph(nodes, tensors, ("a",), ("y",), "g")
     (op,) = add.lower(nodes[2], graph, LowerOptions()).ops
     q1, q2 = np.meshgrid(np.arange(-128, 128, 17), np.arange(-128, 128, 13))
     q1, q2 = q1.reshape(-1).astype(np.int8), q2.reshape(-1).astype(np.int8)

@@ -49,7 +49,7 @@ def test_lowering_requantises_inputs_on_another_grid() -> None:
     nodes = (InputNode("a", "a"), InputNode("b", "b"), ConcatNode("cat", ("a", "b"), "y"))
     tensors = {"a": TensorInfo("a", (2, 2, 3), "a", go), "b": TensorInfo("b", (2, 2, 5), "b", other),
                "y": TensorInfo("y", (2, 2, 8), "y", go)}
-    lowered = concat.lower(nodes[2], Graph(nodes, tensors, "a", "y", "g"), LowerOptions())
+    lowered = concat.lower(nodes[2], Graph(nodes, tensors, ("a",), ("y",), "g"), LowerOptions())
     rq, cat = lowered.ops
     assert rq.kernel == requantize.FAMILY.kernels[None] and rq.inputs == ("b",)
     assert cat.inputs == ("a", lowered.tensors[0].name)

@@ -124,13 +124,13 @@ def test_needs_no_scratch(tr_nn_lib: ctypes.CDLL) -> None:
 
 def _graph(nodes, shapes: dict[str, tuple[int, ...]], grids: dict[str, Grid]) -> Graph:
     tensors = {t: TensorInfo(t, s, t, grids[t]) for t, s in shapes.items()}
-    return Graph(tuple(nodes), tensors, input="x", output=nodes[-1].output, name="g")
+    return Graph(tuple(nodes), tensors, inputs=("x",), outputs=(nodes[-1].output,), name="g")
 
 
 def _run(ops: tuple[Op, ...], x: np.ndarray, shapes: dict[str, tuple[int, ...]]) -> np.ndarray:
     tensors = {t: TensorSpec(t, s, 1.0, 0, t) for t, s in shapes.items()}
-    program = Program(tensors, ops, "x", ops[-1].output, InputQuantization(1.0, 0, -128, 127, "test"), packing.T2,
-                      "g")
+    program = Program(tensors, ops, ("x",), (ops[-1].output,), (InputQuantization(1.0, 0, -128, 127, "test"),),
+                      packing.T2, "g")
     return Reference(program).run_one(x.reshape(-1))
 
 

@@ -58,7 +58,7 @@ def test_lowered_mul_is_within_the_requantisation_error_of_the_real_product() ->
     node = MulNode("mul", ("a", "b"), "y")
     nodes = (InputNode("a", "a"), InputNode("b", "b"), node)
     tensors = {t: TensorInfo(t, (256,), t, g) for t, g in (("a", g1), ("b", g2), ("y", go))}
-    (op,) = mul.lower(node, Graph(nodes, tensors, "a", "y", "g"), LowerOptions()).ops
+    (op,) = mul.lower(node, Graph(nodes, tensors, ("a",), ("y",), "g"), LowerOptions()).ops
     q1, q2 = np.meshgrid(np.arange(-128, 128, 17), np.arange(-128, 128, 13))
     q1, q2 = q1.reshape(-1).astype(np.int8), q2.reshape(-1).astype(np.int8)
     got = go.scale * (mul.mul(q1, q2, op.params).astype(np.float64) - go.zero_point)

@@ -134,7 +134,7 @@ def _dense_graph(codes: np.ndarray, alpha: np.ndarray, post_scale: np.ndarray, p
                      channel_scale=alpha)
     nodes = (InputNode("x", "x"), ConvNode("fc", ("x",), "y", "dense", w, post_scale, post_bias))
     tensors = {"x": TensorInfo("x", (cin,), "x", IN), "y": TensorInfo("y", (cout,), "y", OUT)}
-    return Graph(nodes, tensors, "x", "y", "test")
+    return Graph(nodes, tensors, ("x",), ("y",), "test")
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -16,7 +16,7 @@ def _graph(weights: WeightTensor, kind: str = "dense", name: str = "layer_7") ->
     cout = weights.values.shape[-1] if kind != "depthwise" else weights.values.shape[2] * weights.values.shape[3]
     conv = ConvNode(name, ("x",), "y", kind, weights, np.ones(cout), np.zeros(cout))  # type: ignore[arg-type]
     tensors = {"x": TensorInfo("x", (4,), "x"), "y": TensorInfo("y", (cout,), "y")}
-    return Graph((InputNode("x", "x"), conv), tensors, "x", "y", "g")
+    return Graph((InputNode("x", "x"), conv), tensors, ("x",), ("y",), "g")
 
 
 def _factored(graph: Graph) -> WeightTensor:

@@ -42,7 +42,7 @@ def _bn(name: str, inp: str, scale: np.ndarray = BN_SCALE, offset: np.ndarray = 
 def _graph(nodes: list[Node], output: str | None = None) -> Graph:
     shapes = {n.output: (4,) if isinstance(n, InputNode) else (3,) for n in nodes}
     tensors = {t: TensorInfo(t, s, f"layer {t}") for t, s in shapes.items()}
-    return Graph(tuple(nodes), tensors, "x", output or nodes[-1].output, "g")
+    return Graph(tuple(nodes), tensors, ("x",), (output or nodes[-1].output,), "g")
 
 
 def test_batchnorm_folds_into_the_conv_scale_and_bias() -> None:

@@ -36,7 +36,7 @@ def _conv(name: str, inp: str, kind: str = "conv2d", activation: Activation = LI
 
 def _graph(nodes: list[Node], output: str | None = None) -> Graph:
     tensors = {n.output: TensorInfo(n.output, (2, 2, 2), f"layer {n.output}") for n in nodes}
-    return Graph(tuple(nodes), tensors, "x", output or nodes[-1].output, "g")
+    return Graph(tuple(nodes), tensors, ("x",), (output or nodes[-1].output,), "g")
 
 
 def _types(graph: Graph) -> list[str]:

@@ -4,6 +4,8 @@ tensor that needs calibration without it is an error naming only the root tensor
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -60,7 +62,7 @@ def _graph(nodes: list[Node], calibration: dict[str, tuple[float, float]] | None
            output: str | None = None) -> Graph:
     tensors = {n.output: TensorInfo(n.output, (2, 2, 2), f"keras {n.name}") for n in nodes}
     ranges = {t: CalibrationRange(lo, hi, "test") for t, (lo, hi) in (calibration or {}).items()}
-    return Graph(tuple(nodes), tensors, "x", output or nodes[-1].output, "g", ranges)
+    return Graph(tuple(nodes), tensors, ("x",), (output or nodes[-1].output,), "g", ranges)
 
 
 def _grids(graph: Graph, options: GridOptions = OPTS) -> dict[str, Grid]:
@@ -90,6 +92,22 @@ def test_input_quantizer_is_absorbed_into_the_input_grid() -> None:
     assert "input quantizer of 'q_in'" in x.grid.origin
     grids = _grids(out, GridOptions(input_range=(0.0, 255.0)))  # the stated grid wins over the option
     assert grids["x"] == x.grid
+
+
+def test_each_input_keeps_its_own_quantizer_and_an_unstated_one_is_calibrated() -> None:
+    """Two inputs, each behind its own quantizer, and a third with none: each absorbed grid is its own
+    quantizer's; only the third is a tensor calibration improves."""
+    nodes: list[Node] = [InputNode("x", "x"), InputNode("y", "y"), InputNode("z", "z"),
+                         _act("qx", "x", "quantized", Q8), _act("qy", "y", "quantized", Q4),
+                         ConcatNode("cat", ("qx", "qy", "z"), "cat")]
+    graph = replace(_graph(nodes), inputs=("x", "y", "z"))
+    out = absorb_input_quantizer(graph)
+    assert [n.name for n in out.nodes] == ["x", "y", "z", "cat"] and out.nodes[3].inputs == ("x", "y", "z")
+    x, y, z = out.nodes[:3]
+    assert isinstance(x, InputNode) and isinstance(y, InputNode) and isinstance(z, InputNode)
+    assert (x.grid.scale, y.grid.scale, z.grid) == (Q8.scale, Q4.scale, None)  # type: ignore[union-attr]
+    assert tensors_improved_by_calibration(out, GridOptions()) == [("z", "model input")]
+    assert tensors_improved_by_calibration(out, GridOptions(input_range=(0.0, 1.0))) == []
 
 
 def test_a_non_quantizer_after_the_input_is_not_absorbed() -> None:

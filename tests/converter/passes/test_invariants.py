@@ -41,7 +41,7 @@ def _valid(weights: WeightTensor | None = None) -> Graph:
         ActivationNode("r", ("fc",), "r", Activation("relu")),
     )
     tensors = {t: TensorInfo(t, (2,), t, GRID) for t in ("x", "fc", "r")}
-    return Graph(nodes, tensors, "x", "r", "g")
+    return Graph(nodes, tensors, ("x",), ("r",), "g")
 
 
 def _fails(graph: Graph, match: str, quantized: bool = False) -> None:
@@ -73,7 +73,10 @@ BREAKS: dict[str, tuple[Callable[[Graph], Graph], str]] = {
                        "tensor 'r' is produced twice"),
     "no tensor info": (lambda g: replace(g, tensors={k: v for k, v in g.tensors.items() if k != "fc"}),
                        "tensor 'fc' has no TensorInfo"),
-    "output not produced": (lambda g: replace(g, output="nowhere"), "graph output 'nowhere' is not produced"),
+    "output not produced": (lambda g: replace(g, outputs=("nowhere",)), "graph output 'nowhere' is not produced"),
+    "output listed twice": (lambda g: replace(g, outputs=("r", "r")),
+                            r"graph outputs \('r', 'r'\) name a tensor twice"),
+    "second input not a head node": (lambda g: replace(g, inputs=("x", "fc")), "the first node must be the input"),
 }
 
 
@@ -109,7 +112,7 @@ def test_quantized_checks_fire_only_when_asked() -> None:
     quantisation, errors after it."""
     g = _valid()
     identity = replace(g, nodes=(*g.nodes, IdentityNode("drop", ("r",), "drop")),
-                       tensors={**g.tensors, "drop": TensorInfo("drop", (2,), "drop", GRID)}, output="drop")
+                       tensors={**g.tensors, "drop": TensorInfo("drop", (2,), "drop", GRID)}, outputs=("drop",))
     check_graph(identity, "p")
     _fails(identity, "identity 'drop' survived", quantized=True)
     for kind in ("linear", "softmax"):

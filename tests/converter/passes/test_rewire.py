@@ -24,7 +24,7 @@ def _graph() -> Graph:
         ActivationNode("r", ("id",), "r", Activation("relu")),
         AddNode("s", ("id", "r"), "s"),
     )
-    return Graph(nodes, {t: TensorInfo(t, (3,), t) for t in ("x", "id", "r", "s")}, "x", "s", "g")
+    return Graph(nodes, {t: TensorInfo(t, (3,), t) for t in ("x", "id", "r", "s")}, ("x",), ("s",), "g")
 
 
 def test_drop_node_rewires_every_reader_and_removes_the_tensor() -> None:
@@ -58,7 +58,7 @@ def test_merge_into_producer_replaces_in_place_and_drops_the_consumer() -> None:
     relu = ActivationNode("r", ("p",), "r", Activation("relu"))
     tail = ActivationNode("t", ("r",), "t", Activation("sigmoid"))
     g = Graph((InputNode("x", "x"), pool, relu, tail), {t: TensorInfo(t, (1, 1, 3), t) for t in "xprt"},
-              "x", "t", "g")
+              ("x",), ("t",), "g")
     merged = PoolNode("p", ("x",), "r", "max", (1, 1), (1, 1), (0, 0, 0, 0))
     out = merge_into_producer(g, pool, relu, merged)
     assert out.nodes == (g.nodes[0], merged, tail)
@@ -78,6 +78,6 @@ def test_single_consumer_of_the_graph_output_is_none() -> None:
     """Even with one reader, the output tensor must stay as it is."""
     g = _graph()
     nodes = (*g.nodes, ActivationNode("after", ("s",), "after", Activation("relu")))
-    g2 = Graph(nodes, {**g.tensors, "after": TensorInfo("after", (3,), "after")}, "x", "s", "g")
+    g2 = Graph(nodes, {**g.tensors, "after": TensorInfo("after", (3,), "after")}, ("x",), ("s",), "g")
     assert len(g2.consumers("s")) == 1
     assert single_consumer(g2, "s") is None

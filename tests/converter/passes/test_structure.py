@@ -4,6 +4,8 @@ or depthwise that reads it, and nowhere else."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -31,7 +33,7 @@ from tinyrobust.errors import UnsupportedModelError
 
 def _graph(nodes: list[Node], shapes: dict[str, tuple[int, ...]], output: str | None = None) -> Graph:
     tensors = {t: TensorInfo(t, s, f"layer {t}") for t, s in shapes.items()}
-    return Graph(tuple(nodes), tensors, "x", output or nodes[-1].output, "g")
+    return Graph(tuple(nodes), tensors, ("x",), (output or nodes[-1].output,), "g")
 
 
 def _conv(name: str, inp: str, kind: str = "conv2d", padding: tuple[int, int, int, int] = (0, 0, 0, 0)) -> ConvNode:
@@ -89,6 +91,23 @@ def test_final_softmax_is_dropped_with_a_note() -> None:
     assert len(out.notes) == 1 and "'probs'" in out.notes[0] and "argmax" in out.notes[0]
     assert g.notes == () and dropped_final_softmax(g.notes) is None
     assert dropped_final_softmax(out.notes) == "probs"  # what validate --task auto reads back
+
+
+def test_every_heads_final_softmax_is_dropped() -> None:
+    g = _graph([InputNode("x", "x"), _conv("fa", "x", kind="dense"), _conv("fb", "x", kind="dense"),
+                ActivationNode("pa", ("fa",), "pa", Activation("softmax")),
+                ActivationNode("pb", ("fb",), "pb", Activation("softmax"))],
+               {"x": (8,), "fa": (2,), "fb": (2,), "pa": (2,), "pb": (2,)})
+    out = drop_final_softmax(replace(g, outputs=("pa", "pb")))
+    assert out.outputs == ("fa", "fb") and _names(out) == ["x", "fa", "fb"] and len(out.notes) == 2
+
+
+def test_a_softmax_output_beside_its_own_input_is_refused() -> None:
+    g = _graph([InputNode("x", "x"), _conv("fc", "x", kind="dense"),
+                ActivationNode("probs", ("fc",), "probs", Activation("softmax"))],
+               {"x": (8,), "fc": (2,), "probs": (2,)})
+    with pytest.raises(UnsupportedModelError, match="layer 'probs': the model outputs both this softmax and its input"):
+        drop_final_softmax(replace(g, outputs=("fc", "probs")))
 
 
 def test_softmax_before_the_output_is_refused_naming_the_layer() -> None:

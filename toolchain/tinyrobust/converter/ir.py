@@ -268,15 +268,29 @@ class TensorInfo:
 
 @dataclass(frozen=True)
 class Graph:
-    """Nodes in topological order; tensors by name; one input, one output."""
+    """Nodes in topological order; tensors by name; the model's inputs and outputs in Keras order."""
 
     nodes: tuple[Node, ...]
     tensors: Mapping[str, TensorInfo]
-    input: str
-    output: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
     name: str
     calibration: Mapping[str, CalibrationRange] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+
+    @property
+    def input(self) -> str:
+        """The input of a single-input graph (callers that handle only that case)."""
+        if len(self.inputs) != 1:
+            raise UnsupportedModelError(f"model '{self.name}' has {len(self.inputs)} inputs; this step takes one")
+        return self.inputs[0]
+
+    @property
+    def output(self) -> str:
+        """The output of a single-output graph (callers that handle only that case)."""
+        if len(self.outputs) != 1:
+            raise UnsupportedModelError(f"model '{self.name}' has {len(self.outputs)} outputs; this step takes one")
+        return self.outputs[0]
 
     def consumers(self, tensor: str) -> list[Node]:
         return [n for n in self.nodes if not isinstance(n, InputNode) and tensor in n.inputs]

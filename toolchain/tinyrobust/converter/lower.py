@@ -112,15 +112,18 @@ def lower(graph: Graph, opts: LowerOptions) -> Program:
             tensors[t.name] = TensorSpec(t.name, tuple(t.shape), t.grid.scale, t.grid.zero_point, t.source)
         ops.extend(lowered.ops)
         notes.extend(lowered.notes)
-    in_grid = graph.tensors[graph.input].grid
-    assert in_grid is not None
+    in_grids = []
+    for t in graph.inputs:
+        g = graph.tensors[t].grid
+        assert g is not None
+        in_grids.append(g)
     return Program(
         tensors=tensors,
         ops=tuple(ops),
-        input=graph.input,
-        output=graph.output,
-        input_quantization=InputQuantization(in_grid.scale, in_grid.zero_point, in_grid.qmin, in_grid.qmax,
-                                             in_grid.origin),
+        inputs=graph.inputs,
+        outputs=graph.outputs,
+        input_quantizations=tuple(InputQuantization(g.scale, g.zero_point, g.qmin, g.qmax, g.origin)
+                                  for g in in_grids),
         packing=opts.ternary_format,
         model_name=graph.name,
         notes=tuple(notes),

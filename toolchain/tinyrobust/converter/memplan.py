@@ -34,15 +34,16 @@ def _aligned(n: int) -> int:
 
 
 def buffers(program: Program) -> list[Buffer]:
-    first: dict[str, int] = {program.input: -1}
-    last: dict[str, int] = {program.input: -1}
+    first: dict[str, int] = dict.fromkeys(program.inputs, -1)
+    last: dict[str, int] = dict.fromkeys(program.inputs, -1)
     for i, op in enumerate(program.ops):
         for t in op.inputs:
             last[program.storage_of(t)] = i
         out = program.storage_of(op.output)
         first.setdefault(out, i)
         last[out] = max(last.get(out, i), i)
-    last[program.storage_of(program.output)] = len(program.ops)
+    for output in program.outputs:
+        last[program.storage_of(output)] = len(program.ops)
     result = [
         Buffer(name, _aligned(program.tensor(name).nbytes), first[name], last[name]) for name in first
     ]

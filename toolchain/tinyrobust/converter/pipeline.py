@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -64,18 +65,31 @@ class DeployedModel:
             raise RuntimeError("this model was loaded from an export directory: no Keras model")
         return lazy.frontend().predict(self.keras_model, np.asarray(x, dtype=np.float32))
 
+    def keras_predict_outputs(self, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The float model on one array per input: one array per output (any number of either)."""
+        if self.keras_model is None:
+            raise RuntimeError("this model was loaded from an export directory: no Keras model")
+        return lazy.frontend().predict_outputs(self.keras_model, [np.asarray(x, np.float32) for x in xs])
 
-def _calibrate(graph: Graph, keras_model: Any, tensors: list[str], x: np.ndarray) -> dict[str, CalibrationRange]:
-    """A range per tensor from samples of its values on `x`: the least-error range for hidden tensors and
-    the input, min/max for the model's output (clipping logits can change the class) and for table inputs
-    (their grid is then clipped where the function saturates)."""
-    hidden = [t for t in tensors if t != graph.input]
-    samples = lazy.frontend().tensor_samples(keras_model, hidden, x) if hidden else {}
-    if graph.input in tensors:
-        flat = np.asarray(x, np.float32).reshape(-1)
-        pick = np.random.default_rng(0).choice(flat.size, size=min(flat.size, 200_000), replace=False)
-        samples[graph.input] = np.concatenate([[flat.min(), flat.max()], flat[pick]])
-    keep_extremes = table_inputs(graph) | {graph.output}
+    def predict_int8_outputs(self, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The deployed model on one float array per input: its int8 outputs, one (N, bytes) array each."""
+        return self.program.split_outputs(self.reference.run(self.program.pack_inputs(xs)))
+
+
+def _calibrate(graph: Graph, keras_model: Any, tensors: list[str],
+               xs: Sequence[np.ndarray]) -> dict[str, CalibrationRange]:
+    """A range per tensor from samples of its values on `xs` (one array per input): the least-error range
+    for hidden tensors and the inputs, min/max for the model's outputs (clipping logits can change the
+    class) and for table inputs (their grid is then clipped where the function saturates)."""
+    hidden = [t for t in tensors if t not in graph.inputs]
+    fed = xs[0] if len(xs) == 1 else list(xs)
+    samples = lazy.frontend().tensor_samples(keras_model, hidden, fed) if hidden else {}
+    for t, x in zip(graph.inputs, xs, strict=True):
+        if t in tensors:
+            flat = np.asarray(x, np.float32).reshape(-1)
+            pick = np.random.default_rng(0).choice(flat.size, size=min(flat.size, 200_000), replace=False)
+            samples[t] = np.concatenate([[flat.min(), flat.max()], flat[pick]])
+    keep_extremes = table_inputs(graph) | set(graph.outputs)
     return {t: (min_max if t in keep_extremes else minimum_error)(samples[t]) for t in tensors}
 
 
@@ -90,9 +104,9 @@ def convert(model_path: str | Path, options: ConvertOptions | None = None, **kwa
     grid_options = GridOptions(input_range=options.input_range)
     wanted = tensors_needing_calibration(graph, grid_options) + tensors_improved_by_calibration(graph, grid_options)
     if wanted and options.calibration is not None:
-        options.calibration.check_shape(graph.tensors[graph.input].shape, "--calibration")
+        options.calibration.check_inputs([(t, graph.tensors[t].shape) for t in graph.inputs], "--calibration")
         graph = replace(graph, calibration=_calibrate(graph, keras_model, sorted({t for t, _ in wanted}),
-                                                      options.calibration.x))
+                                                      options.calibration.inputs))
     graph = run_quantize(graph, grid_options)  # raises CalibrationNeededError naming what is missing
     program = lower(graph, LowerOptions(packing=options.packing))
     return DeployedModel(program, graph, keras_model)

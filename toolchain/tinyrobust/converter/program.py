@@ -10,18 +10,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import ExportError
+from ..errors import ExportError, UnsupportedModelError
 from .ops import family_of
 from .ops.base import Op, params_from_obj, params_to_obj
 
+# A single-input, single-output Program is written as v2, byte for byte as before (its sha256 is baked
+# into firmware already exported); v3 holds several inputs and outputs. Both are read.
 PROGRAM_FORMAT = "tinyrobust-program-v2"
+PROGRAM_FORMAT_MULTI = "tinyrobust-program-v3"
 
 
 @dataclass(frozen=True)
@@ -72,18 +75,80 @@ class Placement:
 
 @dataclass(frozen=True)
 class Program:
+    """`inputs` / `outputs` in the Keras model's order, `input_quantizations[k]` the grid of input k.
+
+    Targets see one input buffer and one output buffer: the inputs' int8 bytes one after another in
+    that order (`pack_inputs`), and the outputs' likewise (`split_outputs` takes them apart). A
+    single-input, single-output model's buffers are its tensors, as before.
+    """
+
     tensors: Mapping[str, TensorSpec]
     ops: tuple[Op, ...]
-    input: str
-    output: str
-    input_quantization: InputQuantization
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    input_quantizations: tuple[InputQuantization, ...]
     packing: str
     model_name: str
     notes: tuple[str, ...] = ()
     placement: Placement | None = None
 
+    def __post_init__(self) -> None:
+        if not self.inputs or not self.outputs or len(self.input_quantizations) != len(self.inputs):
+            raise ValueError(f"a Program needs inputs, outputs and one grid per input: {len(self.inputs)} inputs, "
+                             f"{len(self.outputs)} outputs, {len(self.input_quantizations)} grids")
+
     def tensor(self, name: str) -> TensorSpec:
         return self.tensors[name]
+
+    @property
+    def input(self) -> str:
+        """The input of a single-input model (for steps that handle only that case)."""
+        return self._only(self.inputs, "inputs")
+
+    @property
+    def output(self) -> str:
+        """The output of a single-output model (for steps that handle only that case)."""
+        return self._only(self.outputs, "outputs")
+
+    @property
+    def input_quantization(self) -> InputQuantization:
+        self._only(self.inputs, "inputs")
+        return self.input_quantizations[0]
+
+    def _only(self, names: tuple[str, ...], what: str) -> str:
+        if len(names) != 1:
+            raise UnsupportedModelError(f"model '{self.model_name}' has {len(names)} {what} "
+                                        f"({', '.join(names)}); this step supports one")
+        return names[0]
+
+    @property
+    def input_bytes(self) -> int:
+        """Bytes of the packed input: every input's int8 bytes, in input order."""
+        return sum(self.tensor(t).nbytes for t in self.inputs)
+
+    @property
+    def output_bytes(self) -> int:
+        return sum(self.tensor(t).nbytes for t in self.outputs)
+
+    def input_offsets(self) -> tuple[int, ...]:
+        """Where input k starts in the packed input."""
+        return _offsets([self.tensor(t).nbytes for t in self.inputs])
+
+    def output_offsets(self) -> tuple[int, ...]:
+        return _offsets([self.tensor(t).nbytes for t in self.outputs])
+
+    def pack_inputs(self, xs: Sequence[np.ndarray]) -> np.ndarray:
+        """Float samples, one (N, *shape) array per input in input order → packed int8 (N, input_bytes)."""
+        if len(xs) != len(self.inputs):
+            raise ValueError(f"{len(xs)} input arrays for {len(self.inputs)} inputs")
+        n = len(xs[0])
+        return np.concatenate([q.quantize(x).reshape(n, -1)
+                               for q, x in zip(self.input_quantizations, xs, strict=True)], axis=1)
+
+    def split_outputs(self, packed: np.ndarray) -> list[np.ndarray]:
+        """Packed int8 outputs (N, output_bytes) → one (N, output k bytes) array per output."""
+        bounds = (*self.output_offsets(), self.output_bytes)
+        return [packed[:, a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
     def storage_of(self, name: str) -> str:
         """The tensor whose memory `name` lives in (follows Flatten/Reshape aliases)."""
@@ -111,13 +176,26 @@ class Program:
             obj = json.loads(Path(path).read_bytes().decode("utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ExportError(f"{path}: not a readable tinyrobust program ({exc})") from exc
-        if not isinstance(obj, dict) or obj.get("format") != PROGRAM_FORMAT:
+        if not isinstance(obj, dict) or obj.get("format") not in (PROGRAM_FORMAT, PROGRAM_FORMAT_MULTI):
             found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
-            raise ExportError(f"{path}: program format {found!r}, expected {PROGRAM_FORMAT!r}")
+            raise ExportError(f"{path}: program format {found!r}, expected {PROGRAM_FORMAT!r} "
+                              f"or {PROGRAM_FORMAT_MULTI!r}")
         try:
             return _program_from_obj(obj)
         except (KeyError, TypeError, ValueError) as exc:
             raise ExportError(f"{path}: a damaged tinyrobust program ({type(exc).__name__}: {exc})") from exc
+
+
+def _offsets(sizes: Sequence[int]) -> tuple[int, ...]:
+    return tuple(int(v) for v in np.cumsum([0, *sizes[:-1]]))
+
+
+def _grid_to_obj(q: InputQuantization) -> dict[str, Any]:
+    return {"scale": q.scale, "zero_point": q.zero_point, "qmin": q.qmin, "qmax": q.qmax, "source": q.source}
+
+
+def _grid_from_obj(o: Mapping[str, Any]) -> InputQuantization:
+    return InputQuantization(float(o["scale"]), int(o["zero_point"]), int(o["qmin"]), int(o["qmax"]), o["source"])
 
 
 def _array_to_obj(a: np.ndarray) -> dict[str, Any]:
@@ -133,20 +211,19 @@ def _array_from_obj(o: Mapping[str, Any]) -> np.ndarray:
 
 
 def _program_to_obj(p: Program) -> dict[str, Any]:
+    single = len(p.inputs) == 1 and len(p.outputs) == 1
+    io: dict[str, Any] = (
+        {"format": PROGRAM_FORMAT, "input": p.inputs[0], "output": p.outputs[0],
+         "input_quantization": _grid_to_obj(p.input_quantizations[0])}
+        if single else
+        {"format": PROGRAM_FORMAT_MULTI, "inputs": list(p.inputs), "outputs": list(p.outputs),
+         "input_quantizations": [_grid_to_obj(q) for q in p.input_quantizations]}
+    )
     return {
-        "format": PROGRAM_FORMAT,
+        **io,
         "model_name": p.model_name,
         "packing": p.packing,
-        "input": p.input,
-        "output": p.output,
         "notes": list(p.notes),
-        "input_quantization": {
-            "scale": p.input_quantization.scale,
-            "zero_point": p.input_quantization.zero_point,
-            "qmin": p.input_quantization.qmin,
-            "qmax": p.input_quantization.qmax,
-            "source": p.input_quantization.source,
-        },
         "tensors": [
             {
                 "name": t.name,
@@ -216,15 +293,17 @@ def _program_from_obj(o: Mapping[str, Any]) -> Program:
             scratch_offsets={int(k): int(v) for k, v in pl["scratch_offsets"].items()},
         )
     )
-    iq = o["input_quantization"]
+    if o["format"] == PROGRAM_FORMAT:
+        inputs, outputs, grids = (o["input"],), (o["output"],), (_grid_from_obj(o["input_quantization"]),)
+    else:
+        inputs, outputs = tuple(o["inputs"]), tuple(o["outputs"])
+        grids = tuple(_grid_from_obj(q) for q in o["input_quantizations"])
     return Program(
         tensors=tensors,
         ops=ops,
-        input=o["input"],
-        output=o["output"],
-        input_quantization=InputQuantization(
-            float(iq["scale"]), int(iq["zero_point"]), int(iq["qmin"]), int(iq["qmax"]), iq["source"]
-        ),
+        inputs=inputs,
+        outputs=outputs,
+        input_quantizations=grids,
         packing=o["packing"],
         model_name=o["model_name"],
         notes=tuple(o["notes"]),

@@ -11,7 +11,7 @@ never a second code path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 
 import numpy as np
@@ -63,11 +63,16 @@ class Reference:
         return values[storage].reshape(n, *self.program.tensor(name).shape)
 
     def _execute(self, x_int8: np.ndarray) -> dict[str, np.ndarray]:
-        """Every tensor's values for a batch x (N, …) of int8 inputs, each shaped (N, *tensor shape)."""
+        """Every tensor's values for a batch x (N, …) of packed int8 inputs, each shaped (N, *tensor shape)."""
         prog = self.program
         n = len(x_int8)
-        x = np.asarray(x_int8, dtype=np.int8).reshape(n, *prog.tensor(prog.input).shape)
-        values: dict[str, np.ndarray] = {prog.input: x}
+        flat = np.asarray(x_int8, dtype=np.int8).reshape(n, -1)
+        if flat.shape[1] != prog.input_bytes:
+            raise ValueError(f"{flat.shape[1]} input bytes per sample, the program takes {prog.input_bytes}")
+        values: dict[str, np.ndarray] = {
+            t: flat[:, start:start + prog.tensor(t).nbytes].reshape(n, *prog.tensor(t).shape)
+            for t, start in zip(prog.inputs, prog.input_offsets(), strict=True)
+        }
         for op, fn in self._ops:
             result = fn([self._batched(values, t, n) for t in op.inputs])
             values[op.output] = np.asarray(result).reshape(n, *prog.tensor(op.output).shape).astype(np.int8,
@@ -96,9 +101,12 @@ class Reference:
         return self.run(np.asarray(x_int8)[None])[0]
 
     def run(self, x_int8: np.ndarray, chunk: int | None = None) -> np.ndarray:
-        """(N, *input_shape) or (N, input_bytes) int8 → (N, output_bytes) int8, `chunk` samples per pass."""
+        """(N, *input_shape) or (N, input_bytes) int8 → (N, output_bytes) int8, `chunk` samples per pass.
+
+        With several inputs or outputs both sides are packed: every tensor's bytes in order
+        (Program.pack_inputs, Program.split_outputs)."""
         x_int8 = np.asarray(x_int8, dtype=np.int8)
-        width = self.program.tensor(self.program.output).nbytes
+        width = self.program.output_bytes
         if not len(x_int8):
             return np.zeros((0, width), np.int8)
         step = chunk or self.chunk
@@ -107,6 +115,17 @@ class Reference:
             for start in range(0, len(x_int8), step):
                 part = x_int8[start:start + step]
                 values = self._execute(part)
-                out[start:start + len(part)] = self._batched(values, self.program.output,
-                                                             len(part)).reshape(len(part), -1)
+                out[start:start + len(part)] = np.concatenate(
+                    [self._batched(values, t, len(part)).reshape(len(part), -1) for t in self.program.outputs],
+                    axis=1)
         return out
+
+    def run_inputs(self, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """One int8 batch (N, *shape) per input, in input order → one (N, *shape) int8 array per output."""
+        prog = self.program
+        if len(xs) != len(prog.inputs):
+            raise ValueError(f"{len(xs)} input arrays for the program's {len(prog.inputs)} inputs")
+        n = len(xs[0])
+        packed = self.run(np.concatenate([np.asarray(x, np.int8).reshape(n, -1) for x in xs], axis=1))
+        return [o.reshape(n, *prog.tensor(t).shape) for o, t in zip(prog.split_outputs(packed), prog.outputs,
+                                                                      strict=True)]

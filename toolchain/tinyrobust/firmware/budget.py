@@ -94,7 +94,7 @@ def estimate(program: Program, board: Board) -> Budget:
     contents[pl.weights].update(flash_contents(program))
     contents[pl.stack]["stack"] = pl.stack_bytes
     contents[pl.data]["firmware data/bss"] = contents[pl.data].get("firmware data/bss", 0) + FIRMWARE_DATA_BYTES
-    io_bytes = program.tensor(program.input).nbytes + program.tensor(program.output).nbytes
+    io_bytes = program.input_bytes + program.output_bytes
     contents[pl.data]["input staging and output buffers"] = io_bytes
     if fast_data_bytes(program):
         contents[pl.fast_data]["fast tables (.tr_fast_data)"] = fast_data_bytes(program)

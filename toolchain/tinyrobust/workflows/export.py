@@ -47,9 +47,32 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def _input_entry(program: Program, k: int) -> dict[str, Any]:
+    t = program.tensor(program.inputs[k])
+    q = program.input_quantizations[k]
+    return {"shape": list(t.shape), "bytes": t.nbytes, "scale": q.scale, "zero_point": q.zero_point,
+            "qmin": q.qmin, "qmax": q.qmax, "grid_source": q.source}
+
+
+def _output_entry(program: Program, k: int) -> dict[str, Any]:
+    t = program.tensor(program.outputs[k])
+    return {"shape": list(t.shape), "bytes": t.nbytes, "scale": t.scale, "zero_point": t.zero_point}
+
+
+def io_manifest(program: Program) -> dict[str, Any]:
+    """"input" and "output" of a single-input, single-output model (as always); "inputs" and "outputs"
+    lists otherwise, each entry also with its tensor's name and its offset in the packed buffer."""
+    if len(program.inputs) == 1 and len(program.outputs) == 1:
+        return {"input": _input_entry(program, 0), "output": _output_entry(program, 0)}
+    return {
+        "inputs": [{"name": name, "offset": offset, **_input_entry(program, k)}
+                   for k, (name, offset) in enumerate(zip(program.inputs, program.input_offsets(), strict=True))],
+        "outputs": [{"name": name, "offset": offset, **_output_entry(program, k)}
+                    for k, (name, offset) in enumerate(zip(program.outputs, program.output_offsets(), strict=True))],
+    }
+
+
 def manifest(program: Program, board: Board, model_path: Path | None, arena_region: str | None) -> dict[str, Any]:
-    inp = program.tensor(program.input)
-    out = program.tensor(program.output)
     return {
         "format": EXPORT_FORMAT,
         "versions": {
@@ -67,11 +90,7 @@ def manifest(program: Program, board: Board, model_path: Path | None, arena_regi
         "board": board.name,
         "packing": program.packing,
         "weight_formats": sorted({op.weight_format for op in program.ops if op.weight_format}),
-        "input": {"shape": list(inp.shape), "bytes": inp.nbytes, "scale": program.input_quantization.scale,
-                  "zero_point": program.input_quantization.zero_point,
-                  "qmin": program.input_quantization.qmin, "qmax": program.input_quantization.qmax,
-                  "grid_source": program.input_quantization.source},
-        "output": {"shape": list(out.shape), "bytes": out.nbytes, "scale": out.scale, "zero_point": out.zero_point},
+        **io_manifest(program),
         "arena_bytes": program.placement.arena_bytes if program.placement else None,
         "arena_region": arena_region,
     }
@@ -94,8 +113,7 @@ def export_program(program: Program, board_name: str, out_dir: Path, *, model_pa
     board = load_board(board_name)
     if not program.ops:
         raise ExportError("the model has no computation to deploy")
-    served = servable_problems(program.tensor(program.input).nbytes, program.tensor(program.output).nbytes,
-                               len(program.ops))
+    served = servable_problems(program.input_bytes, program.output_bytes, len(program.ops))
     if served:
         raise ExportError("the evaluation firmware cannot serve this model: " + "; ".join(served))
     planned = memplan.plan(program)

@@ -50,6 +50,19 @@ def layer_rows(program: Program) -> list[dict[str, Any]]:
     return rows
 
 
+def _io(program: Program) -> dict[str, Any]:
+    """"input" and "output" of a single-input, single-output model; "inputs" / "outputs" lists (with each
+    tensor's name) of a model with several."""
+    ins = [{"name": t, "shape": list(program.tensor(t).shape), "scale": q.scale, "zero_point": q.zero_point,
+            "grid_source": q.source} for t, q in zip(program.inputs, program.input_quantizations, strict=True)]
+    outs = [{"name": t, "shape": list(program.tensor(t).shape), "scale": program.tensor(t).scale,
+             "zero_point": program.tensor(t).zero_point} for t in program.outputs]
+    if len(ins) == 1 and len(outs) == 1:
+        return {"input": {k: v for k, v in ins[0].items() if k != "name"},
+                "output": {k: v for k, v in outs[0].items() if k != "name"}}
+    return {"inputs": ins, "outputs": outs}
+
+
 def build_report(program: Program, *, board: str, budget: Budget | None, linked: Budget | None,
                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
     rows = layer_rows(program)
@@ -69,13 +82,7 @@ def build_report(program: Program, *, board: str, budget: Budget | None, linked:
         "board": board,
         "packing": program.packing,
         "program_sha256": program.sha256().hex(),
-        "input": {"shape": list(program.tensor(program.input).shape),
-                  "scale": program.input_quantization.scale,
-                  "zero_point": program.input_quantization.zero_point,
-                  "grid_source": program.input_quantization.source},
-        "output": {"shape": list(program.tensor(program.output).shape),
-                   "scale": program.tensor(program.output).scale,
-                   "zero_point": program.tensor(program.output).zero_point},
+        **_io(program),
         "layers": rows,
         "totals": totals,
         "arena": None if pl is None else {

@@ -61,10 +61,12 @@ def choose_task(requested: str, program: Program, y: np.ndarray | None) -> TaskC
     if requested not in TASKS:
         raise BadInputError(f"--task {requested}: expected one of {', '.join(TASKS)}")
     softmax = dropped_final_softmax(program.notes)
-    in_shape = tuple(program.tensor(program.input).shape)
-    out_shape = tuple(program.tensor(program.output).shape)
-    outputs = program.tensor(program.output).nbytes
-    autoencoder = in_shape == out_shape
+    # Several inputs or outputs: output 0 is what a classifier is scored by (validate's rule), and
+    # only a one-input, one-output model can be an autoencoder.
+    in_shape = tuple(program.tensor(program.inputs[0]).shape)
+    out_shape = tuple(program.tensor(program.outputs[0]).shape)
+    outputs = program.tensor(program.outputs[0]).nbytes
+    autoencoder = len(program.inputs) == len(program.outputs) == 1 and in_shape == out_shape
     if requested == "classification":
         return TaskChoice("classification", requested, f"argmax of the {outputs} outputs")
     if requested in ("regression", "anomaly") and softmax is not None:

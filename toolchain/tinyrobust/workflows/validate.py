@@ -14,6 +14,10 @@ task's 0 or 1 (else exit 2), and when more than 1 % of input values fall outside
 images given to a model that expects 0…1, a model without an input quantizer fed data beyond
 --input-range) they are clipped to its rails, so validate warns with the fraction, on stderr and in the
 JSON (`input_saturation`, `warnings`).
+
+A model with several inputs reads x0, x1, … from the data (one array per input, in the model's input
+order); with several outputs every output must be byte-exact, and accuracy and top-1 agreement are
+those of output 0 (`data_inputs`, `_output0`).
 """
 
 from __future__ import annotations
@@ -90,6 +94,29 @@ def saturation_warning(sat: dict[str, Any]) -> str | None:
             "give --input-range / calibration data that covers it")
 
 
+def data_inputs(program: Program, data: Dataset) -> np.ndarray:
+    """The data's samples as the target takes them: each input checked against the model's (the error names
+    the input and its array, e.g. x1) and quantised on its grid, packed in input order (N, input_bytes)."""
+    data.check_inputs([(t, program.tensor(t).shape) for t in program.inputs], "--data")
+    return program.pack_inputs(data.inputs)
+
+
+def _output0(program: Program, outputs: np.ndarray) -> np.ndarray:
+    """Output 0's bytes of packed outputs: what accuracy and top-1 agreement are taken on."""
+    return program.split_outputs(outputs)[0]
+
+
+def _saturation(program: Program, data: Dataset) -> tuple[Any, list[str]]:
+    """input_saturation of the one input, or a list (each with its input's name) for several; the warnings."""
+    sats = [input_saturation(q, x) for q, x in zip(program.input_quantizations, data.inputs, strict=True)]
+    if len(sats) == 1:
+        warning = saturation_warning(sats[0])
+        return sats[0], [] if warning is None else [warning]
+    named = [{"input": t, **s} for t, s in zip(program.inputs, sats, strict=True)]
+    return named, [f"input '{t}': {w}" for t, s in zip(program.inputs, sats, strict=True)
+                   if (w := saturation_warning(s)) is not None]
+
+
 def first_divergent_layer(export: LoadedExport, target, sample: np.ndarray) -> dict[str, Any] | None:
     """Re-run one sample layer by layer on both sides; the first op whose output bytes differ."""
     reference_layers = Reference(export.program).run_layers(sample)
@@ -133,14 +160,12 @@ def validate(export: LoadedExport, data: Dataset, target_spec: str, *, keras_out
     """Every sample on the reference and the target; `task` (default: what --task auto chooses) says how the
     outputs are scored."""
     program = export.program
-    data.check_shape(program.tensor(program.input).shape, "--data")
+    x_int8 = data_inputs(program, data)
     task = task or choose_task("auto", program, data.y)
     classify = task.kind == "classification"
     if classify:
-        data.check_labels(program.tensor(program.output).nbytes, "--data")
-    saturation = input_saturation(program.input_quantization, data.x)
-    warning = saturation_warning(saturation)
-    x_int8 = program.input_quantization.quantize(data.x).reshape(len(data), -1)
+        data.check_labels(program.tensor(program.outputs[0]).nbytes, "--data")
+    saturation, warnings = _saturation(program, data)
     kind, _ = parse_target(target_spec)
     reference = Reference(program)
     ref_out = np.stack([
@@ -156,16 +181,17 @@ def validate(export: LoadedExport, data: Dataset, target_spec: str, *, keras_out
         # Only a classifier has an accuracy; a regression model's measures are output_error and anomaly.
         "accuracy": None if not classify else {
             "keras": None if keras_outputs is None else _accuracy(keras_outputs, data.y),
-            "reference": _accuracy(ref_out, data.y)},
+            "reference": _accuracy(_output0(program, ref_out), data.y)},
         "agreement": {},
         "latency": None,
         "per_layer": None,
         "first_divergence": None,
         "input_saturation": saturation,
-        "warnings": [] if warning is None else [warning],
+        "warnings": warnings,
     }
     if keras_outputs is not None and classify:
-        report["agreement"]["reference_keras_top1"] = int(np.sum(ref_out.argmax(1) == keras_outputs.argmax(1)))
+        report["agreement"]["reference_keras_top1"] = int(np.sum(_output0(program, ref_out).argmax(1)
+                                                                 == keras_outputs.argmax(1)))
     if kind == "reference":
         target_out = ref_out
         report["latency"] = {"unit": "none"}
@@ -194,10 +220,16 @@ def validate(export: LoadedExport, data: Dataset, target_spec: str, *, keras_out
             if stats is not None:
                 report["link"] = stats.as_dict()  # throughput, retries, restarts, resets: what the link needed
     if classify:
-        report["accuracy"]["target"] = _accuracy(target_out, data.y)
+        report["accuracy"]["target"] = _accuracy(_output0(program, target_out), data.y)
     else:
         _output_measures(report, task, program, data, keras_outputs, ref_out, target_out)
+    # A sample is exact when every byte of every output is (the outputs are packed side by side).
     report["agreement"]["target_reference_exact"] = int(np.sum(np.all(target_out == ref_out, axis=1)))
+    if len(program.outputs) > 1:
+        report["agreement"]["target_reference_exact_per_output"] = {
+            t: int(np.sum(np.all(a == b, axis=1)))
+            for t, a, b in zip(program.outputs, program.split_outputs(target_out), program.split_outputs(ref_out),
+                               strict=True)}
     return ValidationResult(report)
 
 
@@ -239,6 +271,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                      f"target {pct(acc['target'])}")
     lines += output_measure_lines(report)
     lines.append(f"bit-exact target vs reference: {agr['target_reference_exact']}/{n}")
+    per_output = agr.get("target_reference_exact_per_output")
+    if per_output:
+        lines.append("bit-exact per output: " + "   ".join(f"{name} {count}/{n}" for name, count in per_output.items()))
     if "reference_keras_top1" in agr:
         lines.append(f"top-1 agreement reference vs keras: {agr['reference_keras_top1']}/{n}")
     lat = report.get("latency") or {}
@@ -334,11 +369,18 @@ def validate_command(*, model: Path, data: Path, target: str, json_path: Path | 
     with ExitStack() as stack:
         export, deployed = _export_for_validation(model, out, stack, board=board, calibration=calibration,
                                                   input_range=input_range, packing=packing)
-        dataset.check_shape(export.program.tensor(export.program.input).shape, "--data")  # before Keras sees it
+        if layers and len(export.program.inputs) > 1:
+            raise BadInputError(f"--layers compares a model with one input; this one has "
+                                f"{len(export.program.inputs)} ({', '.join(export.program.inputs)})")
+        data_inputs(export.program, dataset)  # checked before Keras sees it
         chosen = choose_task(task, export.program, dataset.y)
         if chosen.kind == "classification":
-            dataset.check_labels(export.program.tensor(export.program.output).nbytes, "--data")
-        keras_outputs = deployed.keras_predict(dataset.x) if deployed is not None else None
+            dataset.check_labels(export.program.tensor(export.program.outputs[0]).nbytes, "--data")
+        keras_outputs = None
+        if deployed is not None:
+            keras_outputs = (deployed.keras_predict(dataset.x) if len(dataset.inputs) == 1
+                             and len(export.program.outputs) == 1 else
+                             deployed.keras_predict_outputs(dataset.inputs)[0])
         result = validate(export, dataset, target, keras_outputs=keras_outputs, progress=progress,
                           host_sanitize=host_sanitize, task=chosen)
         if out is not None and chosen.kind != "classification":

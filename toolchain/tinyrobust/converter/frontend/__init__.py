@@ -20,7 +20,7 @@ from .quiet import quiet_startup  # noqa: E402  (imports no TensorFlow)
 
 with quiet_startup():  # TensorFlow's absl/CUDA start-up lines are not for tinyrobust's users
     from . import attacks, builders, models, recipe, training  # noqa: E402
-    from .evaluate import predict, tensor_samples, tensor_values  # noqa: E402
+    from .evaluate import predict, predict_outputs, tensor_samples, tensor_values  # noqa: E402
     from .loader import load_model  # noqa: E402
     from .walk import build_graph  # noqa: E402
 
@@ -31,5 +31,5 @@ logging.getLogger("tensorflow").setLevel(logging.ERROR)
 # already quantifies (the perturbation received); only its errors are shown.
 logging.getLogger("art").setLevel(logging.ERROR)
 
-__all__ = ["load_model", "build_graph", "tensor_samples", "tensor_values", "predict", "models", "attacks", "builders",
-           "recipe", "training"]
+__all__ = ["load_model", "build_graph", "tensor_samples", "tensor_values", "predict", "predict_outputs", "models",
+           "attacks", "builders", "recipe", "training"]

@@ -53,15 +53,27 @@ def _probes(model: Any, tensor_names: Sequence[str]) -> list[tuple[str, Any, Any
     return probes
 
 
-def iter_tensor_values(model: Any, tensor_names: Sequence[str], x: np.ndarray,
+# A model's input samples: one array, or one array per input of a model with several (in model.inputs order).
+Inputs = np.ndarray | Sequence[np.ndarray]
+
+
+def _count(x: Inputs) -> int:
+    return len(x) if isinstance(x, np.ndarray) else len(x[0])
+
+
+def _slice(x: Inputs, start: int, stop: int) -> Any:
+    return x[start:stop] if isinstance(x, np.ndarray) else [a[start:stop] for a in x]
+
+
+def iter_tensor_values(model: Any, tensor_names: Sequence[str], x: Inputs,
                        batch: int = 256) -> Iterator[dict[str, np.ndarray]]:
     """The float values of IR tensors on `x`, one dict per batch of samples (name → (batch, …) array)."""
     if not tensor_names:
         return
     probes = _probes(model, tensor_names)
     probe = tf_keras.Model(model.inputs, [p[1] for p in probes])
-    for start in range(0, len(x), batch):
-        values = as_list(probe(x[start : start + batch], training=False))
+    for start in range(0, _count(x), batch):
+        values = as_list(probe(_slice(x, start, start + batch), training=False))
         yield {name: np.asarray(post(v) if post is not None else v) for (name, _, post), v in
                zip(probes, values, strict=True)}
 
@@ -75,13 +87,13 @@ def tensor_values(model: Any, tensor_names: Sequence[str], x: np.ndarray) -> dic
     return {n: np.concatenate(v) for n, v in parts.items() if v}
 
 
-def tensor_samples(model: Any, tensor_names: Sequence[str], x: np.ndarray, *, per_tensor: int = 200_000,
+def tensor_samples(model: Any, tensor_names: Sequence[str], x: Inputs, *, per_tensor: int = 200_000,
                    seed: int = 0) -> dict[str, np.ndarray]:
     """For calibration: each IR tensor's exact min and max over `x` and a uniform random sample of at
     most `per_tensor` of its values (all of them when fewer), as one flat float array per tensor whose
     first two entries are the min and the max."""
     rng = np.random.default_rng(seed)
-    batches = max(1, -(-len(x) // 256))
+    batches = max(1, -(-_count(x) // 256))
     kept: dict[str, list[np.ndarray]] = {n: [] for n in tensor_names}
     for batch in iter_tensor_values(model, tensor_names, x):
         for name, v in batch.items():
@@ -101,3 +113,12 @@ def predict(model: Any, x: np.ndarray, batch: int = 256) -> np.ndarray:
     """The float model's outputs (inference mode)."""
     outs = [np.asarray(model(x[i : i + batch], training=False)) for i in range(0, len(x), batch)]
     return np.concatenate(outs, axis=0) if outs else np.zeros((0,))
+
+
+def predict_outputs(model: Any, xs: Sequence[np.ndarray], batch: int = 256) -> list[np.ndarray]:
+    """The float model's outputs, one array per output (model.outputs order), for one array per input."""
+    parts: list[list[np.ndarray]] = [[] for _ in as_list(model.outputs)]
+    for i in range(0, _count(xs), batch):
+        for k, v in enumerate(as_list(model(_slice(xs, i, i + batch), training=False))):
+            parts[k].append(np.asarray(v))
+    return [np.concatenate(p, axis=0) for p in parts]

@@ -24,22 +24,24 @@ def as_list(x: Any) -> list[Any]:
 
 
 def build_graph(model: Any, name: str) -> Graph:
-    """Walk the layers in order; wire inputs by Keras tensor identity, not by names."""
-    if len(as_list(model.inputs)) != 1 or len(as_list(model.outputs)) != 1:
-        raise UnsupportedModelError("only models with one input and one output are supported")
+    """Walk the layers in order; wire inputs by Keras tensor identity, not by names.
+
+    The graph's inputs and outputs keep the model's order (model.inputs, model.outputs): input k of
+    the deployed model is the k-th array a caller passes to Keras."""
     table = handler_table()
     produced: dict[int, str] = {}  # id(keras tensor) → IR tensor name
     nodes: list[Node] = []
     tensors: dict[str, TensorInfo] = {}
-    input_tensor = as_list(model.inputs)[0]
-    layers = list(model.layers)
-    if not any(isinstance(layer, kl.InputLayer) for layer in layers):
-        # Sequential models do not list their InputLayer.
-        in_name = "input"
-        produced[id(input_tensor)] = in_name
+    input_tensors = as_list(model.inputs)
+    input_layers = {id(layer.output): layer for layer in model.layers if isinstance(layer, kl.InputLayer)}
+    for k, t in enumerate(input_tensors):
+        # Sequential models do not list their InputLayer: their one input is called "input".
+        layer = input_layers.get(id(t))
+        in_name = layer.name if layer is not None else "input" if len(input_tensors) == 1 else f"input_{k}"
+        produced[id(t)] = in_name
         nodes.append(InputNode(in_name, in_name))
-        tensors[in_name] = TensorInfo(in_name, tensor_shape(input_tensor), "model input")
-    for layer in layers:
+        tensors[in_name] = TensorInfo(in_name, tensor_shape(t), layer.name if layer is not None else "model input")
+    for layer in model.layers:
         handler = table.get(type(layer))
         if handler is None:
             raise UnsupportedModelError(
@@ -49,9 +51,8 @@ def build_graph(model: Any, name: str) -> Graph:
         if len(layer._inbound_nodes) != 1:
             raise UnsupportedModelError(f"layer '{layer.name}' is shared (called {len(layer._inbound_nodes)} times)")
         if isinstance(layer, kl.InputLayer):
-            ins: list[Any] = []
-        else:
-            ins = as_list(layer.input)
+            continue  # its InputNode is above, in the model's input order
+        ins = as_list(layer.input)
         try:
             in_names = tuple(produced[id(t)] for t in ins)
         except KeyError as exc:
@@ -62,5 +63,10 @@ def build_graph(model: Any, name: str) -> Graph:
         for info in result.tensors:
             tensors[info.name] = info
         produced[id(layer.output)] = result.nodes[-1].output
-    output = produced[id(as_list(model.outputs)[0])]
-    return Graph(tuple(nodes), tensors, input=nodes[0].output, output=output, name=name)
+    outputs = tuple(produced[id(t)] for t in as_list(model.outputs))
+    if set(outputs) & set(produced[id(t)] for t in input_tensors):
+        raise UnsupportedModelError("a model input is also a model output: nothing to deploy for it")
+    if len(set(outputs)) != len(outputs):
+        raise UnsupportedModelError(f"the model lists one tensor as several outputs ({', '.join(outputs)})")
+    return Graph(tuple(nodes), tensors, inputs=tuple(produced[id(t)] for t in input_tensors), outputs=outputs,
+                 name=name)

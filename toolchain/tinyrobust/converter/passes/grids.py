@@ -66,16 +66,16 @@ class CalibrationNeededError(UnsupportedModelError):
 
 
 def absorb_input_quantizer(graph: Graph) -> Graph:
-    """An input quantizer (QActivation right after the input) *is* the firmware's input grid."""
-    node = graph.nodes[0]
-    assert isinstance(node, InputNode)
-    consumer = single_consumer(graph, node.output)
-    if isinstance(consumer, ActivationNode) and consumer.activation.kind == "quantized":
-        assert consumer.activation.grid is not None
-        graph = drop_node(graph, consumer, node.output)
-        grid = replace(consumer.activation.grid, origin=f"input quantizer of '{consumer.name}'")
-        nodes = (replace(node, grid=grid), *graph.nodes[1:])
-        return replace(graph, nodes=nodes)
+    """An input quantizer (QActivation right after an input) *is* the firmware's grid for that input."""
+    for k in range(len(graph.inputs)):
+        node = graph.nodes[k]
+        assert isinstance(node, InputNode)
+        consumer = single_consumer(graph, node.output)
+        if isinstance(consumer, ActivationNode) and consumer.activation.kind == "quantized":
+            assert consumer.activation.grid is not None
+            graph = drop_node(graph, consumer, node.output)
+            grid = replace(consumer.activation.grid, origin=f"input quantizer of '{consumer.name}'")
+            graph = replace(graph, nodes=tuple(replace(n, grid=grid) if n is node else n for n in graph.nodes))
     return graph
 
 
@@ -211,9 +211,9 @@ def tensors_improved_by_calibration(graph: Graph, options: GridOptions) -> list[
         for n in graph.nodes
         if isinstance(n, COMPUTED) and _table_reader(graph, n.output)
     ]
-    first = graph.nodes[0]
-    if isinstance(first, InputNode) and first.grid is None and options.input_range is None:
-        improved.insert(0, (first.output, "model input"))
+    inputs = [n for n in graph.nodes[:len(graph.inputs)] if isinstance(n, InputNode)]
+    if options.input_range is None:
+        improved[:0] = [(n.output, "model input") for n in inputs if n.grid is None]
     return improved
 
 

@@ -16,8 +16,10 @@ def check_graph(graph: Graph, after: str, *, quantized: bool = False) -> None:
     def fail(msg: str) -> None:
         raise InvariantError(f"after pass '{after}': {msg}")
 
-    if not graph.nodes or not isinstance(graph.nodes[0], InputNode):
-        fail("the first node must be the input")
+    heads = graph.nodes[:len(graph.inputs)]
+    if not graph.inputs or len(heads) != len(graph.inputs) or any(
+            not isinstance(n, InputNode) or n.output != t for n, t in zip(heads, graph.inputs, strict=True)):
+        fail("the first node must be the input (with several, the first nodes are the inputs, in order)")
     seen: set[str] = set()
     for node in graph.nodes:
         if not isinstance(node, InputNode):
@@ -38,8 +40,11 @@ def check_graph(graph: Graph, after: str, *, quantized: bool = False) -> None:
             scale = node.weights.channel_scale
             if scale is None or np.any(scale < 0):
                 fail(f"layer '{node.name}': channel scales missing or negative")
-    if graph.output not in seen:
-        fail(f"graph output '{graph.output}' is not produced")
+    for output in graph.outputs:
+        if output not in seen:
+            fail(f"graph output '{output}' is not produced")
+    if len(set(graph.outputs)) != len(graph.outputs):
+        fail(f"graph outputs {graph.outputs} name a tensor twice")
     if quantized:
         for node in graph.nodes:
             if isinstance(node, IdentityNode):

@@ -12,8 +12,8 @@ def drop_node(graph: Graph, node: Node, replacement_tensor: str) -> Graph:
     old = node.output
     nodes = tuple(rename_input(n, old, replacement_tensor) for n in graph.nodes if n is not node)
     tensors = {k: v for k, v in graph.tensors.items() if k != old}
-    output = replacement_tensor if graph.output == old else graph.output
-    return replace(graph, nodes=nodes, tensors=tensors, output=output)
+    outputs = tuple(replacement_tensor if t == old else t for t in graph.outputs)
+    return replace(graph, nodes=nodes, tensors=tensors, outputs=outputs)
 
 
 def merge_into_producer(graph: Graph, producer: Node, consumer: Node, merged: Node) -> Graph:
@@ -25,8 +25,8 @@ def merge_into_producer(graph: Graph, producer: Node, consumer: Node, merged: No
 
 
 def single_consumer(graph: Graph, tensor: str) -> Node | None:
-    """The only consumer of `tensor`, or None when it has several, none, or is the graph output."""
-    if tensor == graph.output:
+    """The only consumer of `tensor`, or None when it has several, none, or is a graph output."""
+    if tensor in graph.outputs:
         return None
     consumers = graph.consumers(tensor)
     return consumers[0] if len(consumers) == 1 else None

@@ -40,12 +40,17 @@ def drop_final_softmax(graph: Graph) -> Graph:
     Anywhere but at the output it would change values, so it is refused there."""
     for node in graph.nodes:
         if isinstance(node, ActivationNode) and node.activation.kind == "softmax":
-            if node.output != graph.output:
+            if node.output not in graph.outputs:
                 raise UnsupportedModelError(
                     f"layer '{node.name}': softmax is only supported as the model's final activation"
                 )
+            if node.inputs[0] in graph.outputs:
+                raise UnsupportedModelError(
+                    f"layer '{node.name}': the model outputs both this softmax and its input; keep one"
+                )
             dropped = drop_node(graph, node, node.inputs[0])
-            return dropped.with_note(final_softmax_note(node.name))
+            # Every output may end in a softmax (one per head): drop them all.
+            return drop_final_softmax(dropped.with_note(final_softmax_note(node.name)))
     return graph
 
 

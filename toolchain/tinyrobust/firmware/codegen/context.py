@@ -93,6 +93,36 @@ def _op_call(i: int, op: ops.Op, program: Program, arrays: list[ArrayDecl], pref
                   program.tensor(op.output).nbytes)
 
 
+@dataclass(frozen=True)
+class IoTensor:
+    """Input or output k: where it sits in the packed buffer the caller passes (`offset`) and in the
+    arena (`arena_offset`), its size and its grid."""
+
+    index: int
+    name: str
+    offset: int
+    arena_offset: int
+    bytes: int
+    scale: str
+    zero_point: int
+    qmin: int
+    qmax: int
+
+
+def _io_tensors(program: Program) -> tuple[list[IoTensor], list[IoTensor]]:
+    placement = program.placement
+    assert placement is not None
+    # The scale and zero point the header states are the tensor's (they equal its grid's in a converted model).
+    ins = [IoTensor(k, c_string(t), off, placement.tensor_offsets[t], program.tensor(t).nbytes,
+                    repr(program.tensor(t).scale), program.tensor(t).zero_point, q.qmin, q.qmax)
+           for k, (t, off, q) in enumerate(zip(program.inputs, program.input_offsets(), program.input_quantizations,
+                                               strict=True))]
+    outs = [IoTensor(k, c_string(t), off, placement.tensor_offsets[program.storage_of(t)], program.tensor(t).nbytes,
+                     repr(program.tensor(t).scale), program.tensor(t).zero_point, -128, 127)
+            for k, (t, off) in enumerate(zip(program.outputs, program.output_offsets(), strict=True))]
+    return ins, outs
+
+
 def model_context(program: Program, prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
     """`prefix` starts every C name of the library (see c_names.py)."""
     placement = program.placement
@@ -101,8 +131,8 @@ def model_context(program: Program, prefix: str = DEFAULT_PREFIX) -> dict[str, A
     check_prefix(prefix)
     arrays: list[ArrayDecl] = []
     calls = [_op_call(i, op, program, arrays, prefix) for i, op in enumerate(program.ops)]
-    inp = program.tensor(program.input)
-    out = program.tensor(program.output)
+    inputs, outputs = _io_tensors(program)
+    single = len(inputs) == 1 and len(outputs) == 1
     digest = program.sha256()
     return {
         "version": __version__,
@@ -113,17 +143,12 @@ def model_context(program: Program, prefix: str = DEFAULT_PREFIX) -> dict[str, A
         "hash_hex": digest.hex(),
         "packing": program.packing,
         "formats": sorted({op.weight_format for op in program.ops if op.weight_format}),
-        "input_bytes": inp.nbytes,
-        "output_bytes": out.nbytes,
-        "input_offset": placement.tensor_offsets[program.input],
-        "output_offset": placement.tensor_offsets[program.output],
+        "input_bytes": program.input_bytes,
+        "output_bytes": program.output_bytes,
+        "inputs": inputs,
+        "outputs": outputs,
+        "single": single,
         "arena_bytes": max(placement.arena_bytes, 8),
-        "input_scale": repr(inp.scale),
-        "input_zero_point": inp.zero_point,
-        "input_qmin": program.input_quantization.qmin,
-        "input_qmax": program.input_quantization.qmax,
-        "output_scale": repr(out.scale),
-        "output_zero_point": out.zero_point,
         "calls": calls,
         "families": sorted({c.family for c in calls}),
         "arrays": arrays,
