@@ -55,17 +55,18 @@ def quant(rng: np.random.Generator, cout: int, k: int, w_scale: float,
     return mult.astype(np.int32), shift.astype(np.int32)
 
 
-def bias(rng: np.random.Generator, cout: int, k: int, w: np.ndarray) -> tuple[np.ndarray | None, int]:
+def bias(rng: np.random.Generator, cout: int, k: int, w: np.ndarray,
+         max_shift: int = MAX_TEST_BIAS_SHIFT) -> tuple[np.ndarray | None, int]:
     """(bias or None, bias_shift) for acc = Σ w·x · 2^bias_shift + bias, never overflowing int32.
 
-    sum_bound bounds |Σ w·x| for any int8 input (|x| <= 128); bias_shift in [0, 8] is capped so that
+    sum_bound bounds |Σ w·x| for any int8 input (|x| <= 128); bias_shift in [0, max_shift] is capped so that
     sum_bound · 2^bias_shift leaves half the int32 range, and |bias| <= INT32_MAX - that, so the C
     accumulator provably fits. Mostly a bias of realistic size (scaled by 2^bias_shift, as the
     lowering's finer units are), sometimes one using all the remaining headroom.
     """
     sum_bound = max(k, 1) * 128 * max(int(np.abs(w.astype(np.int64)).max(initial=0)), 1)
     s_cap = 0
-    while s_cap < MAX_TEST_BIAS_SHIFT and sum_bound << (s_cap + 1) <= 2**30:
+    while s_cap < max_shift and sum_bound << (s_cap + 1) <= 2**30:
         s_cap += 1
     bias_shift = int(rng.integers(0, s_cap, endpoint=True))
     if rng.random() < 0.15:
