@@ -5,8 +5,8 @@ load_digits (scikit-learn) is the one real dataset here: 1,797 8×8 digits. Each
 shape its source expects: bilinearly upsampled 8-bit images (3 channels weighted differently), a
 resampled 49×10 map for keyword spotting, 16 standardised pooled features for the jet tagger (digits
 0–4: five classes), a 640-value vector for the autoencoder (trained on digits 0 and 1 only; every
-other digit is an anomaly its score must rank: Keras's AUC ≈ 0.97, where 0–7 against 8–9 left even
-Keras at chance), and a 2-class split (digit ≥ 5) at 96×96×3 for visual wake words.
+other digit is an anomaly its score must rank: Keras's AUC 0.84 on 200 held-out samples, where 0–7
+against 8–9 left even Keras at chance), and a 2-class split (digit ≥ 5) at 96×96×3 for visual wake words.
 """
 
 from __future__ import annotations
