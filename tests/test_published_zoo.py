@@ -1,7 +1,8 @@
 """The published architectures as users bring them (tests/published_zoo.py: MLPerf Tiny, hls4ml and the
 QKeras examples, each trained briefly on bundled data): deployed with their calibration data and the
 default settings, every classifier must agree with Keras top-1 on ≥ 99.5 % of the held-out samples (on
-the reference, every sample) and run bit-exact on the emulated Cortex-M7 (QEMU, a sample)."""
+the reference, every sample; KNOWN_GAPS names the three that do not yet, with their floors) and run
+bit-exact on the emulated Cortex-M7 (QEMU, a sample)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.slow
 AGREEMENT_GOAL = 0.995
 # Below the goal today, measured (seed 3): ResNet-8 99.0 %, DS-CNN 99.5 % (594 of 597), MobileNetV1 84 %.
 # The per-layer account (validate --layers) shows int8 rounding noise compounding layer by layer (the
-# MobileNet's SNR falls from 40 dB after the stem to 6 dB at pw13), not one wrong tensor: the remedy is
+# MobileNet's SNR falls from 46 dB after the stem to 4 dB at pw13), not one wrong tensor: the remedy is
 # int16 activations on the tensors that lose it, not built yet. Held as floors so the gap cannot widen.
 KNOWN_GAPS = {"resnet8": 0.975, "ds_cnn": 0.985, "mobilenet_v1": 0.78}
 QEMU_SAMPLES = 4
