@@ -36,7 +36,7 @@ def test_wrong_bytes_and_overruns_are_reported() -> None:
     bad_value = bytes([case.expected[0] ^ 1]) + good[1:]
     overrun = case.expected + bytes([0, SENTINEL, SENTINEL])
     assert runner.mismatches([case], [CaseResult(0, (0,), good)]) == []
-    assert "bytes differ" in runner.mismatches([case], [CaseResult(0, (0,), bad_value)])[0]
+    assert "elements differ" in runner.mismatches([case], [CaseResult(0, (0,), bad_value)])[0]
     assert "wrote past" in runner.mismatches([case], [CaseResult(0, (0,), overrun)])[0]
     assert "status -1" in runner.mismatches([case], [CaseResult(-1, (0,), good)])[0]
 

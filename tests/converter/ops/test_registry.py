@@ -30,7 +30,7 @@ def test_each_kernel_has_its_module_c_file_macro_and_test(family: ops.OpFamily) 
     macro = (templates_dir() / "ops" / f"{family.name}.c.j2").read_text()
     test = (TESTS_DIR / f"test_{family.name}.py").read_text()
     header = (tr_nn_dir() / "tr_nn.h").read_text()
-    for kernel in family.kernels.values():
+    for kernel in family.all_kernels():
         assert kernel in module, f"{kernel} not named in ops/{family.name}.py"
         assert (tr_nn_dir() / f"{kernel}.c").is_file(), f"no firmware/tr_nn/{kernel}.c"
         assert re.search(rf"\b{kernel}\(", header), f"{kernel} not declared in tr_nn.h"

@@ -22,13 +22,19 @@ ActivationKind = Literal["linear", "relu", "quantized", "sigmoid", "tanh", "soft
 
 @dataclass(frozen=True)
 class Grid:
-    """A uniform int8 grid: real = scale · (q − zero_point), q in [qmin, qmax]."""
+    """A uniform grid: real = scale · (q − zero_point), q in [qmin, qmax] within int8, or within int16
+    for a tensor widened for fidelity (zero point 0, the CMSIS-NN s16 convention)."""
 
     scale: float
     zero_point: int
     qmin: int
     qmax: int
     origin: str  # where it came from: "quantizer …", "calibration", "sigmoid", …
+
+    @property
+    def bits(self) -> int:
+        """8 or 16: the element width the grid's codes need."""
+        return 8 if -128 <= self.qmin and self.qmax <= 127 else 16
 
     @property
     def real_min(self) -> float:
@@ -65,6 +71,12 @@ class Grid:
         if not np.allclose(k, np.round(k), rtol=0.0, atol=1e-4) or count > 256:
             return None
         return Grid.from_levels(float(levels[0]), step, count, origin)
+
+    @staticmethod
+    def wide(lo: float, hi: float, origin: str) -> Grid:
+        """Symmetric int16 grid (zero point 0, codes −32768..32767) covering [lo, hi] ∪ {0}."""
+        magnitude = max(-float(lo), float(hi), 0.0) or 1e-6
+        return Grid(magnitude / 32767.0, 0, -32768, 32767, origin)
 
     @staticmethod
     def from_range(lo: float, hi: float, origin: str) -> Grid:

@@ -101,7 +101,7 @@ def lower(graph: Graph, opts: LowerOptions) -> Program:
         assert grid is not None
         alias = node.inputs[0] if isinstance(node, ReshapeNode) else None
         tensors[node.output] = TensorSpec(node.output, tuple(info.shape), grid.scale, grid.zero_point, info.source,
-                                          alias)
+                                          alias, grid.bits)
         if isinstance(node, InputNode | ReshapeNode):
             continue
         lowering = LOWERINGS.get(type(node))
@@ -109,7 +109,8 @@ def lower(graph: Graph, opts: LowerOptions) -> Program:
             raise UnsupportedModelError(f"layer '{node.name}': {type(node).__name__} cannot be lowered")
         lowered = lowering(node, graph, opts)
         for t in lowered.tensors:
-            tensors[t.name] = TensorSpec(t.name, tuple(t.shape), t.grid.scale, t.grid.zero_point, t.source)
+            tensors[t.name] = TensorSpec(t.name, tuple(t.shape), t.grid.scale, t.grid.zero_point, t.source,
+                                         bits=t.grid.bits)
         ops.extend(lowered.ops)
         notes.extend(lowered.notes)
     in_grids = []

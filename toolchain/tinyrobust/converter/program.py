@@ -29,7 +29,8 @@ PROGRAM_FORMAT_MULTI = "tinyrobust-program-v3"
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """An int8 activation tensor, real = scale · (q − zero_point), NHWC without the batch axis.
+    """An int8 (or, where `bits` = 16, int16) activation tensor, real = scale · (q − zero_point), NHWC
+    without the batch axis.
 
     `alias_of` names the tensor whose bytes this one reinterprets (Flatten, Reshape); an alias
     owns no memory. `source` is the Keras layer that produced it, for reports and calibration.
@@ -41,10 +42,19 @@ class TensorSpec:
     zero_point: int
     source: str
     alias_of: str | None = None
+    bits: int = 8
+
+    @property
+    def elements(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return self.elements * self.bits // 8
+
+    @property
+    def dtype(self) -> type:
+        return np.int16 if self.bits == 16 else np.int8
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,10 @@ class Program:
         if not self.inputs or not self.outputs or len(self.input_quantizations) != len(self.inputs):
             raise ValueError(f"a Program needs inputs, outputs and one grid per input: {len(self.inputs)} inputs, "
                              f"{len(self.outputs)} outputs, {len(self.input_quantizations)} grids")
+        # the wire protocol and every target move int8 inputs and outputs; int16 lives inside the model
+        wide_io = [t for t in (*self.inputs, *self.outputs) if t in self.tensors and self.tensors[t].bits != 8]
+        if wide_io:
+            raise ValueError(f"model inputs and outputs are int8; {', '.join(wide_io)} is int16")
 
     def tensor(self, name: str) -> TensorSpec:
         return self.tensors[name]
@@ -232,6 +246,8 @@ def _program_to_obj(p: Program) -> dict[str, Any]:
                 "zero_point": t.zero_point,
                 "source": t.source,
                 "alias_of": t.alias_of,
+                # written only for int16 tensors, so an int8 program's bytes (and sha256) are unchanged
+                **({"bits": t.bits} if t.bits != 8 else {}),
             }
             for t in p.tensors.values()
         ],
@@ -267,6 +283,7 @@ def _program_from_obj(o: Mapping[str, Any]) -> Program:
             zero_point=int(t["zero_point"]),
             source=t["source"],
             alias_of=t["alias_of"],
+            bits=int(t.get("bits", 8)),
         )
         for t in o["tensors"]
     }

@@ -75,25 +75,26 @@ class Reference:
         }
         for op, fn in self._ops:
             result = fn([self._batched(values, t, n) for t in op.inputs])
-            values[op.output] = np.asarray(result).reshape(n, *prog.tensor(op.output).shape).astype(np.int8,
-                                                                                                     copy=False)
+            spec = prog.tensor(op.output)
+            values[op.output] = np.asarray(result).reshape(n, *spec.shape).astype(spec.dtype, copy=False)
         return values
 
     def run_op(self, index: int, inputs: list[np.ndarray]) -> np.ndarray:
-        """One op on one sample's int8 input tensors (shaped as the Program's tensors): a batch of one."""
+        """One op on one sample's input tensors (shaped as the Program's tensors): a batch of one."""
         op, fn = self._ops[index]
         batch = [np.asarray(x)[None] for x in inputs]
-        return np.asarray(fn(batch)).reshape(self.program.tensor(op.output).shape).astype(np.int8)
+        spec = self.program.tensor(op.output)
+        return np.asarray(fn(batch)).reshape(spec.shape).astype(spec.dtype)
 
     def run_layers_batch(self, x_int8: np.ndarray) -> list[np.ndarray]:
-        """Every op's output, (N, output bytes) int8 each, for a batch x (N, …), in op order."""
+        """Every op's output, (N, output elements) int8 or int16 each, for a batch x (N, …), in op order."""
         n = len(x_int8)
         with _BLAS.limit(limits=1, user_api="blas"):
             values = self._execute(x_int8)
         return [values[op.output].reshape(n, -1) for op in self.program.ops]
 
     def run_layers(self, x_int8: np.ndarray) -> list[np.ndarray]:
-        """Every op's output (flattened int8) for one sample, in op order."""
+        """Every op's output (flattened int8 or int16) for one sample, in op order."""
         return [layer[0] for layer in self.run_layers_batch(np.asarray(x_int8)[None])]
 
     def run_one(self, x_int8: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import processes
 from ..converter import ops
-from ..converter.ops.base import Op, scalar_values
+from ..converter.ops.base import NUMPY_TYPES, Op, scalar_values
 from ..errors import BuildError, TinyRobustError
 from ..targets.qemu import QEMU_BOARD, qemu_command
 from . import hostbuild
@@ -41,7 +41,7 @@ class RunnerError(TinyRobustError):
 
 @dataclass(frozen=True)
 class RunnerCase:
-    """One kernel call: `op` (one call: concat with one input), its int8 inputs and the bytes its
+    """One kernel call: `op` (one call: concat with one input), its int8 or int16 inputs and the bytes its
     output must hold afterwards. `initial`: the output's contents before the call (else the sentinel).
     An array the op omits (e.g. no "bias") is passed as NULL."""
 
@@ -54,10 +54,11 @@ class RunnerCase:
     @staticmethod
     def of(op: Op, inputs: Sequence[np.ndarray], label: str = "") -> RunnerCase:
         """The case whose expected output is the family's numpy reference on `inputs`."""
-        xs = [np.asarray(x, dtype=np.int8) for x in inputs]
+        in_type, out_type = (NUMPY_TYPES[b] for b in ops.io_bits(op.kernel))
+        xs = [np.asarray(x, dtype=in_type) for x in inputs]
         # The reference kernels take a batch: this case is a batch of one.
         batch = ops.family_of(op.kernel).reference(op)([x[None] for x in xs])
-        expected = np.asarray(batch, dtype=np.int8)[0].tobytes()
+        expected = np.asarray(batch, dtype=out_type)[0].astype(np.dtype(out_type).newbyteorder("<")).tobytes()
         return RunnerCase(op, tuple(xs), expected, None, label or op.kernel)
 
 
@@ -135,9 +136,10 @@ def mismatches(cases: Sequence[RunnerCase], results: Sequence[CaseResult]) -> li
         if res.status != 0:
             failures.append(f"#{i} {case.label}: status {res.status}")
         elif res.output[:n] != case.expected:
-            got, want = np.frombuffer(res.output[:n], np.int8), np.frombuffer(case.expected, np.int8)
+            dtype = np.dtype(NUMPY_TYPES[ops.io_bits(case.op.kernel)[1]]).newbyteorder("<")
+            got, want = np.frombuffer(res.output[:n], dtype), np.frombuffer(case.expected, dtype)
             bad = np.flatnonzero(got != want)
-            failures.append(f"#{i} {case.label}: {bad.size}/{n} bytes differ, first at {bad[0]}: "
+            failures.append(f"#{i} {case.label}: {bad.size}/{got.size} elements differ, first at {bad[0]}: "
                             f"got {got[bad[0]]} want {want[bad[0]]}")
         elif res.output[n:] != tail:
             failures.append(f"#{i} {case.label}: wrote past the end of its output")

@@ -28,7 +28,7 @@ FAMILIES: tuple[OpFamily, ...] = (
     mul.FAMILY,
 )
 
-KERNELS: Mapping[str, OpFamily] = {kernel: f for f in FAMILIES for kernel in f.kernels.values()}
+KERNELS: Mapping[str, OpFamily] = {kernel: f for f in FAMILIES for kernel in f.all_kernels()}
 OP_CODES: Mapping[str, int] = {kernel: code for code, kernel in enumerate(KERNELS, start=1)}
 
 
@@ -37,6 +37,11 @@ def family_of(kernel: str) -> OpFamily:
         return KERNELS[kernel]
     except KeyError:
         raise KeyError(f"no op family has kernel {kernel!r}") from None
+
+
+def io_bits(kernel: str) -> tuple[int, int]:
+    """(input element bits, output element bits) of a kernel: 8 (int8) or 16 (int16)."""
+    return family_of(kernel).bits_of(kernel)
 
 
 def kernel_calls(op: Op) -> list[KernelCall]:
@@ -62,5 +67,5 @@ def weight_count(op: Op) -> int:
     return 0 if shape is None else shape[0] * shape[1]
 
 
-__all__ = ["FAMILIES", "KERNELS", "OP_CODES", "Op", "OpFamily", "KernelCall", "family_of", "kernel_calls",
+__all__ = ["FAMILIES", "KERNELS", "OP_CODES", "Op", "OpFamily", "KernelCall", "family_of", "io_bits", "kernel_calls",
            "scratch_bytes", "macs", "weight_rows", "weight_count"]

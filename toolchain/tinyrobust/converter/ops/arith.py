@@ -21,15 +21,17 @@ from ..quantmath import requantize
 _EXACT_FLOAT32_LIMIT = 2**23
 _EXACT_FLOAT64_LIMIT = 2**52
 INT8_MAGNITUDE = 128  # |x| <= 128 for any int8 activation
+ACTIVATION_MAGNITUDE = {8: INT8_MAGNITUDE, 16: 32768}  # |x| bound by activation bits
 # TR_NN_MAX_BIAS_SHIFT (tr_nn_support.h): the weighted C kernels refuse a larger bias_shift.
 KERNEL_MAX_BIAS_SHIFT = 16
 
 
-def output_stage(acc: np.ndarray, multiplier, shift, output_offset: int, act_min: int, act_max: int) -> np.ndarray:
-    """clamp(requantize(acc) + output_offset, act_min, act_max) as int8 (tr_output_stage)."""
+def output_stage(acc: np.ndarray, multiplier, shift, output_offset: int, act_min: int, act_max: int,
+                 bits: int = 8) -> np.ndarray:
+    """clamp(requantize(acc) + output_offset, act_min, act_max) as int8 or int16 (tr_output_stage)."""
     out = requantize(acc, multiplier, shift)
     out += output_offset
-    return np.clip(out, act_min, act_max, out=out).astype(np.int8)
+    return np.clip(out, act_min, act_max, out=out).astype(np.int16 if bits == 16 else np.int8)
 
 
 def padded(x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], padding: tuple[int, int],
@@ -95,8 +97,9 @@ class ExactMatrix:
     values: np.ndarray
 
     @staticmethod
-    def of(w: np.ndarray) -> ExactMatrix:
-        bound = w.shape[0] * INT8_MAGNITUDE * max_magnitude(w)
+    def of(w: np.ndarray, bits: int = 8) -> ExactMatrix:
+        """`bits`: the activations' width (int16 activations bound a partial sum 256 times higher)."""
+        bound = w.shape[0] * ACTIVATION_MAGNITUDE[bits] * max_magnitude(w)
         dtype = np.float32 if bound < _EXACT_FLOAT32_LIMIT else np.float64 if bound < _EXACT_FLOAT64_LIMIT else np.int64
         return ExactMatrix(np.ascontiguousarray(w, dtype=dtype))
 
@@ -138,20 +141,22 @@ class ChannelStage:
     act_max: int
     table: np.ndarray | None = None  # flattened (C_out, 2·bound + 1)
     base: np.ndarray | None = None  # per channel: where sum 0 sits in `table`
+    out_bits: int = 8  # int8 or int16 outputs
 
     def __call__(self, sums: np.ndarray) -> np.ndarray:
         if self.table is None:
             acc = with_bias(sums, self.bias, self.bias_shift)
-            return output_stage(acc, self.multiplier, self.shift, self.output_offset, self.act_min, self.act_max)
+            return output_stage(acc, self.multiplier, self.shift, self.output_offset, self.act_min, self.act_max,
+                                self.out_bits)
         index = sums + self.base
         return self.table.take(index)
 
     @staticmethod
     def build(sum_bound: np.ndarray, bias: np.ndarray, bias_shift: int, multiplier: np.ndarray, shift: np.ndarray,
-              output_offset: int, act_min: int, act_max: int) -> ChannelStage:
+              output_offset: int, act_min: int, act_max: int, out_bits: int = 8) -> ChannelStage:
         """The stage with its table when the table is small and computes without error."""
         direct = ChannelStage(np.asarray(bias), bias_shift, np.asarray(multiplier), np.asarray(shift), output_offset,
-                              act_min, act_max)
+                              act_min, act_max, out_bits=out_bits)
         sum_bound = np.asarray(sum_bound, dtype=np.int64)
         bound = int(sum_bound.max(initial=0))
         if (2 * bound + 1) * len(sum_bound) > TABLE_LIMIT:
@@ -166,12 +171,12 @@ class ChannelStage:
         width = 2 * bound + 1
         base = np.arange(len(sum_bound), dtype=np.int64) * width + bound
         return ChannelStage(direct.bias, bias_shift, direct.multiplier, direct.shift, output_offset, act_min, act_max,
-                            np.ascontiguousarray(table.T).reshape(-1), base)
+                            np.ascontiguousarray(table.T).reshape(-1), base, out_bits)
 
 
-def weight_sum_bound(rows: np.ndarray) -> np.ndarray:
-    """Per output channel (rows of `rows`), max |Σ w·x| over int8 x: 128 · Σ|w|."""
-    return INT8_MAGNITUDE * np.abs(rows.astype(np.int64)).sum(axis=1)
+def weight_sum_bound(rows: np.ndarray, bits: int = 8) -> np.ndarray:
+    """Per output channel (rows of `rows`), max |Σ w·x| over `bits`-wide x: 128 · Σ|w| for int8."""
+    return ACTIVATION_MAGNITUDE[bits] * np.abs(rows.astype(np.int64)).sum(axis=1)
 
 
 def byte_table(fn: Callable[..., np.ndarray], arity: int) -> Callable[..., np.ndarray]:

@@ -99,6 +99,12 @@ class ArraySpec:
 
 OpFn = Callable[[list[np.ndarray]], np.ndarray]
 
+# Activation element widths: int8 (the default) and int16 (the CMSIS-NN s16 convention: zero point 0,
+# symmetric range), which the lowering chooses per tensor where int8 rounding loses fidelity.
+ACTIVATION_BITS = (8, 16)
+C_TYPES = {8: "int8_t", 16: "int16_t"}
+NUMPY_TYPES: Mapping[int, type] = {8: np.int8, 16: np.int16}
+
 
 @dataclass(frozen=True)
 class OpFamily:
@@ -106,7 +112,10 @@ class OpFamily:
 
     name: the module and the template macro file (firmware_templates/model/ops/<name>.c.j2).
     kernels: the C functions by variant: the weight format for weighted families, the pooling kind for
-        pooling, None for a family of one kernel.
+        pooling, None for a family of one kernel. Their activations are int8.
+    wide_kernels: the same variants with int16 activations in and out (tr_<op>_s16_<weights>), where
+        the family has them.
+    kernel_bits: (input bits, output bits) of kernels that convert between widths (requantize).
     call_type: the dataclass whose flattened fields one C call reads (usually params_type).
     """
 
@@ -121,6 +130,28 @@ class OpFamily:
     call_type: type | None = None
     calls: Callable[[Op], list[KernelCall]] | None = None
     scratch_bytes: Callable[[Op], int] | None = None
+    wide_kernels: Mapping[str | None, str] = field(default_factory=dict)
+    kernel_bits: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+
+    def kernel(self, variant: str | None, bits: int = 8) -> str:
+        """The C function of `variant` on `bits`-wide activations."""
+        table = self.kernels if bits == 8 else self.wide_kernels
+        if variant not in table:
+            raise KeyError(f"{self.name}: no {bits}-bit kernel for variant {variant!r}")
+        return table[variant]
+
+    def all_kernels(self) -> tuple[str, ...]:
+        return (*self.kernels.values(), *self.wide_kernels.values())
+
+    def bits_of(self, kernel: str) -> tuple[int, int]:
+        """(input element bits, output element bits) of one of this family's kernels."""
+        if kernel in self.kernel_bits:
+            return self.kernel_bits[kernel]
+        if kernel in self.wide_kernels.values():
+            return 16, 16
+        if kernel in self.kernels.values():
+            return 8, 8
+        raise KeyError(f"{self.name}: {kernel!r} is not one of its kernels")
 
     @property
     def scalar_type(self) -> type:

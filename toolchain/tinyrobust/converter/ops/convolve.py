@@ -85,7 +85,7 @@ def lower(node: ConvNode, graph: Graph, opts: LowerOptions) -> Lowered:
         activation=parts.activation,
         bias_shift=parts.bias_shift,
     )
-    op = Op(FAMILY.kernels[parts.weight_format], node.name, node.inputs, node.output, params, parts.arrays,
+    op = Op(FAMILY.kernel(parts.weight_format, parts.bits), node.name, node.inputs, node.output, params, parts.arrays,
             parts.weight_format)
     return Lowered((op,))
 

@@ -63,7 +63,7 @@ def lower(node: ConvNode, graph: Graph, opts: LowerOptions) -> Lowered:
     parts = lower_weighted(node, graph, opts, lambda codes: np.ascontiguousarray(codes.T))
     cin, cout = node.weights.values.shape
     params = FullyConnectedParams(int(cin), int(cout), parts.output_offset, parts.activation, parts.bias_shift)
-    op = Op(FAMILY.kernels[parts.weight_format], node.name, node.inputs, node.output, params, parts.arrays,
+    op = Op(FAMILY.kernel(parts.weight_format, parts.bits), node.name, node.inputs, node.output, params, parts.arrays,
             parts.weight_format)
     return Lowered((op,))
 

@@ -17,6 +17,7 @@ from .base import Clamp, Op
 
 PACKINGS = {"t2": packing.T2, "trit5": packing.TRIT5}
 INT8_ABS_MAX = 128  # largest |q| of an int8 value (and of q − zero_point's int8 part)
+ABS_MAX = {8: INT8_ABS_MAX, 16: 32768}  # by activation bits
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def grids(graph: Graph, node: Node) -> tuple[list[Grid], Grid]:
 
 
 def output_clamp(grid: Grid, relu: bool) -> Clamp:
-    """The int8 range of an output on `grid`; a fused relu clips at the grid's zero."""
+    """The int8 (or int16) range of an output on `grid`; a fused relu clips at the grid's zero."""
     lo = max(grid.qmin, grid.zero_point) if relu else grid.qmin
     return Clamp(int(lo), int(grid.qmax))
 

@@ -16,7 +16,7 @@ from ..ir import ConvNode, Graph, UnsupportedModelError
 from ..quantmath import INT32_MAX, round_half_away
 from .arith import KERNEL_MAX_BIAS_SHIFT
 from .base import ArraySpec, Clamp, Op
-from .lowering import INT8_ABS_MAX, LowerOptions, grids, multipliers, output_clamp, where
+from .lowering import ABS_MAX, LowerOptions, grids, multipliers, output_clamp, where
 
 # The finest bias the lowering asks for: 2^14 units per accumulator step where int32 headroom allows
 # (the kernels accept up to KERNEL_MAX_BIAS_SHIFT; 14 is the most their fast paths take). 8 bits were
@@ -44,6 +44,7 @@ class WeightedParts:
     output_offset: int
     activation: Clamp
     pad_value: int  # the input zero point: padded taps read it, so the bias fold cancels
+    bits: int  # activation width in and out: 8, or 16 for the tr_<op>_s16_<weights> kernels
 
 
 def fine_bias(bias_units: np.ndarray, zero_point_fold: np.ndarray, sum_bound: np.ndarray,
@@ -68,6 +69,8 @@ def lower_weighted(node: ConvNode, graph: Graph, opts: LowerOptions,
     signs already applied) in the kernel's packed row order."""
     at = where(node)
     (gi,), go = grids(graph, node)
+    if gi.bits != go.bits:
+        raise AssertionError(f"{at}: input int{gi.bits}, output int{go.bits}; the widths pass converts first")
     w = node.weights
     assert w.codes is not None and w.channel_scale is not None, "factor_alpha runs before lowering"
     effective = node.post_scale * w.channel_scale  # per output channel, may be negative (BN)
@@ -89,7 +92,7 @@ def lower_weighted(node: ConvNode, graph: Graph, opts: LowerOptions,
     codes = flat.reshape(w.codes.shape)
     unit = np.where(dead, go.scale, magnitude * gi.scale)  # real value of one accumulator step
     code_sum = flat.astype(np.int64).sum(axis=0)
-    sum_bound = np.abs(flat).astype(np.int64).sum(axis=0) * INT8_ABS_MAX  # max |Σ w·x|
+    sum_bound = np.abs(flat).astype(np.int64).sum(axis=0) * ABS_MAX[gi.bits]  # max |Σ w·x|
     bias_shift, bias = fine_bias(node.post_bias / unit, gi.zero_point * code_sum, sum_bound, at)
     bound = (sum_bound << bias_shift) + np.abs(bias)
     mult, shift = multipliers(unit / (go.scale * (1 << bias_shift)), bound, at)
@@ -101,7 +104,7 @@ def lower_weighted(node: ConvNode, graph: Graph, opts: LowerOptions,
         "shift": shift,
     }
     return WeightedParts(arrays, fmt, bias_shift, go.zero_point, output_clamp(go, node.activation.kind == "relu"),
-                         gi.zero_point)
+                         gi.zero_point, go.bits)
 
 
 def unpacked_rows(op: Op, rows: int, row_length: int) -> np.ndarray:

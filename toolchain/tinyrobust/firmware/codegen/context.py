@@ -14,7 +14,7 @@ from typing import Any
 
 from ... import __version__
 from ...converter import ops
-from ...converter.ops.base import scalar_map
+from ...converter.ops.base import C_TYPES, scalar_map
 from ...converter.program import Program
 from .c_arrays import c_initializer, c_string
 from .c_names import DEFAULT_PREFIX, check_prefix
@@ -60,14 +60,19 @@ class OpCall:
     output_bytes: int
 
 
-def _arena(prefix: str, offset: int) -> str:
-    return f"&{prefix}_arena[{offset}]"
+def _arena(prefix: str, offset: int, bits: int = 8, const: bool = False) -> str:
+    """A pointer into the (int8_t) arena; an int16 tensor's as int16_t * (the arena keeps it aligned)."""
+    if bits == 8:
+        return f"&{prefix}_arena[{offset}]"
+    qualifier = "const " if const else ""
+    return f"({qualifier}{C_TYPES[bits]} *)({qualifier}void *)&{prefix}_arena[{offset}]"
 
 
 def _op_call(i: int, op: ops.Op, program: Program, arrays: list[ArrayDecl], prefix: str) -> OpCall:
     placement = program.placement
     assert placement is not None
     family = ops.family_of(op.kernel)
+    in_bits, out_bits = family.bits_of(op.kernel)
     symbols: dict[str, str] = {}
     for spec in family.arrays:
         symbol = f"{prefix}_op{i}_{spec.name}"
@@ -81,8 +86,9 @@ def _op_call(i: int, op: ops.Op, program: Program, arrays: list[ArrayDecl], pref
             function=call.function,
             v={name: str(value) for name, value in scalar_map(call.scalars).items()},
             a=symbols,
-            ins=tuple(_arena(prefix, placement.tensor_offsets[op.inputs[k]]) for k in call.inputs),
-            out=_arena(prefix, placement.tensor_offsets[op.output]),
+            ins=tuple(_arena(prefix, placement.tensor_offsets[op.inputs[k]], in_bits, const=True)
+                      for k in call.inputs),
+            out=_arena(prefix, placement.tensor_offsets[op.output], out_bits),
             scratch=_arena(prefix, placement.scratch_offsets.get(i, 0)),
             scratch_bytes=str(call.scratch_bytes),
             storage="static const",

@@ -8,7 +8,7 @@ from typing import Any
 
 from ... import __version__
 from ...converter import ops
-from ...converter.ops.base import scalar_names
+from ...converter.ops.base import C_TYPES, scalar_names
 from .context import CallText
 
 
@@ -25,13 +25,14 @@ def _kernel(kernel: str, code: int) -> RunnerKernel:
     family = ops.family_of(kernel)
     names = scalar_names(family.scalar_type)
     n_in = family.inputs_per_call
+    in_type, out_type = (C_TYPES[b] for b in family.bits_of(kernel))
     call = CallText(
         function=kernel,
         v={name: f"p[{i}]" for i, name in enumerate(names)},
         a={spec.name: f"(const {spec.c_type} *)(const void *)c->blob[{n_in + j}]"
            for j, spec in enumerate(family.arrays)},
-        ins=tuple(f"(const int8_t *)c->blob[{i}]" for i in range(n_in)),
-        out="out",
+        ins=tuple(f"(const {in_type} *)(const void *)c->blob[{i}]" for i in range(n_in)),
+        out="out" if out_type == "int8_t" else f"({out_type} *)(void *)out",
         scratch="scratch",
         scratch_bytes="c->scratch_bytes",
         storage="const",
