@@ -166,6 +166,18 @@ static inline int8_t tr_output_stage(int32_t acc, int32_t mult, int32_t shift, i
 #endif
 }
 
+/* The same output stage for int16 outputs (the _s16 kernels): the clamp range is within int16. */
+static inline int16_t tr_output_stage_s16(int32_t acc, int32_t mult, int32_t shift, int32_t offset,
+                                          const tr_nn_activation *act)
+{
+#if TR_NN_USE_DSP
+    const tr_rq rq = tr_rq_prepare(mult, shift, NULL, 0);
+    return (int16_t)tr_clamp(tr_rq_requantize(&rq, acc) + offset, act->min, act->max);
+#else
+    return (int16_t)tr_clamp(tr_requantize_inline(acc, mult, shift) + offset, act->min, act->max);
+#endif
+}
+
 /* Largest bias_shift the weighted kernels accept (see tr_nn_conv_params in tr_nn_types.h). */
 #define TR_NN_MAX_BIAS_SHIFT 16
 
