@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyrobust.converter import packing
-from tinyrobust.converter.ops.base import Clamp, Op
+from tinyrobust.converter import ops, packing
+from tinyrobust.converter.ops.base import NUMPY_TYPES, Clamp, Op
 from tinyrobust.firmware import runner
 from tinyrobust.firmware.runner import RunnerCase
 
@@ -24,6 +24,16 @@ MAX_TEST_BIAS_SHIFT = 14  # what the lowering emits (weighted.FINE_BIAS_BITS); t
 
 def i8(rng: np.random.Generator, shape) -> np.ndarray:
     return rng.integers(-128, 128, size=shape).astype(np.int8)
+
+
+def i16(rng: np.random.Generator, shape) -> np.ndarray:
+    """int16 activations over the whole range (the _s16 kernels' inputs)."""
+    return rng.integers(-32768, 32768, size=shape).astype(np.int16)
+
+
+# |x| bound and typical rms of uniformly drawn activations, by width (int8: 128 and ~74)
+MAGNITUDE = {8: 128, 16: 32768}
+RMS = {8: 74.0, 16: 74.0 * 256}
 
 
 def weights(rng: np.random.Generator, fmt: str, shape) -> np.ndarray:
@@ -43,12 +53,13 @@ def clamp(rng: np.random.Generator) -> Clamp:
 
 
 def quant(rng: np.random.Generator, cout: int, k: int, w_scale: float,
-          bias_shift: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel multipliers/shifts that map a typical accumulator into int8 range (some saturate).
+          bias_shift: int = 0, bits: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel multipliers/shifts that map a typical accumulator into int8 (or, bits = 16, int16)
+    range (some saturate); `bits` is the width of both the inputs and the outputs.
 
     The accumulator carries the factor 2^bias_shift, so the shift takes it back out."""
-    typical = max(1.0, np.sqrt(max(k, 1)) * 74.0 * w_scale)
-    base = -int(np.ceil(np.log2(typical))) + 6 - bias_shift
+    typical = max(1.0, np.sqrt(max(k, 1)) * RMS[bits] * w_scale)
+    base = -int(np.ceil(np.log2(typical))) + (6 if bits == 8 else 14) - bias_shift
     mult = rng.integers(1 << 30, (1 << 31) - 1, size=cout, endpoint=True)
     mult[rng.random(cout) < 0.05] = 0
     shift = np.clip(base + rng.integers(-3, 3, size=cout), -31, 4)
@@ -56,7 +67,7 @@ def quant(rng: np.random.Generator, cout: int, k: int, w_scale: float,
 
 
 def bias(rng: np.random.Generator, cout: int, k: int, w: np.ndarray,
-         max_shift: int = MAX_TEST_BIAS_SHIFT) -> tuple[np.ndarray | None, int]:
+         max_shift: int = MAX_TEST_BIAS_SHIFT, bits: int = 8) -> tuple[np.ndarray | None, int]:
     """(bias or None, bias_shift) for acc = Σ w·x · 2^bias_shift + bias, never overflowing int32.
 
     sum_bound bounds |Σ w·x| for any int8 input (|x| <= 128); bias_shift in [0, max_shift] is capped so that
@@ -64,7 +75,7 @@ def bias(rng: np.random.Generator, cout: int, k: int, w: np.ndarray,
     accumulator provably fits. Mostly a bias of realistic size (scaled by 2^bias_shift, as the
     lowering's finer units are), sometimes one using all the remaining headroom.
     """
-    sum_bound = max(k, 1) * 128 * max(int(np.abs(w.astype(np.int64)).max(initial=0)), 1)
+    sum_bound = max(k, 1) * MAGNITUDE[bits] * max(int(np.abs(w.astype(np.int64)).max(initial=0)), 1)
     s_cap = 0
     while s_cap < max_shift and sum_bound << (s_cap + 1) <= 2**30:
         s_cap += 1
@@ -72,7 +83,8 @@ def bias(rng: np.random.Generator, cout: int, k: int, w: np.ndarray,
     if rng.random() < 0.15:
         return None, bias_shift
     headroom = INT32_MAX - (sum_bound << bias_shift)
-    bound = headroom if rng.random() < 0.1 else min(min(2**20, 128 * 128 * max(k, 1)) << bias_shift, headroom)
+    bound = headroom if rng.random() < 0.1 else min(min(2**20, 128 * MAGNITUDE[bits] * max(k, 1)) << bias_shift,
+                                                    headroom)
     return rng.integers(-bound, bound, size=cout, endpoint=True).astype(np.int32), bias_shift
 
 
@@ -96,9 +108,13 @@ def with_zero_bias(arrays: dict[str, np.ndarray], cout: int) -> dict[str, np.nda
 
 
 def saturated_fraction(cases: Sequence[RunnerCase]) -> float:
-    """The fraction of expected output bytes pinned at −128 or 127."""
-    out = np.concatenate([np.frombuffer(c.expected, np.int8) for c in cases])
-    return float(np.mean((out == -128) | (out == 127)))
+    """The fraction of expected output values pinned at their type's rails (int8 or int16)."""
+    outs = []
+    for c in cases:
+        bits = ops.io_bits(c.op.kernel)[1]
+        out = np.frombuffer(c.expected, np.dtype(NUMPY_TYPES[bits]).newbyteorder("<")).astype(np.int32)
+        outs.append((out == -MAGNITUDE[bits]) | (out == MAGNITUDE[bits] - 1))
+    return float(np.mean(np.concatenate(outs)))
 
 
 def run_and_check(kernel_runner: runner.Runner, cases: Sequence[RunnerCase], work_dir: Path) -> int:
@@ -114,17 +130,18 @@ def weighted_case(op: Op, inputs: Sequence[np.ndarray], label: str) -> RunnerCas
     """A case for a weighted op whose arrays may omit "bias" (NULL in C, zeros in the reference)."""
     cout = len(op.arrays["multiplier"])
     expected = RunnerCase.of(replace(op, arrays=with_zero_bias(dict(op.arrays), cout)), inputs).expected
-    return RunnerCase(op, tuple(np.asarray(x, np.int8) for x in inputs), expected, None, label)
+    in_type = NUMPY_TYPES[ops.io_bits(op.kernel)[0]]
+    return RunnerCase(op, tuple(np.asarray(x, in_type) for x in inputs), expected, None, label)
 
 
 def spread(rng: np.random.Generator, cout: int, k: int, w_scale: float, bias_values: np.ndarray | None,
-           bias_shift: int) -> tuple[np.ndarray | None, np.ndarray]:
+           bias_shift: int, bits: int = 8) -> tuple[np.ndarray | None, np.ndarray]:
     """Bias and shifts that spread a layer's outputs over int8 (few saturate): a bias within half a
     typical |Σ w·x| (one case in ten keeps `bias`'s int32 extremes), shifts within ±1 of the one that
     maps a typical accumulator to ~2^6. For tests of the fast paths, whose values must be compared."""
-    typical = max(1.0, np.sqrt(2 * k / 3) * 74.0 * w_scale)
+    typical = max(1.0, np.sqrt(2 * k / 3) * RMS[bits] * w_scale)
     if bias_values is not None and rng.random() < 0.9:
         bound = int(typical / 2) << bias_shift
         bias_values = rng.integers(-bound, bound, size=cout, endpoint=True).astype(np.int32)
-    base = -int(np.ceil(np.log2(typical))) + 6 - bias_shift
+    base = -int(np.ceil(np.log2(typical))) + (6 if bits == 8 else 14) - bias_shift
     return bias_values, np.clip(base + rng.integers(-1, 2, size=cout), -31, 4).astype(np.int32)
