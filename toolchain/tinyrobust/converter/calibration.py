@@ -25,6 +25,7 @@ class CalibrationRange:
     lo: float
     hi: float
     method: str  # how it was chosen, for the report
+    extremes: tuple[float, float] | None = None  # the samples' min/max (an int16 grid spans them)
 
     def describe(self) -> str:
         return f"calibration range [{self.lo:.4g}, {self.hi:.4g}] ({self.method})"
@@ -39,7 +40,8 @@ def _quantisation_mse(values: np.ndarray, lo: float, hi: float) -> float:
 
 def min_max(samples: np.ndarray) -> CalibrationRange:
     """samples: [min, max, values…] as frontend.tensor_samples gives them."""
-    return CalibrationRange(float(samples[0]), float(samples[1]), "min/max")
+    lo, hi = float(samples[0]), float(samples[1])
+    return CalibrationRange(lo, hi, "min/max", (lo, hi))
 
 
 def minimum_error(samples: np.ndarray) -> CalibrationRange:
@@ -54,7 +56,7 @@ def minimum_error(samples: np.ndarray) -> CalibrationRange:
         f_hi = min(SHRINK, key=lambda f: (_quantisation_mse(values, lo * f_lo, hi * f), -f))
         f_lo = min(SHRINK, key=lambda f: (_quantisation_mse(values, lo * f, hi * f_hi), -f))
     if f_lo == f_hi == 1.0:
-        return CalibrationRange(lo, hi, "min/max (least quantisation error)")
+        return CalibrationRange(lo, hi, "min/max (least quantisation error)", (lo, hi))
     ratio = _quantisation_mse(values, lo * f_lo, hi * f_hi) / _quantisation_mse(values, lo, hi)
     return CalibrationRange(lo * f_lo, hi * f_hi, f"least quantisation error: {100 * f_lo:.0f} % / {100 * f_hi:.0f} % "
-                            f"of min / max, MSE ×{ratio:.2f}")
+                            f"of min / max, MSE ×{ratio:.2f}", (lo, hi))

@@ -17,12 +17,15 @@ from .ir import Graph
 from .lower import lower
 from .ops.lowering import LowerOptions
 from .passes import (
+    Fidelity,
     GridOptions,
     run_quantize,
     run_structural,
+    run_widths,
     table_inputs,
     tensors_improved_by_calibration,
     tensors_needing_calibration,
+    widenable_nodes,
 )
 from .program import Program
 from .reference import Reference
@@ -33,6 +36,7 @@ class ConvertOptions:
     input_range: tuple[float, float] | None = None  # None: from the calibration data, else [0, 1]
     packing: str = "t2"
     calibration: Dataset | None = None
+    fidelity: Fidelity = "fast"  # which calibrated tensors get int16 activations (passes/widths.py)
 
 
 class DeployedModel:
@@ -93,6 +97,13 @@ def _calibrate(graph: Graph, keras_model: Any, tensors: list[str],
     return {t: (min_max if t in keep_extremes else minimum_error)(samples[t]) for t in tensors}
 
 
+def choose_wide_nodes(graph: Graph, fidelity: Fidelity) -> frozenset[str]:
+    """The nodes that run on int16 activations at this fidelity."""
+    if fidelity == "fast":
+        return frozenset()
+    return frozenset(widenable_nodes(graph))
+
+
 def convert(model_path: str | Path, options: ConvertOptions | None = None, **kwargs: Any) -> DeployedModel:
     """Load a QKeras .h5 and lower it. kwargs override ConvertOptions fields, e.g.
     `convert("m.h5", calibration=Dataset.load("cal.npz"), packing="trit5")`."""
@@ -108,6 +119,7 @@ def convert(model_path: str | Path, options: ConvertOptions | None = None, **kwa
         graph = replace(graph, calibration=_calibrate(graph, keras_model, sorted({t for t, _ in wanted}),
                                                       options.calibration.inputs))
     graph = run_quantize(graph, grid_options)  # raises CalibrationNeededError naming what is missing
+    graph = run_widths(graph, choose_wide_nodes(graph, options.fidelity))
     program = lower(graph, LowerOptions(packing=options.packing))
     return DeployedModel(program, graph, keras_model)
 

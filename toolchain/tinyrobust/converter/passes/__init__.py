@@ -24,6 +24,7 @@ from .grids import (
 )
 from .invariants import check_graph
 from .structure import drop_final_softmax, fold_zero_padding, remove_identities
+from .widths import FIDELITIES, Fidelity, widen, widenable_nodes
 
 Pass = Callable[[Graph], Graph]
 
@@ -54,7 +55,18 @@ def run_quantize(graph: Graph, options: GridOptions) -> Graph:
     return graph
 
 
+def run_widths(graph: Graph, wide_nodes: frozenset[str]) -> Graph:
+    """int16 activations for `wide_nodes`, conversions where widths meet (after assign_grids)."""
+    graph = widen(graph, wide_nodes)
+    check_graph(graph, "widen", quantized=True)
+    return graph
+
+
 __all__ = [
+    "FIDELITIES",
+    "Fidelity",
+    "run_widths",
+    "widenable_nodes",
     "CalibrationNeededError",
     "GridOptions",
     "run_structural",
