@@ -83,7 +83,7 @@ def _needs(node: Node, out_bits: int) -> int | None:
         return None  # requantize converts any width to any
     if isinstance(node, ConcatNode):
         return None  # concat requantises each input onto its own grid (any width)
-    if isinstance(node, _WIDENABLE | _INHERITING):
+    if isinstance(node, (*_WIDENABLE, *_INHERITING)):
         return out_bits
     return 8  # tables, Mul: int8 only
 
