@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import lazy
+from ..converter.passes.widths import counterpart
 from ..converter.pipeline import DeployedModel
 
 WORST_SHOWN = 3
@@ -59,7 +60,7 @@ def layer_fidelity(deployed: DeployedModel, x: np.ndarray) -> list[LayerFidelity
         raise ValueError("per-layer fidelity needs the Keras model")
     program, graph = deployed.program, deployed.graph
     produced = [(i, op) for i, op in enumerate(program.ops) if op.output in graph.tensors]
-    names = [op.output for _, op in produced]
+    names = list(dict.fromkeys(counterpart(op.output) for _, op in produced))
     keras_values = lazy.frontend().tensor_values(deployed.keras_model, names, x) if names else {}
     q = deployed.quantize_input(x)
     layers = [deployed.reference.run_layers(row) for row in q]
@@ -76,7 +77,7 @@ def layer_fidelity(deployed: DeployedModel, x: np.ndarray) -> list[LayerFidelity
     add(-1, program.input, "input quantisation", np.asarray(x, np.float64), q)
     for i, op in produced:
         ours = np.stack([per_sample[i] for per_sample in layers])
-        add(i, op.output, op.kernel, keras_values[op.output], ours)
+        add(i, op.output, op.kernel, keras_values[counterpart(op.output)], ours)
     return rows
 
 

@@ -88,8 +88,16 @@ def _needs(node: Node, out_bits: int) -> int | None:
     return 8  # tables, Mul: int8 only
 
 
+CONVERSION_MARK = ":int"  # a conversion's tensor is "<tensor>:int8" or "<tensor>:int16"
+
+
+def counterpart(tensor: str) -> str:
+    """The model's tensor that `tensor` holds, converted or not (for comparing with Keras)."""
+    return tensor.split(CONVERSION_MARK, 1)[0]
+
+
 def _conversion(tensor: str, grid: Grid, bits: int, info: TensorInfo) -> tuple[ActivationNode, TensorInfo]:
-    name = f"{tensor}:int{bits}"
+    name = f"{tensor}{CONVERSION_MARK}{bits}"
     act = Activation("quantized", grid=grid, description=f"conversion to int{bits}")
     return ActivationNode(f"{tensor}_to_int{bits}", (tensor,), name, act), replace(info, name=name, grid=grid)
 
@@ -138,7 +146,7 @@ def widen(graph: Graph, wide_nodes: frozenset[str] | set[str]) -> Graph:
                     converted[(t, need)] = info.name
                 node = rename_input(node, t, converted[(t, need)])
         if node.output in graph.outputs and out_grid.bits == 16:
-            wide_name = f"{node.output}:int16"
+            wide_name = f"{node.output}{CONVERSION_MARK}16"
             tensors[wide_name] = replace(tensors[node.output], name=wide_name)
             tensors[node.output] = replace(tensors[node.output], grid=narrow_grid[node.output])
             act = Activation("quantized", grid=narrow_grid[node.output], description="conversion to int8")
