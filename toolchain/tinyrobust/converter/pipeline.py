@@ -62,7 +62,7 @@ class DeployedModel:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Dequantised outputs (logits) of the deployed integer model."""
         out = self.program.tensor(self.program.output)
-        return out.scale * (self.predict_int8(x).astype(np.float64) - out.zero_point)
+        return out.scale * (self.program.output_values(self.predict_int8(x)).astype(np.float64) - out.zero_point)
 
     def keras_predict(self, x: np.ndarray) -> np.ndarray:
         if self.keras_model is None:
@@ -76,7 +76,8 @@ class DeployedModel:
         return lazy.frontend().predict_outputs(self.keras_model, [np.asarray(x, np.float32) for x in xs])
 
     def predict_int8_outputs(self, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """The deployed model on one float array per input: its int8 outputs, one (N, bytes) array each."""
+        """The deployed model on one float array per input: its outputs, one (N, elements) int8 or int16 array
+        each."""
         return self.program.split_outputs(self.reference.run(self.program.pack_inputs(xs)))
 
 
@@ -119,7 +120,12 @@ def convert(model_path: str | Path, options: ConvertOptions | None = None, **kwa
         graph = replace(graph, calibration=_calibrate(graph, keras_model, sorted({t for t, _ in wanted}),
                                                       options.calibration.inputs))
     graph = run_quantize(graph, grid_options)  # raises CalibrationNeededError naming what is missing
-    graph = run_widths(graph, choose_wide_nodes(graph, options.fidelity))
+    import os
+    if os.environ.get("EXP_LAST"):
+        last = {graph.producer(t).name for t in graph.outputs}
+        graph = run_widths(graph, frozenset(n for n in widenable_nodes(graph) if n in last), True)
+    else:
+        graph = run_widths(graph, choose_wide_nodes(graph, options.fidelity), bool(os.environ.get("EXP_OUT16")))
     program = lower(graph, LowerOptions(packing=options.packing))
     return DeployedModel(program, graph, keras_model)
 

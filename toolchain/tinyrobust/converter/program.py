@@ -106,10 +106,10 @@ class Program:
         if not self.inputs or not self.outputs or len(self.input_quantizations) != len(self.inputs):
             raise ValueError(f"a Program needs inputs, outputs and one grid per input: {len(self.inputs)} inputs, "
                              f"{len(self.outputs)} outputs, {len(self.input_quantizations)} grids")
-        # the wire protocol and every target move int8 inputs and outputs; int16 lives inside the model
-        wide_io = [t for t in (*self.inputs, *self.outputs) if t in self.tensors and self.tensors[t].bits != 8]
-        if wide_io:
-            raise ValueError(f"model inputs and outputs are int8; {', '.join(wide_io)} is int16")
+        # inputs are quantised on the host and sent as int8; an output may be int16 (its bytes little-endian)
+        wide_in = [t for t in self.inputs if t in self.tensors and self.tensors[t].bits != 8]
+        if wide_in:
+            raise ValueError(f"model inputs are int8; {', '.join(wide_in)} is int16")
 
     def tensor(self, name: str) -> TensorSpec:
         return self.tensors[name]
@@ -160,9 +160,22 @@ class Program:
                                for q, x in zip(self.input_quantizations, xs, strict=True)], axis=1)
 
     def split_outputs(self, packed: np.ndarray) -> list[np.ndarray]:
-        """Packed int8 outputs (N, output_bytes) → one (N, output k bytes) array per output."""
+        """Packed output bytes (N, output_bytes) → one (N, output k elements) array per output, as int8 or,
+        for an int16 output, int16 (its bytes little-endian, as the Cortex-M stores them)."""
         bounds = (*self.output_offsets(), self.output_bytes)
-        return [packed[:, a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        packed = np.asarray(packed)
+        outs = []
+        for t, a, b in zip(self.outputs, bounds[:-1], bounds[1:], strict=True):
+            part = packed[:, a:b]
+            if self.tensor(t).bits == 16:
+                part = np.ascontiguousarray(part).view(np.dtype("<i2")).astype(np.int16)
+            outs.append(part)
+        return outs
+
+    def output_values(self, packed: np.ndarray) -> np.ndarray:
+        """The one output's values (N, elements), int8 or int16, from packed output bytes."""
+        self._only(self.outputs, "outputs")
+        return self.split_outputs(packed)[0]
 
     def storage_of(self, name: str) -> str:
         """The tensor whose memory `name` lives in (follows Flatten/Reshape aliases)."""

@@ -56,7 +56,8 @@ def _input_entry(program: Program, k: int) -> dict[str, Any]:
 
 def _output_entry(program: Program, k: int) -> dict[str, Any]:
     t = program.tensor(program.outputs[k])
-    return {"shape": list(t.shape), "bytes": t.nbytes, "scale": t.scale, "zero_point": t.zero_point}
+    return {"shape": list(t.shape), "bytes": t.nbytes, "scale": t.scale, "zero_point": t.zero_point,
+            "dtype": "int16" if t.bits == 16 else "int8"}
 
 
 def io_manifest(program: Program) -> dict[str, Any]:

@@ -48,14 +48,17 @@ def snr_db(reference: np.ndarray, approximation: np.ndarray) -> float | None:
     return float(10.0 * np.log10(max(float(np.sum(r * r)), 1e-300) / noise))
 
 
-def output_error(tensor: str, keras: np.ndarray, q: np.ndarray, scale: float, zero_point: int) -> OutputError:
-    """Keras's float output (N, …) against the deployed int8 output (N, …) on the grid (scale, zero_point)."""
+def output_error(tensor: str, keras: np.ndarray, q: np.ndarray, scale: float, zero_point: int,
+                 bits: int = 8) -> OutputError:
+    """Keras's float output (N, …) against the deployed int8 (or int16) output (N, …) on the grid
+    (scale, zero_point)."""
     k = np.asarray(keras, np.float64).reshape(len(keras), -1)
     d = dequantize(np.asarray(q).reshape(len(q), -1), scale, zero_point)
     if k.shape != d.shape:
         raise ValueError(f"Keras output {k.shape} and deployed output {d.shape} differ in shape")
     steps = np.abs(d - k) / scale
-    lo, hi = scale * (-128 - zero_point), scale * (127 - zero_point)
+    half_range = 1 << (bits - 1)
+    lo, hi = scale * (-half_range - zero_point), scale * (half_range - 1 - zero_point)
     return OutputError(
         tensor=tensor, scale=float(scale), zero_point=int(zero_point), values=int(k.size),
         max_steps=float(steps.max(initial=0.0)), mean_steps=float(steps.mean()) if steps.size else 0.0,

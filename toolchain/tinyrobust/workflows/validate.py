@@ -140,13 +140,14 @@ def _output_measures(report: dict[str, Any], task: TaskChoice, program: Program,
                      keras_outputs: np.ndarray | None, ref_out: np.ndarray, target_out: np.ndarray) -> None:
     """regression / anomaly: the deployed output against Keras's, and the anomaly score's ranking."""
     out = program.tensor(program.output)
+    ref_values, target_values = program.output_values(ref_out), program.output_values(target_out)
     report["output_error"] = None if keras_outputs is None else [
-        output_error(program.output, keras_outputs, target_out, out.scale, out.zero_point).to_json()]
+        output_error(program.output, keras_outputs, target_values, out.scale, out.zero_point, out.bits).to_json()]
     if task.kind == "anomaly":
         report["anomaly"] = anomaly_agreement(data.x, data.y, {
             "keras": keras_outputs,
-            "reference": dequantize(ref_out, out.scale, out.zero_point),
-            "target": dequantize(target_out, out.scale, out.zero_point),
+            "reference": dequantize(ref_values, out.scale, out.zero_point),
+            "target": dequantize(target_values, out.scale, out.zero_point),
         })
         anomalous = report["anomaly"]["anomalous"]
         if anomalous in (0, len(data)):
@@ -164,7 +165,7 @@ def validate(export: LoadedExport, data: Dataset, target_spec: str, *, keras_out
     task = task or choose_task("auto", program, data.y)
     classify = task.kind == "classification"
     if classify:
-        data.check_labels(program.tensor(program.outputs[0]).nbytes, "--data")
+        data.check_labels(program.tensor(program.outputs[0]).elements, "--data")
     saturation, warnings = _saturation(program, data)
     kind, _ = parse_target(target_spec)
     reference = Reference(program)

@@ -55,9 +55,9 @@ def run_quantize(graph: Graph, options: GridOptions) -> Graph:
     return graph
 
 
-def run_widths(graph: Graph, wide_nodes: frozenset[str]) -> Graph:
+def run_widths(graph: Graph, wide_nodes: frozenset[str], int16_outputs: bool) -> Graph:
     """int16 activations for `wide_nodes`, conversions where widths meet (after assign_grids)."""
-    graph = widen(graph, wide_nodes)
+    graph = widen(graph, wide_nodes, int16_outputs)
     check_graph(graph, "widen", quantized=True)
     return graph
 

@@ -102,9 +102,11 @@ def _conversion(tensor: str, grid: Grid, bits: int, info: TensorInfo) -> tuple[A
     return ActivationNode(f"{tensor}_to_int{bits}", (tensor,), name, act), replace(info, name=name, grid=grid)
 
 
-def widen(graph: Graph, wide_nodes: frozenset[str] | set[str]) -> Graph:
+def widen(graph: Graph, wide_nodes: frozenset[str] | set[str], int16_outputs: bool = False) -> Graph:
     """The graph with `wide_nodes` (names from widenable_nodes) on int16 grids, their width carried
-    through pooling, padding, views and relus, and conversions where widths meet."""
+    through pooling, padding, views and relus, and conversions where widths meet. A model output a wide
+    node writes stays int16 with `int16_outputs` (finer logits: near-tied classes keep their order),
+    else a conversion brings it back to its int8 grid."""
     if not wide_nodes:
         return graph
     tensors = dict(graph.tensors)
@@ -145,7 +147,7 @@ def widen(graph: Graph, wide_nodes: frozenset[str] | set[str]) -> Graph:
                     tensors[info.name] = info
                     converted[(t, need)] = info.name
                 node = rename_input(node, t, converted[(t, need)])
-        if node.output in graph.outputs and out_grid.bits == 16:
+        if node.output in graph.outputs and out_grid.bits == 16 and not int16_outputs:
             wide_name = f"{node.output}{CONVERSION_MARK}16"
             tensors[wide_name] = replace(tensors[node.output], name=wide_name)
             tensors[node.output] = replace(tensors[node.output], grid=narrow_grid[node.output])

@@ -122,7 +122,8 @@ class AttackContext:
         if todo:
             rows = np.fromiter(todo.values(), dtype=np.int64, count=len(todo))
             out = self.model.program.tensor(self.model.program.output)
-            fresh = (out.scale * (self.model.reference.run(q[rows]).astype(np.float64) - out.zero_point))
+            values = self.model.program.output_values(self.model.reference.run(q[rows]))
+            fresh = out.scale * (values.astype(np.float64) - out.zero_point)
             fresh = fresh.astype(np.float32)
             answers = dict(zip(todo, fresh, strict=True))
             for key, logits in answers.items():
@@ -139,7 +140,7 @@ class AttackContext:
 
     def reference_labels(self, q: np.ndarray) -> np.ndarray:
         t = time.perf_counter()
-        labels = self.model.reference.run(q).argmax(axis=1)
+        labels = self.model.program.output_values(self.model.reference.run(q)).argmax(axis=1)
         self.reference_seconds += time.perf_counter() - t
         return labels
 

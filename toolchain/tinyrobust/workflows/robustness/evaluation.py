@@ -263,8 +263,8 @@ def evaluate_model(mut: ModelUnderTest, data: Dataset, settings: Settings, *,
     def block(k: int) -> slice:
         return where[k * n:(k + 1) * n]  # type: ignore[return-value]
 
-    t_label = t_distinct.argmax(axis=1)
-    r_label = r_distinct.argmax(axis=1)
+    t_label = model.program.output_values(t_distinct).argmax(axis=1)
+    r_label = model.program.output_values(r_distinct).argmax(axis=1)
     clean_idx = block(0)
     clean_ok = t_label[clean_idx] == y
     clean_ref_ok = r_label[clean_idx] == y
@@ -298,7 +298,7 @@ def evaluate_model(mut: ModelUnderTest, data: Dataset, settings: Settings, *,
         confirmation = None
         if key.threat == BLACK_BOX:
             confirmation = _confirm([block(index[(key.id, pk)]) for pk in crafts[0].adversarial], t_distinct,
-                                    r_distinct, y)
+                                    r_distinct, t_label, r_label, y)
         notes = tuple(dict.fromkeys(note for c in crafts for note in c.notes))
         rows.append(Row(key, tuple(points), sum(c.attacked for c in crafts),
                         sum(c.queries for c in crafts) if key.attack in BLACK_BOX_ATTACKS else None, notes,
@@ -328,12 +328,13 @@ def evaluate_model(mut: ModelUnderTest, data: Dataset, settings: Settings, *,
     return with_masking_checks(result)
 
 
-def _confirm(indices: Sequence[np.ndarray], t: np.ndarray, r: np.ndarray, y: np.ndarray) -> Confirmation:
+def _confirm(indices: Sequence[np.ndarray], t: np.ndarray, r: np.ndarray, t_labels: np.ndarray, r_labels: np.ndarray,
+             y: np.ndarray) -> Confirmation:
     """Every example of a black-box row on the target: bytes as the reference's, flips confirmed."""
     idx = np.concatenate(indices)
     labels = np.tile(y, len(indices))
     same = np.all(t[idx] == r[idx], axis=1)
-    r_label, t_label = r[idx].argmax(axis=1), t[idx].argmax(axis=1)
+    r_label, t_label = r_labels[idx], t_labels[idx]
     flipped = r_label != labels
     held = flipped & (t_label == r_label)
     bad = np.flatnonzero(~same | (flipped & ~held)) % len(y)
