@@ -33,6 +33,13 @@ _BYTES_PER_WINDOW_ELEMENT = 13  # int8 window + float64 copy + slack for the int
 _BLAS = ThreadpoolController()
 
 
+def _as_bytes(values: np.ndarray) -> np.ndarray:
+    """(N, elements) int8 or int16 → (N, bytes) int8, int16 little-endian as the Cortex-M stores it."""
+    if values.dtype == np.int8:
+        return values
+    return np.ascontiguousarray(values.astype("<i2")).view(np.int8)
+
+
 class Reference:
     """Runs a Program on int8 inputs. `run` gives the output; `run_layers` every op's output."""
 
@@ -102,7 +109,8 @@ class Reference:
         return self.run(np.asarray(x_int8)[None])[0]
 
     def run(self, x_int8: np.ndarray, chunk: int | None = None) -> np.ndarray:
-        """(N, *input_shape) or (N, input_bytes) int8 → (N, output_bytes) int8, `chunk` samples per pass.
+        """(N, *input_shape) or (N, input_bytes) int8 → (N, output_bytes) int8, `chunk` samples per pass: the
+        outputs' bytes as the target sends them (an int16 output's little-endian; Program.split_outputs decodes).
 
         With several inputs or outputs both sides are packed: every tensor's bytes in order
         (Program.pack_inputs, Program.split_outputs)."""
@@ -117,8 +125,8 @@ class Reference:
                 part = x_int8[start:start + step]
                 values = self._execute(part)
                 out[start:start + len(part)] = np.concatenate(
-                    [self._batched(values, t, len(part)).reshape(len(part), -1) for t in self.program.outputs],
-                    axis=1)
+                    [_as_bytes(self._batched(values, t, len(part)).reshape(len(part), -1))
+                     for t in self.program.outputs], axis=1)
         return out
 
     def run_inputs(self, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
