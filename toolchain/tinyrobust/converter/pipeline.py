@@ -99,10 +99,21 @@ def _calibrate(graph: Graph, keras_model: Any, tensors: list[str],
 
 
 def choose_wide_nodes(graph: Graph, fidelity: Fidelity) -> frozenset[str]:
-    """The nodes that run on int16 activations at this fidelity."""
+    """The nodes that run on int16 activations at this fidelity (passes/widths.py).
+
+    balanced: those whose int16 output is no larger than the model's largest int8 tensor, so the
+    activation memory's peak barely moves: in a network that narrows as it deepens, the deeper layers,
+    where rounding noise has compounded most, and the head.
+    """
     if fidelity == "fast":
         return frozenset()
-    return frozenset(widenable_nodes(graph))
+    candidates = widenable_nodes(graph)
+    if fidelity == "exact":
+        return frozenset(candidates)
+    elements = {t: int(np.prod(info.shape, dtype=np.int64)) for t, info in graph.tensors.items()}
+    largest = max(elements.values())
+    by_name = {n.name: n for n in graph.nodes}
+    return frozenset(n for n in candidates if 2 * elements[by_name[n].output] <= largest)
 
 
 def convert(model_path: str | Path, options: ConvertOptions | None = None, **kwargs: Any) -> DeployedModel:
@@ -120,12 +131,7 @@ def convert(model_path: str | Path, options: ConvertOptions | None = None, **kwa
         graph = replace(graph, calibration=_calibrate(graph, keras_model, sorted({t for t, _ in wanted}),
                                                       options.calibration.inputs))
     graph = run_quantize(graph, grid_options)  # raises CalibrationNeededError naming what is missing
-    import os
-    if os.environ.get("EXP_LAST"):
-        last = {graph.producer(t).name for t in graph.outputs}
-        graph = run_widths(graph, frozenset(n for n in widenable_nodes(graph) if n in last), True)
-    else:
-        graph = run_widths(graph, choose_wide_nodes(graph, options.fidelity), bool(os.environ.get("EXP_OUT16")))
+    graph = run_widths(graph, choose_wide_nodes(graph, options.fidelity), int16_outputs=options.fidelity != "fast")
     program = lower(graph, LowerOptions(packing=options.packing))
     return DeployedModel(program, graph, keras_model)
 
