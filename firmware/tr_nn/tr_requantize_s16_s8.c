@@ -6,8 +6,8 @@
  * Ranges: q + input_offset fits int32 (the lowering passes -z_in = 0 for an int16 grid: the CMSIS-NN s16
  * convention), and (q + input_offset) << max(shift, 0) fits int32 (the lowering checks this headroom);
  * output_offset within int32 without overflowing the sum, activation within int8 (min <= max).
- * DSP path: two int16 inputs per word load, four inputs per iteration, the requantisation constants
- * prepared once, and the four int8 outputs stored as one word.
+ * DSP path: two int16 inputs per word load, four per step stored as one word of int8, the requantisation
+ * constants prepared once and its rounding variant chosen outside the loop.
  */
 #include "tr_nn_support.h"
 
@@ -27,17 +27,26 @@ tr_nn_status tr_requantize_s16_s8(const tr_nn_requantize_params *params, const t
     const tr_rq rq = tr_rq_prepare(mult, shift, NULL, 0);
     const int32_t lo = params->activation.min;
     const int32_t hi = params->activation.max;
-    for (; i + 4 <= n; i += 4) {
-        const uint32_t w01 = tr_load_u32(input_data + i);
-        const uint32_t w23 = tr_load_u32(input_data + i + 2);
-        /* each lane sign-extended and offset in one SXTAH */
-        const int32_t r0 = tr_clamp(tr_rq_requantize(&rq, (int16_t)w01 + in_off) + off, lo, hi);
-        const int32_t r1 = tr_clamp(tr_rq_requantize(&rq, (int16_t)(w01 >> 16) + in_off) + off, lo, hi);
-        const int32_t r2 = tr_clamp(tr_rq_requantize(&rq, (int16_t)w23 + in_off) + off, lo, hi);
-        const int32_t r3 = tr_clamp(tr_rq_requantize(&rq, (int16_t)(w23 >> 16) + in_off) + off, lo, hi);
-        tr_store_u32(output_data + i, (uint32_t)(uint8_t)r0 | ((uint32_t)(uint8_t)r1 << 8) |
-                                          ((uint32_t)(uint8_t)r2 << 16) | ((uint32_t)(uint8_t)r3 << 24));
+    /* Two words (four int16 lanes) in, one word of four int8 out per step; the rounding variant
+     * (tr_rq_r0 for shift >= 0, tr_rq_rn below) is chosen once, outside the loop. */
+#define TR_RQ_S16_S8_LANE(requantize, v) ((uint32_t)(uint8_t)tr_clamp(requantize(&rq, (v) + in_off) + off, lo, hi))
+#define TR_RQ_S16_S8_LOOP(requantize)                                                                \
+    for (; i + 4 <= n; i += 4) {                                                                     \
+        const uint32_t w01 = tr_load_u32(input_data + i);                                            \
+        const uint32_t w23 = tr_load_u32(input_data + i + 2);                                        \
+        const uint32_t b01 = TR_RQ_S16_S8_LANE(requantize, (int16_t)w01) |                           \
+                             (TR_RQ_S16_S8_LANE(requantize, (int16_t)(w01 >> 16)) << 8);             \
+        const uint32_t b23 = TR_RQ_S16_S8_LANE(requantize, (int16_t)w23) |                           \
+                             (TR_RQ_S16_S8_LANE(requantize, (int16_t)(w23 >> 16)) << 8);             \
+        tr_store_u32(output_data + i, b01 | (b23 << 16));                                            \
     }
+    if (rq.right == 0) {
+        TR_RQ_S16_S8_LOOP(tr_rq_r0)
+    } else {
+        TR_RQ_S16_S8_LOOP(tr_rq_rn)
+    }
+#undef TR_RQ_S16_S8_LOOP
+#undef TR_RQ_S16_S8_LANE
 #endif
     for (; i < n; ++i) {
         output_data[i] = tr_output_stage(input_data[i] + in_off, mult, shift, off, &params->activation);

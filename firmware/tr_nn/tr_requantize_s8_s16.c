@@ -8,7 +8,8 @@
  * (q + input_offset) << max(shift, 0) fits int32 (the lowering checks this headroom); output_offset within
  * int32 without overflowing the sum, activation within int16 (min <= max).
  * DSP path: four inputs per word, the input offset added to two int16 lanes at a time with SXTAB16,
- * the requantisation constants prepared once, and two outputs stored per word.
+ * two outputs stored per word, the requantisation constants prepared once and its rounding variant
+ * chosen outside the loop.
  */
 #include "tr_nn_support.h"
 
@@ -28,17 +29,26 @@ tr_nn_status tr_requantize_s8_s16(const tr_nn_requantize_params *params, const t
     const int32_t lo = params->activation.min;
     const int32_t hi = params->activation.max;
     const uint32_t in_off = ((uint32_t)params->input_offset & 0xFFFFu) | ((uint32_t)params->input_offset << 16);
-    for (; i + 4 <= n; i += 4) {
-        const uint32_t w = tr_load_u32(input_data + i);
-        const uint32_t v02 = (uint32_t)__sxtab16((int32_t)in_off, (int32_t)w);             /* lanes 0, 2 */
-        const uint32_t v13 = (uint32_t)__sxtab16((int32_t)in_off, (int32_t)tr_ror(w, 8u)); /* lanes 1, 3 */
-        const int32_t r0 = tr_clamp(tr_rq_requantize(&rq, (int16_t)v02) + off, lo, hi);
-        const int32_t r1 = tr_clamp(tr_rq_requantize(&rq, (int16_t)v13) + off, lo, hi);
-        const int32_t r2 = tr_clamp(tr_rq_requantize(&rq, (int16_t)(v02 >> 16)) + off, lo, hi);
-        const int32_t r3 = tr_clamp(tr_rq_requantize(&rq, (int16_t)(v13 >> 16)) + off, lo, hi);
-        tr_store_u32(output_data + i, (uint32_t)(uint16_t)r0 | ((uint32_t)r1 << 16));
-        tr_store_u32(output_data + i + 2, (uint32_t)(uint16_t)r2 | ((uint32_t)r3 << 16));
+    /* One word of four int8 in, two words of int16 out per step; the rounding variant (tr_rq_r0 for
+     * shift >= 0, the usual case when widening, tr_rq_rn below) is chosen once, outside the loop. */
+#define TR_RQ_S8_S16_LANE(requantize, v) tr_clamp(requantize(&rq, (int16_t)(v)) + off, lo, hi)
+#define TR_RQ_S8_S16_LOOP(requantize)                                                                \
+    for (; i + 4 <= n; i += 4) {                                                                     \
+        const uint32_t w = tr_load_u32(input_data + i);                                              \
+        const uint32_t v02 = (uint32_t)__sxtab16((int32_t)in_off, (int32_t)w); /* lanes 0, 2 */      \
+        const uint32_t v13 = (uint32_t)__sxtab16((int32_t)in_off, (int32_t)tr_ror(w, 8u));           \
+        tr_store_u32(output_data + i, (uint32_t)(uint16_t)TR_RQ_S8_S16_LANE(requantize, v02) |       \
+                                          ((uint32_t)TR_RQ_S8_S16_LANE(requantize, v13) << 16));     \
+        tr_store_u32(output_data + i + 2, (uint32_t)(uint16_t)TR_RQ_S8_S16_LANE(requantize, v02 >> 16) | \
+                                              ((uint32_t)TR_RQ_S8_S16_LANE(requantize, v13 >> 16) << 16)); \
     }
+    if (rq.right == 0) {
+        TR_RQ_S8_S16_LOOP(tr_rq_r0)
+    } else {
+        TR_RQ_S8_S16_LOOP(tr_rq_rn)
+    }
+#undef TR_RQ_S8_S16_LOOP
+#undef TR_RQ_S8_S16_LANE
 #endif
     for (; i < n; ++i) {
         output_data[i] =

@@ -51,20 +51,25 @@ def wide_case(rng: np.random.Generator, kernel: str) -> RunnerCase:
     # sizes around the DSP loops' block of four, then longer tails
     n = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 9])) if rng.random() < 0.4 else int(rng.integers(10, 90))
     mult = int(rng.integers(1 << 30, (1 << 31) - 1, endpoint=True)) if rng.random() > 0.05 else 0
+    # Both rounding variants of the DSP loops: shift >= 0 (tr_rq_r0) and shift < 0 (tr_rq_rn).
+    coarse = 0
     if in_bits == 8:
         x = kc.i8(rng, n)
         input_offset = int(rng.integers(-127, 129))  # −z of any int8 grid
         magnitude = 256  # |q + input_offset|
+        # widening onto a grid much coarser than the input's: a right shift, outputs of a few hundred
+        coarse = int(rng.integers(7, 10)) if rng.random() < 0.25 else 0
     else:
-        # int16 grids have zero point 0, but the kernels honour any offset
-        input_offset = 0 if rng.random() < 0.5 else int(rng.integers(-2048, 2049))
-        # finer input scales (a positive shift) come with inputs small enough for the shift's headroom
-        left = int(rng.integers(0, 4)) if out_bits == 16 and rng.random() < 0.4 else 0
+        # coarser input scales (shift >= 0) come with inputs small enough for the shift's headroom
+        small = rng.random() < 0.4
+        left = (int(rng.integers(0, 4)) if out_bits == 16 else int(rng.integers(7, 10))) if small else 0
         x = (kc.i16(rng, n).astype(np.int32) >> left).astype(np.int16)
         magnitude = 32768 >> left
+        # int16 grids have zero point 0, but the kernels honour any offset
+        input_offset = 0 if rng.random() < 0.5 else int(rng.integers(-magnitude // 16, magnitude // 16 + 1))
     # mult · 2^shift / 2^31 in [0.5, 1) · 2^shift: the shift that maps `magnitude` to the output's
     ratio = kc.MAGNITUDE[out_bits] / magnitude
-    shift = int(np.round(np.log2(ratio))) + int(rng.integers(-2, 2))
+    shift = int(np.round(np.log2(ratio))) + int(rng.integers(-2, 1)) - coarse
     top = kc.MAGNITUDE[out_bits]
     output_offset = int(rng.integers(-top // 8, top // 8))
     params = RequantizeParams(n, input_offset, output_offset, mult, shift, wide_clamp(rng, out_bits))
