@@ -106,6 +106,14 @@ tr_nn_status tr_mul_s8(const tr_nn_mul_params *mul_params, const tr_nn_dims *dim
                        const int8_t *input_2_data, int8_t *output_data);
 tr_nn_status tr_requantize_s8(const tr_nn_requantize_params *params, const tr_nn_dims *dims,
                               const int8_t *input_data, int8_t *output_data);
+/* The same requantisation between widths: int8 -> int16 (widening), int16 -> int8 (narrowing), and
+ * int16 -> int16 (an activation inside an int16 region). */
+tr_nn_status tr_requantize_s8_s16(const tr_nn_requantize_params *params, const tr_nn_dims *dims,
+                                  const int8_t *input_data, int16_t *output_data);
+tr_nn_status tr_requantize_s16_s8(const tr_nn_requantize_params *params, const tr_nn_dims *dims,
+                                  const int16_t *input_data, int8_t *output_data);
+tr_nn_status tr_requantize_s16(const tr_nn_requantize_params *params, const tr_nn_dims *dims,
+                               const int16_t *input_data, int16_t *output_data);
 /* 256-entry table indexed by (q + 128). */
 tr_nn_status tr_lut_s8(const int8_t *table, const tr_nn_dims *dims, const int8_t *input_data,
                        int8_t *output_data);
