@@ -97,6 +97,28 @@ tr_nn_status tr_fully_connected_s8_s8(const tr_nn_context *ctx, const tr_nn_fc_p
                                       const tr_nn_dims *filter_dims, const uint8_t *filter_data,
                                       const tr_nn_dims *bias_dims, const int32_t *bias_data,
                                       const tr_nn_dims *output_dims, int8_t *output_data);
+/* The same with int16 activations in and out (zero point 0; weights packed as above). */
+int32_t tr_fully_connected_s16_t2_get_buffer_size(const tr_nn_dims *filter_dims);
+tr_nn_status tr_fully_connected_s16_t2(const tr_nn_context *ctx, const tr_nn_fc_params *fc_params,
+                                       const tr_nn_per_channel_quant_params *quant_params,
+                                       const tr_nn_dims *input_dims, const int16_t *input_data,
+                                       const tr_nn_dims *filter_dims, const uint8_t *filter_data,
+                                       const tr_nn_dims *bias_dims, const int32_t *bias_data,
+                                       const tr_nn_dims *output_dims, int16_t *output_data);
+int32_t tr_fully_connected_s16_t5_get_buffer_size(const tr_nn_dims *filter_dims);
+tr_nn_status tr_fully_connected_s16_t5(const tr_nn_context *ctx, const tr_nn_fc_params *fc_params,
+                                       const tr_nn_per_channel_quant_params *quant_params,
+                                       const tr_nn_dims *input_dims, const int16_t *input_data,
+                                       const tr_nn_dims *filter_dims, const uint8_t *filter_data,
+                                       const tr_nn_dims *bias_dims, const int32_t *bias_data,
+                                       const tr_nn_dims *output_dims, int16_t *output_data);
+int32_t tr_fully_connected_s16_s8_get_buffer_size(const tr_nn_dims *filter_dims);
+tr_nn_status tr_fully_connected_s16_s8(const tr_nn_context *ctx, const tr_nn_fc_params *fc_params,
+                                       const tr_nn_per_channel_quant_params *quant_params,
+                                       const tr_nn_dims *input_dims, const int16_t *input_data,
+                                       const tr_nn_dims *filter_dims, const uint8_t *filter_data,
+                                       const tr_nn_dims *bias_dims, const int32_t *bias_data,
+                                       const tr_nn_dims *output_dims, int16_t *output_data);
 
 /* ---- elementwise and data movement ---- */
 tr_nn_status tr_add_s8(const tr_nn_add_params *add_params, const tr_nn_dims *dims,
