@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, console, lazy, preflight, processes
+from .converter.precision import DEFAULT_FIDELITY, FIDELITIES, FIDELITY_HELP
 from .errors import EXIT_INTERNAL, EXIT_SIGNAL_BASE, TinyRobustError, terminal_message
 from .workflows.robustness.threats import ATTACKS, GRADIENT_THREATS, NORMS
 from .workflows.task import TASK_HELP, TASKS
@@ -135,6 +136,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    help="float range of the model input when it has no input quantizer (default: from "
                    "--calibration, else 0,1)")
     p.add_argument("--packing", choices=("t2", "trit5"), default="t2", help="ternary weight packing")
+    p.add_argument("--fidelity", choices=FIDELITIES, default=DEFAULT_FIDELITY, help=FIDELITY_HELP)
 
 
 class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
@@ -294,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _model_kwargs(a: argparse.Namespace) -> dict[str, Any]:
-    return {"board": a.board, "calibration": a.calibration, "input_range": a.input_range, "packing": a.packing}
+    return {"board": a.board, "calibration": a.calibration, "input_range": a.input_range, "packing": a.packing,
+            "fidelity": a.fidelity}
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

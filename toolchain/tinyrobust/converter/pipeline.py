@@ -17,7 +17,6 @@ from .ir import Graph
 from .lower import lower
 from .ops.lowering import LowerOptions
 from .passes import (
-    Fidelity,
     GridOptions,
     run_quantize,
     run_structural,
@@ -27,6 +26,7 @@ from .passes import (
     tensors_needing_calibration,
     widenable_nodes,
 )
+from .precision import DEFAULT_FIDELITY, Fidelity
 from .program import Program
 from .reference import Reference
 
@@ -36,7 +36,7 @@ class ConvertOptions:
     input_range: tuple[float, float] | None = None  # None: from the calibration data, else [0, 1]
     packing: str = "t2"
     calibration: Dataset | None = None
-    fidelity: Fidelity = "fast"  # which calibrated tensors get int16 activations (passes/widths.py)
+    fidelity: Fidelity = DEFAULT_FIDELITY  # which calibrated tensors get int16 activations (passes/widths.py)
 
 
 class DeployedModel:
@@ -137,7 +137,8 @@ def convert(model_path: str | Path, options: ConvertOptions | None = None, **kwa
 
 
 def convert_file(model: Path, *, calibration: Path | None, input_range: tuple[float, float] | None,
-                 packing: str) -> DeployedModel:
+                 packing: str, fidelity: Fidelity = DEFAULT_FIDELITY) -> DeployedModel:
     """convert() with the calibration data read from its .npz (what every command does)."""
     cal = Dataset.load(calibration, need_labels=False) if calibration else None
-    return convert(model, ConvertOptions(input_range=input_range, packing=packing, calibration=cal))
+    return convert(model, ConvertOptions(input_range=input_range, packing=packing, calibration=cal,
+                                         fidelity=fidelity))

@@ -18,6 +18,7 @@ from typing import Any
 from .. import __version__, console
 from ..converter import memplan
 from ..converter.pipeline import convert_file
+from ..converter.precision import DEFAULT_FIDELITY, Fidelity
 from ..converter.program import Program
 from ..errors import BudgetError, ExportError
 from ..firmware import budget
@@ -172,11 +173,12 @@ def _build_into(export_dir: Path, board: Board, arena_region: str) -> budget.Bud
 
 def export_command(*, model: Path, board: str, output: Path | None, calibration: Path | None,
                    input_range: tuple[float, float] | None, packing: str, build: bool,
-                   name: str = DEFAULT_PREFIX) -> int:
+                   name: str = DEFAULT_PREFIX, fidelity: Fidelity = DEFAULT_FIDELITY) -> int:
     """`tinyrobust export`: convert, export (and build), print what was written."""
     check_prefix(name)
     console.step(f"loading TensorFlow and converting {model.name}")
-    deployed = convert_file(model, calibration=calibration, input_range=input_range, packing=packing)
+    deployed = convert_file(model, calibration=calibration, input_range=input_range, packing=packing,
+                            fidelity=fidelity)
     out = output or Path(f"{model.stem}_{board}")
     if build:
         console.step(f"writing the export and cross-building the {board} firmware")

@@ -36,6 +36,7 @@ import numpy as np
 from .. import console, outputs
 from ..converter import ops
 from ..converter.pipeline import DeployedModel, convert_file
+from ..converter.precision import DEFAULT_FIDELITY, Fidelity
 from ..converter.program import InputQuantization, Program
 from ..converter.reference import Reference
 from ..dataset import Dataset
@@ -289,13 +290,14 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
 
 def _export_for_validation(model: Path, out: Path | None, stack: ExitStack, *, board: str,
                            calibration: Path | None, input_range: tuple[float, float] | None,
-                           packing: str) -> tuple[LoadedExport, DeployedModel | None]:
+                           packing: str, fidelity: Fidelity) -> tuple[LoadedExport, DeployedModel | None]:
     """An export directory is used as is; a .h5 is converted and exported (to `out` or a temporary
     directory), and its Keras model kept for the accuracy comparison."""
     if model.is_dir():
         return load_export(model), None
     console.step(f"loading TensorFlow and converting {model.name}")
-    deployed = convert_file(model, calibration=calibration, input_range=input_range, packing=packing)
+    deployed = convert_file(model, calibration=calibration, input_range=input_range, packing=packing,
+                            fidelity=fidelity)
     directory = out or Path(stack.enter_context(tempfile.TemporaryDirectory())) / "export"
     export_program(deployed.program, board, directory, model_path=model)
     return load_export(directory), deployed
@@ -358,7 +360,7 @@ def output_section(report: dict[str, Any]) -> dict[str, Any]:
 def validate_command(*, model: Path, data: Path, target: str, json_path: Path | None, limit: int | None,
                      out: Path | None, progress: bool, host_sanitize: bool, board: str, calibration: Path | None,
                      input_range: tuple[float, float] | None, packing: str, layers: bool = False,
-                     profile: bool = False, task: str = "auto") -> int:
+                     profile: bool = False, task: str = "auto", fidelity: Fidelity = DEFAULT_FIDELITY) -> int:
     """`tinyrobust validate`: exit 0 when the target is bit-exact with the reference, 1 when not.
 
     With `profile`, the per-layer counts read back from the target go into the export's report
@@ -369,7 +371,7 @@ def validate_command(*, model: Path, data: Path, target: str, json_path: Path | 
     dataset = Dataset.load(data, need_labels=False).limit(limit)  # labels: what the task needs, checked below
     with ExitStack() as stack:
         export, deployed = _export_for_validation(model, out, stack, board=board, calibration=calibration,
-                                                  input_range=input_range, packing=packing)
+                                                  input_range=input_range, packing=packing, fidelity=fidelity)
         if layers and len(export.program.inputs) > 1:
             raise BadInputError(f"--layers compares a model with one input; this one has "
                                 f"{len(export.program.inputs)} ({', '.join(export.program.inputs)})")

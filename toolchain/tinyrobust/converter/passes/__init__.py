@@ -24,7 +24,7 @@ from .grids import (
 )
 from .invariants import check_graph
 from .structure import drop_final_softmax, fold_zero_padding, remove_identities
-from .widths import FIDELITIES, Fidelity, widen, widenable_nodes
+from .widths import widen, widenable_nodes
 
 Pass = Callable[[Graph], Graph]
 
@@ -63,8 +63,6 @@ def run_widths(graph: Graph, wide_nodes: frozenset[str], int16_outputs: bool) ->
 
 
 __all__ = [
-    "FIDELITIES",
-    "Fidelity",
     "run_widths",
     "widenable_nodes",
     "CalibrationNeededError",

@@ -6,7 +6,7 @@ convention: zero point 0, a symmetric grid) make each rounding 256 times finer. 
 where the model states no grid itself: a quantizer's levels already fit int8 exactly, so only
 tensors whose grid came from calibration are widened.
 
-Which nodes run wide (`Fidelity`):
+Which nodes run wide (`Fidelity`, converter/precision.py):
 - "fast": none; every tensor int8, as before.
 - "exact": every node that can: convolutions, dense, depthwise, standalone BatchNorm and Add whose
   output grid comes from calibration (not a quantizer, not a table's input), and the pooling,
@@ -24,7 +24,6 @@ producer of an output writes `<output>:int16`, then a conversion writes the outp
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Literal
 
 from ..ir import (
     Activation,
@@ -44,9 +43,6 @@ from ..ir import (
     rename_input,
 )
 from .grids import table_inputs
-
-Fidelity = Literal["fast", "balanced", "exact"]
-FIDELITIES: tuple[str, ...] = ("fast", "balanced", "exact")
 
 # Nodes whose output grid is computed from calibration when the model states none (grids.COMPUTED
 # minus Mul, which has no int16 kernel).

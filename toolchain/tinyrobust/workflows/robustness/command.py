@@ -15,6 +15,7 @@ from ... import console, lazy
 from ...converter import frontend as _frontend  # noqa: F401  (before .evaluation imports ART: see below)
 from ...converter import memplan
 from ...converter.pipeline import DeployedModel, convert_file
+from ...converter.precision import DEFAULT_FIDELITY, Fidelity
 from ...dataset import Dataset
 from ...errors import EXIT_MISMATCH
 from ...firmware import budget as memory_budget
@@ -114,7 +115,8 @@ def robustness_command(*, models: Sequence[Path], data: Path, target: str, attac
                        iterations: int | None, restarts: int | None, queries: int | None, budget: Mapping[str, str],
                        folds: int | None, jobs: int, shard_size: int, strict: bool, json_path: Path | None,
                        html_path: Path | None, markdown_path: Path | None, progress: bool, board: str,
-                       calibration: Path | None, input_range: tuple[float, float] | None, packing: str) -> int:
+                       calibration: Path | None, input_range: tuple[float, float] | None, packing: str,
+                       fidelity: Fidelity = DEFAULT_FIDELITY) -> int:
     """0 all good; 1 a target output differed from the reference; 4 (--strict) gradient masking flagged."""
     settings = settings_from(attacks=attacks, threat_models=threat_models, source=source, norms=norms, eps=eps,
                              limit=limit, seed=seed, iterations=iterations, restarts=restarts, queries=queries,
@@ -127,14 +129,16 @@ def robustness_command(*, models: Sequence[Path], data: Path, target: str, attac
     try:
         for path, name in zip(models, model_names(models), strict=True):
             console.step(f"loading TensorFlow and converting {Path(path).name}")
-            deployed = convert_file(path, calibration=calibration, input_range=input_range, packing=packing)
+            deployed = convert_file(path, calibration=calibration, input_range=input_range, packing=packing,
+                                    fidelity=fidelity)
             check_data(deployed, dataset)  # before a firmware is built for it
             device = None if kind == "reference" else DeviceRunner(deployed, board, target)
             if device is not None:
                 devices.append(device)
             spec = ModelSpec(Path(path).resolve(), None if calibration is None else Path(calibration).resolve(),
                              None if input_range is None else tuple(input_range), packing,
-                             deployed.program.sha256().hex(), None if source is None else Path(source).resolve())
+                             deployed.program.sha256().hex(), None if source is None else Path(source).resolve(),
+                             fidelity)
             runs.append(ModelUnderTest(
                 name=name, deployed=deployed, run_target=device, target_name=target,
                 counter_unit=None if device is None else device.counter_unit,

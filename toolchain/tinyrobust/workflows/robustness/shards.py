@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ...converter.pipeline import DeployedModel, convert_file
+from ...converter.precision import DEFAULT_FIDELITY, Fidelity
 from ...errors import InternalError
 from .budget import AttackBudget
 from .crafting import AttackContext, RowCraft, ShardCrafter
@@ -56,6 +57,7 @@ class ModelSpec:
     packing: str
     program_sha256: str
     source: Path | None = None  # the float model of the transfer threat model
+    fidelity: Fidelity = DEFAULT_FIDELITY
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def _context(spec: ModelSpec) -> AttackContext:
         from ... import lazy
 
         model = convert_file(spec.model, calibration=spec.calibration, input_range=spec.input_range,
-                             packing=spec.packing)
+                             packing=spec.packing, fidelity=spec.fidelity)
         if model.program.sha256().hex() != spec.program_sha256:
             raise InternalError(f"worker {os.getpid()}: {spec.model} converted to a different Program than the "
                                 "parent's; shards would not be comparable")
