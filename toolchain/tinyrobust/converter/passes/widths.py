@@ -6,7 +6,7 @@ convention: zero point 0, a symmetric grid) make each rounding 256 times finer. 
 where the model states no grid itself: a quantizer's levels already fit int8 exactly, so only
 tensors whose grid came from calibration are widened.
 
-Which nodes run wide (`Fidelity`, converter/precision.py):
+Which nodes run wide (the --fidelity modes of converter/precision.py; pipeline.choose_wide_nodes):
 - "fast": none; every tensor int8, as before.
 - "exact": every node that can: convolutions, dense, depthwise, standalone BatchNorm and Add whose
   output grid comes from calibration (not a quantizer, not a table's input), and the pooling,
