@@ -38,19 +38,22 @@ def random_cases(rounds: int, seed: int) -> list[RunnerCase]:
 
 
 def random_case_s16(rng: np.random.Generator) -> RunnerCase:
-    # odd and even counts around the DSP path's pairs; input multipliers <= 1/2 as the lowering's (shift
-    # <= -1), offsets mostly 0 (int16 grids) and otherwise small enough that (q + offset) << 15 fits int32
+    # odd and even counts around the DSP path's pairs; input multipliers <= 1/2 as the lowering's (shift 0
+    # with a mantissa <= 2^30, or shift <= -1: the DSP path specialises on both kinds of rounding), offsets
+    # mostly 0 (int16 grids) and otherwise small enough that (q + offset) << 15 fits int32
     n = int(rng.integers(1, 9)) if rng.random() < 0.3 else int(rng.integers(9, 600))
     def offset() -> int:
         return 0 if rng.random() < 0.7 else int(rng.integers(-1000, 1001))
-    s1, s2 = (int(v) for v in rng.integers(-6, 0, size=2))
+    def mult_for(shift: int) -> int:
+        return int(rng.integers(1 << 29, 1 << 30, endpoint=True)) if shift == 0 else _mult(rng)
+    s1, s2 = (int(v) for v in rng.integers(-4, 1, size=2))
     # |a + b| is about 2^29.5 · 2^max(s1, s2) (inputs over int16, << 15): an output shift that lands ~2^14
     so = -15 - max(s1, s2) + int(rng.integers(-1, 2))
     act = Clamp(-32768, 32767)
     if rng.random() < 0.3:
         lo, hi = sorted(int(v) for v in rng.integers(-32768, 32768, size=2))
         act = Clamp(lo, hi)
-    params = AddParams(n, offset(), _mult(rng), s1, offset(), _mult(rng), s2, add.LEFT_SHIFT[16],
+    params = AddParams(n, offset(), mult_for(s1), s1, offset(), mult_for(s2), s2, add.LEFT_SHIFT[16],
                        offset(), _mult(rng), so, act)
     op = Op(add.FAMILY.kernel(None, 16), "add", ("a", "b"), "y", params)
     return RunnerCase.of(op, [kc.i16(rng, n), kc.i16(rng, n)], f"add_s16 {params}")
