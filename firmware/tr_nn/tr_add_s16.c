@@ -9,9 +9,12 @@
  * multipliers <= 1/2 (|a|, |b| <= 2^29), as CMSIS-NN's arm_elementwise_add_s16 does.
  *
  * An int16 input takes 65536 values, too many for tr_add_s8's per-input tables: every element is
- * requantised three times. DSP path: two elements per 32-bit load and store of each tensor (the
- * halves sign-extended with SXTH / ASR), the requantisations on SMULL / SMLAL (tr_rq_r0 / tr_rq_rn),
- * the clamp a SSAT when the activation is the whole int16 range. Plain C and DSP give identical results.
+ * requantised three times. DSP path, for the lowering's case (activation the whole int16 range, input
+ * shifts <= 0 or small, output shift < 0): two elements per 32-bit load and store of each tensor (the
+ * halves sign-extended with SXTH / ASR), the requantisations on SMULL / SMLAL in a loop specialised on
+ * each input's rounding kind (shift 0 or < 0), the clamp a SSAT: about 31 instructions per element
+ * (tr_add_s8's table path: about 21); other parameters take the plain-C loop. Plain C and DSP give
+ * identical results.
  */
 #include "tr_nn_support.h"
 
