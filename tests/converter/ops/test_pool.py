@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import kernel_cases as kc
-from tinyrobust.converter.ir import Graph, Grid, InputNode, PoolNode, TensorInfo
+from tinyrobust.converter.ir import Graph, Grid, InputNode, PoolNode, TensorInfo, UnsupportedModelError
 from tinyrobust.converter.ops import pool
 from tinyrobust.converter.ops.base import HWC, Clamp, Op, Tile
 from tinyrobust.converter.ops.lowering import LowerOptions
@@ -120,4 +120,13 @@ def test_lowered_s16_pool_picks_the_s16_kernel_and_matches_real_arithmetic(kind:
 def test_lowering_refuses_mixed_widths() -> None:
     node, graph = _pool_graph("max", Grid.wide(-1.0, 1.0, "x"), Grid(0.01, 0, -128, 127, "y"))
     with pytest.raises(AssertionError, match="layer 'p'"):
+        pool.lower(node, graph, LowerOptions())
+
+
+def test_lowering_refuses_an_s16_average_whose_sum_could_overflow() -> None:
+    g = Grid.wide(-1.0, 1.0, "x")
+    node = PoolNode("p", ("x",), "y", "avg", (256, 257), (1, 1), (0, 0, 0, 0))
+    tensors = {"x": TensorInfo("x", (256, 257, 1), "x", g), "y": TensorInfo("y", (1, 1, 1), "y", g)}
+    graph = Graph((InputNode("x", "x"), node), tensors, ("x",), ("y",), "g")
+    with pytest.raises(UnsupportedModelError, match="65535"):
         pool.lower(node, graph, LowerOptions())

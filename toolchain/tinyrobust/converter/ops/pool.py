@@ -12,11 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import ConvNode, Graph, PoolNode, WeightTensor
+from ..ir import ConvNode, Graph, PoolNode, UnsupportedModelError, WeightTensor
 from . import depthwise_conv
 from .arith import patches, valid_taps
 from .base import HWC, NUMPY_TYPES, Clamp, Op, OpFamily, OpFn, Tile
 from .lowering import Lowered, LowerOptions, grids, where
+
+# tr_avg_pool_s16.c's TR_AVG_POOL_S16_MAX_TAPS: 32768 · 65535 + 32767 < 2^31, the int32 sum cannot overflow
+AVG_S16_MAX_TAPS = 65535
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,9 @@ def lower(node: PoolNode, graph: Graph, opts: LowerOptions) -> Lowered:
     if gi.bits != go.bits:
         raise AssertionError(f"{where(node)}: {node.kind} pool from a {gi.bits}-bit input onto a {go.bits}-bit "
                              "output; the pool kernels keep the input's grid and width")
+    if node.kind == "avg" and go.bits == 16 and node.pool[0] * node.pool[1] > AVG_S16_MAX_TAPS:
+        raise UnsupportedModelError(f"{where(node)}: an int16 average over {node.pool[0] * node.pool[1]} taps "
+                                    f"could overflow its int32 sum (tr_avg_pool_s16 takes <= {AVG_S16_MAX_TAPS})")
     params = PoolParams(
         input=HWC.of(graph.tensors[node.inputs[0]].shape),
         output=HWC.of(graph.tensors[node.output].shape),
