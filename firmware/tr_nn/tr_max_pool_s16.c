@@ -35,11 +35,17 @@ tr_nn_status tr_max_pool_s16(const tr_nn_pool_params *pool_params, const tr_nn_d
 #if TR_NN_USE_DSP
             const uint32_t lo2 = ((uint32_t)lo & 0xFFFFu) * 0x00010001u;
             const uint32_t hi2 = ((uint32_t)hi & 0xFFFFu) * 0x00010001u;
+            /* the window's first valid tap, and its taps as a row count and length (pointer steps only) */
+            const int16_t *const first = input_data + ((y0 + ky0) * in_w + x0 + kx0) * c;
+            const int32_t rows = ky1 - ky0;
+            const int32_t cols = kx1 - kx0;
             for (; ch + 2 <= c; ch += 2) {
                 uint32_t m = 0x80008000u; /* -32768 in both lanes */
-                for (int32_t ky = ky0; ky < ky1; ++ky) {
-                    for (int32_t kx = kx0; kx < kx1; ++kx) {
-                        const uint32_t v = tr_load_u32(input_data + ((y0 + ky) * in_w + x0 + kx) * c + ch);
+                const int16_t *row = first + ch;
+                for (int32_t ky = 0; ky < rows; ++ky, row += in_w * c) {
+                    const int16_t *tap = row;
+                    for (int32_t kx = 0; kx < cols; ++kx, tap += c) {
+                        const uint32_t v = tr_load_u32(tap);
                         (void)__ssub16((int32_t)v, (int32_t)m); /* GE lanes where v >= m */
                         m = __sel(v, m);
                     }
