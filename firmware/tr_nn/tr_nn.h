@@ -123,6 +123,9 @@ tr_nn_status tr_fully_connected_s16_s8(const tr_nn_context *ctx, const tr_nn_fc_
 /* ---- elementwise and data movement ---- */
 tr_nn_status tr_add_s8(const tr_nn_add_params *add_params, const tr_nn_dims *dims,
                        const int8_t *input_1_data, const int8_t *input_2_data, int8_t *output_data);
+/* The same on int16 tensors (left_shift 15 from the lowering: see tr_add_s16.c). */
+tr_nn_status tr_add_s16(const tr_nn_add_params *add_params, const tr_nn_dims *dims,
+                        const int16_t *input_1_data, const int16_t *input_2_data, int16_t *output_data);
 /* Elementwise product, offsets and one requantisation as documented at tr_nn_mul_params. */
 tr_nn_status tr_mul_s8(const tr_nn_mul_params *mul_params, const tr_nn_dims *dims, const int8_t *input_1_data,
                        const int8_t *input_2_data, int8_t *output_data);
@@ -150,8 +153,16 @@ tr_nn_status tr_max_pool_s8(const tr_nn_pool_params *pool_params, const tr_nn_di
 tr_nn_status tr_avg_pool_s8(const tr_nn_pool_params *pool_params, const tr_nn_dims *input_dims,
                             const int8_t *input_data, const tr_nn_dims *filter_dims,
                             const tr_nn_dims *output_dims, int8_t *output_data);
+tr_nn_status tr_max_pool_s16(const tr_nn_pool_params *pool_params, const tr_nn_dims *input_dims,
+                             const int16_t *input_data, const tr_nn_dims *filter_dims,
+                             const tr_nn_dims *output_dims, int16_t *output_data);
+tr_nn_status tr_avg_pool_s16(const tr_nn_pool_params *pool_params, const tr_nn_dims *input_dims,
+                             const int16_t *input_data, const tr_nn_dims *filter_dims,
+                             const tr_nn_dims *output_dims, int16_t *output_data);
 tr_nn_status tr_pad_s8(const tr_nn_pad_params *pad_params, const tr_nn_dims *input_dims,
                        const int8_t *input_data, const tr_nn_dims *output_dims, int8_t *output_data);
+tr_nn_status tr_pad_s16(const tr_nn_pad_params *pad_params, const tr_nn_dims *input_dims,
+                        const int16_t *input_data, const tr_nn_dims *output_dims, int16_t *output_data);
 
 #ifdef __cplusplus
 }

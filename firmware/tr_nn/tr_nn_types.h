@@ -104,7 +104,7 @@ typedef struct {
     int32_t input_2_offset; /* -z2 */
     int32_t input_2_mult;
     int32_t input_2_shift;
-    int32_t left_shift; /* 20 */
+    int32_t left_shift; /* 20 (tr_add_s8), 15 (tr_add_s16) */
     int32_t output_offset;
     int32_t output_mult;
     int32_t output_shift;

@@ -1,5 +1,5 @@
-"""tr_add_s8 against its numpy reference (ops/add.py), and its lowering: a sum of two grids within
-one output step of the real sum."""
+"""tr_add_s8 and tr_add_s16 against their numpy reference (ops/add.py), and their lowering: a sum of two
+grids within one output step of the real sum."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import kernel_cases as kc
 from tinyrobust.converter.ir import Activation, AddNode, Graph, Grid, InputNode, TensorInfo
 from tinyrobust.converter.ops import add
 from tinyrobust.converter.ops.add import AddParams
-from tinyrobust.converter.ops.base import Op
+from tinyrobust.converter.ops.base import Clamp, Op
 from tinyrobust.converter.ops.lowering import LowerOptions
 from tinyrobust.firmware.runner import RunnerCase
 
@@ -37,13 +37,63 @@ def random_cases(rounds: int, seed: int) -> list[RunnerCase]:
     return [random_case(rng) for _ in range(rounds)]
 
 
+def random_case_s16(rng: np.random.Generator) -> RunnerCase:
+    # odd and even counts around the DSP path's pairs; input multipliers <= 1/2 as the lowering's (shift 0
+    # with a mantissa <= 2^30, or shift <= -1: the DSP path specialises on both kinds of rounding), offsets
+    # mostly 0 (int16 grids) and otherwise small enough that (q + offset) << 15 fits int32
+    n = int(rng.integers(1, 9)) if rng.random() < 0.3 else int(rng.integers(9, 600))
+    def offset() -> int:
+        return 0 if rng.random() < 0.7 else int(rng.integers(-1000, 1001))
+    def mult_for(shift: int) -> int:
+        return int(rng.integers(1 << 29, 1 << 30, endpoint=True)) if shift == 0 else _mult(rng)
+    s1, s2 = (int(v) for v in rng.integers(-4, 1, size=2))
+    # |a + b| is about 2^29.5 · 2^max(s1, s2) (inputs over int16, << 15): an output shift that lands ~2^14
+    so = -15 - max(s1, s2) + int(rng.integers(-1, 2))
+    act = Clamp(-32768, 32767)
+    if rng.random() < 0.3:
+        lo, hi = sorted(int(v) for v in rng.integers(-32768, 32768, size=2))
+        act = Clamp(lo, hi)
+    params = AddParams(n, offset(), mult_for(s1), s1, offset(), mult_for(s2), s2, add.LEFT_SHIFT[16],
+                       offset(), _mult(rng), so, act)
+    op = Op(add.FAMILY.kernel(None, 16), "add", ("a", "b"), "y", params)
+    return RunnerCase.of(op, [kc.i16(rng, n), kc.i16(rng, n)], f"add_s16 {params}")
+
+
+def random_cases_s16(rounds: int, seed: int) -> list[RunnerCase]:
+    rng = np.random.default_rng(seed)
+    return [random_case_s16(rng) for _ in range(rounds)]
+
+
 def test_matches_numpy_on_host(host_runner, tmp_path: Path) -> None:
     assert kc.run_and_check(host_runner, random_cases(300, seed=15), tmp_path) == 300
+
+
+def test_s16_matches_numpy_on_host(host_runner, tmp_path: Path) -> None:
+    cases = random_cases_s16(150, seed=1615)
+    assert {c.op.kernel for c in cases} == {"tr_add_s16"}
+    assert kc.saturated_fraction(cases) < 0.10
+    assert kc.run_and_check(host_runner, cases, tmp_path) == 150
 
 
 @pytest.mark.qemu
 def test_matches_numpy_on_m7(m7_runner, tmp_path: Path) -> None:
     assert kc.run_and_check(m7_runner, random_cases(120, seed=1004), tmp_path) == 120
+
+
+@pytest.mark.qemu
+def test_s16_matches_numpy_on_m7(m7_runner, tmp_path: Path) -> None:
+    assert kc.run_and_check(m7_runner, random_cases_s16(80, seed=1616), tmp_path) == 80
+
+
+def test_numpy_add_refuses_an_int32_overflow() -> None:
+    # (32767 + 1000) << 16 is past INT32_MAX: the C would wrap, so the reference refuses
+    p = AddParams(1, 1000, 1 << 30, -1, 0, 1 << 30, -1, 16, 0, 1 << 30, -15, Clamp(-32768, 32767))
+    with pytest.raises(OverflowError):
+        add.add(np.array([32767], np.int16), np.array([0], np.int16), p, 16)
+    # inputs fine, but two terms near 2^31 (multipliers ~2) sum past INT32_MAX
+    big = AddParams(1, 0, (1 << 31) - 1, 1, 0, (1 << 31) - 1, 1, 15, 0, 1 << 30, -15, Clamp(-32768, 32767))
+    with pytest.raises(OverflowError):
+        add.add(np.array([32767], np.int16), np.array([32767], np.int16), big, 16)
 
 
 def test_lowered_add_is_within_one_step_of_the_real_sum() -> None:
@@ -59,3 +109,27 @@ def test_lowered_add_is_within_one_step_of_the_real_sum() -> None:
     f1, f2 = q1.astype(np.float64), q2.astype(np.float64)
     real = np.clip(g1.scale * (f1 - g1.zero_point) + g2.scale * (f2 - g2.zero_point), go.real_min, go.real_max)
     assert np.abs(got - real).max() <= go.scale * 1.0
+
+
+def test_lowered_s16_add_picks_tr_add_s16_and_is_within_one_step_of_the_real_sum() -> None:
+    g1, g2, go = Grid.wide(-3.0, 2.5, "a"), Grid.wide(-0.4, 0.7, "b"), Grid.wide(-3.5, 3.5, "y")
+    nodes = (InputNode("a", "a"), InputNode("b", "b"), AddNode("add", ("a", "b"), "y", Activation("linear")))
+    tensors = {t: TensorInfo(t, (300,), t, g) for t, g in (("a", g1), ("b", g2), ("y", go))}
+    graph = Graph(nodes, tensors, ("a",), ("y",), "g")
+    (op,) = add.lower(nodes[2], graph, LowerOptions()).ops
+    assert op.kernel == "tr_add_s16" and op.params.left_shift == 15
+    q1, q2 = np.meshgrid(np.arange(-32768, 32768, 517), np.arange(-32768, 32768, 331))
+    q1, q2 = q1.reshape(-1).astype(np.int16), q2.reshape(-1).astype(np.int16)
+    out = add.add(q1, q2, op.params, 16)
+    assert out.dtype == np.int16
+    got = go.scale * out.astype(np.float64)
+    real = np.clip(g1.scale * q1.astype(np.float64) + g2.scale * q2.astype(np.float64), go.real_min, go.real_max)
+    assert np.abs(got - real).max() <= go.scale * 1.0
+
+
+def test_lowering_refuses_mixed_widths() -> None:
+    g8, g16 = Grid(0.02, 0, -128, 127, "a"), Grid.wide(-1.0, 1.0, "b")
+    nodes = (InputNode("a", "a"), InputNode("b", "b"), AddNode("mixed", ("a", "b"), "y", Activation("linear")))
+    tensors = {t: TensorInfo(t, (8,), t, g) for t, g in (("a", g8), ("b", g16), ("y", g16))}
+    with pytest.raises(AssertionError, match="mixed"):
+        add.lower(nodes[2], Graph(nodes, tensors, ("a",), ("y",), "g"), LowerOptions())
