@@ -42,11 +42,14 @@ class ConvertOptions:
 class DeployedModel:
     """A converted model: its Program, the bit-exact reference, and the float Keras model."""
 
-    def __init__(self, program: Program, graph: Graph, keras_model: Any | None):
+    def __init__(self, program: Program, graph: Graph, keras_model: Any | None, int8_program: Program | None = None):
         self.program = program
         self.graph = graph
         self.keras_model = keras_model
         self.reference = Reference(program)
+        # the same model with int8 activations everywhere (--fidelity fast), when `program` has int16 ones:
+        # what the export report compares the memory cost with
+        self.int8_program = int8_program
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
         """float samples (N, *input_shape) → the firmware's int8 input bytes (N, input_bytes)."""
@@ -131,9 +134,12 @@ def convert(model_path: str | Path, options: ConvertOptions | None = None, **kwa
         graph = replace(graph, calibration=_calibrate(graph, keras_model, sorted({t for t, _ in wanted}),
                                                       options.calibration.inputs))
     graph = run_quantize(graph, grid_options)  # raises CalibrationNeededError naming what is missing
-    graph = run_widths(graph, choose_wide_nodes(graph, options.fidelity), int16_outputs=options.fidelity != "fast")
-    program = lower(graph, LowerOptions(packing=options.packing))
-    return DeployedModel(program, graph, keras_model)
+    lower_options = LowerOptions(packing=options.packing)
+    wide = choose_wide_nodes(graph, options.fidelity)
+    int8_program = lower(graph, lower_options) if wide else None
+    graph = run_widths(graph, wide, int16_outputs=options.fidelity != "fast")
+    program = lower(graph, lower_options)
+    return DeployedModel(program, graph, keras_model, int8_program)
 
 
 def convert_file(model: Path, *, calibration: Path | None, input_range: tuple[float, float] | None,

@@ -19,7 +19,7 @@ from .. import __version__, console
 from ..converter import memplan
 from ..converter.pipeline import convert_file
 from ..converter.precision import DEFAULT_FIDELITY, Fidelity
-from ..converter.program import Program
+from ..converter.program import Placement, Program
 from ..errors import BudgetError, ExportError
 from ..firmware import budget
 from ..firmware.boards import Board, load_board
@@ -31,7 +31,7 @@ from ..firmware.memory_split import check_split, split_regions
 from ..firmware.project import EXPORT_FORMAT, MANIFEST, PROGRAM, export_lock
 from ..firmware.sources import tr_nn_dir
 from ..targets.protocol import servable_problems
-from .report import build_report, write_reports
+from .report import build_report, precision_line, write_reports
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,10 @@ def _replace_dir(tmp: Path, out_dir: Path) -> None:
 
 
 def export_program(program: Program, board_name: str, out_dir: Path, *, model_path: Path | None = None,
-                   build: bool = False, prefix: str = DEFAULT_PREFIX) -> ExportResult:
-    """`prefix` starts every C name of the model library (--name; codegen/c_names.py)."""
+                   build: bool = False, prefix: str = DEFAULT_PREFIX,
+                   int8_program: Program | None = None) -> ExportResult:
+    """`prefix` starts every C name of the model library (--name; codegen/c_names.py). `int8_program`: the
+    model with int8 activations everywhere, whose arena the report sets beside this one's."""
     check_prefix(prefix)
     board = load_board(board_name)
     if not program.ops:
@@ -125,11 +127,12 @@ def export_program(program: Program, board_name: str, out_dir: Path, *, model_pa
     out_dir = Path(out_dir).resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with export_lock(out_dir):
-        return _write_export(planned, board, estimate, out_dir, model_path=model_path, build=build, prefix=prefix)
+        return _write_export(planned, board, estimate, out_dir, model_path=model_path, build=build, prefix=prefix,
+                             int8_arena=None if int8_program is None else memplan.plan(int8_program).placement)
 
 
 def _write_export(planned: Program, board: Board, estimate: budget.Budget, out_dir: Path, *,
-                  model_path: Path | None, build: bool, prefix: str) -> ExportResult:
+                  model_path: Path | None, build: bool, prefix: str, int8_arena: Placement | None) -> ExportResult:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         planned.save(tmp / PROGRAM)
@@ -142,7 +145,8 @@ def _write_export(planned: Program, board: Board, estimate: budget.Budget, out_d
         linked = None
         if build:
             linked = _build_into(tmp, board, arena_region)
-        report = build_report(planned, board=board.name, budget=estimate, linked=linked)
+        report = build_report(planned, board=board.name, budget=estimate, linked=linked,
+                              int8_arena_bytes=None if int8_arena is None else int8_arena.arena_bytes)
         write_reports(report, tmp)
         (tmp / MANIFEST).write_text(
             json.dumps(manifest(planned, board, model_path, estimate.arena_region) | {"c_prefix": prefix}, indent=1,
@@ -182,13 +186,16 @@ def export_command(*, model: Path, board: str, output: Path | None, calibration:
     out = output or Path(f"{model.stem}_{board}")
     if build:
         console.step(f"writing the export and cross-building the {board} firmware")
-    result = export_program(deployed.program, board, out, model_path=model, build=build, prefix=name)
+    result = export_program(deployed.program, board, out, model_path=model, build=build, prefix=name,
+                            int8_program=deployed.int8_program)
     t = result.report["totals"]
     arena = result.report["arena"]
+    precision = result.report["precision"]
     print(f"exported {model.name} → {result.out_dir}")
     print(f"  {len(deployed.program.ops)} ops, {t['params']:,} weights, {t['macs']:,} MACs")
     print(f"  packed weights {t['packed_weight_bytes']:,} B ({deployed.program.packing}), flash tables "
           f"{t['flash_bytes']:,} B; arena {arena['bytes']:,} B in {arena['region']}")
+    print(f"  {precision_line(precision, arena['bytes'])}")
     if build:
         print(f"  firmware: {result.out_dir / 'firmware' / 'firmware.elf'}")
     print(f"  C names: {name}_model_run() in model/{name}_model.h; firmware project: "

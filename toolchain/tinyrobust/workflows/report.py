@@ -46,8 +46,31 @@ def layer_rows(program: Program) -> list[dict[str, Any]]:
             "scratch_bytes": ops.scratch_bytes(op),
             "arena_offset": None if pl is None else pl.tensor_offsets.get(op.output),
             "output_bytes": program.tensor(op.output).nbytes,
+            "output_bits": program.tensor(op.output).bits,
         })
     return rows
+
+
+def precision(program: Program, rows: list[dict[str, Any]], int8_arena_bytes: int | None) -> dict[str, Any]:
+    """The activation widths (--fidelity): how many tensors are int16, the conversions between widths, the
+    MACs run by int16 kernels, and the arena beside the int8-everywhere one's (when that was planned)."""
+    stored = [t for t in program.tensors.values() if t.alias_of is None]
+    return {
+        "int16_tensors": sum(t.bits == 16 for t in stored),
+        "tensors": len(stored),
+        "conversions": sum(len(set(ops.io_bits(op.kernel))) > 1 for op in program.ops),
+        "int16_macs": sum(r["macs"] for r in rows if ops.io_bits(r["kernel"])[1] == 16),
+        "int8_arena_bytes": int8_arena_bytes,
+    }
+
+
+def precision_line(p: dict[str, Any], arena_bytes: int | None) -> str:
+    if not p["int16_tensors"]:
+        return "activations: int8 everywhere"
+    cost = ("" if p["int8_arena_bytes"] is None or arena_bytes is None
+            else f"; arena {arena_bytes:,} B (int8 everywhere: {p['int8_arena_bytes']:,} B)")
+    return (f"activations: int16 on {p['int16_tensors']} of {p['tensors']} tensors, {p['conversions']} width "
+            f"conversions, {p['int16_macs']:,} MACs on int16 kernels{cost}")
 
 
 def _io(program: Program) -> dict[str, Any]:
@@ -64,7 +87,7 @@ def _io(program: Program) -> dict[str, Any]:
 
 
 def build_report(program: Program, *, board: str, budget: Budget | None, linked: Budget | None,
-                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                 extra: dict[str, Any] | None = None, int8_arena_bytes: int | None = None) -> dict[str, Any]:
     rows = layer_rows(program)
     pl = program.placement
     totals = {
@@ -94,6 +117,7 @@ def build_report(program: Program, *, board: str, budget: Budget | None, linked:
             "estimate": None if budget is None else budget.as_dict(),
             "linked": None if linked is None else linked.as_dict(),
         },
+        "precision": precision(program, rows, int8_arena_bytes),
         "notes": list(program.notes),
         **(extra or {}),
     }
@@ -204,6 +228,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     if report.get("arena"):
         a = report["arena"]
         lines += [f"Arena: {a['bytes']:,} bytes (lower bound {a['lower_bound_bytes']:,}) in {a['region']}.", ""]
+    if report.get("precision"):
+        arena_bytes = report["arena"]["bytes"] if report.get("arena") else None
+        line = precision_line(report["precision"], arena_bytes)
+        lines += [line[0].upper() + line[1:] + ".", ""]
     lines += _budget_md("Budget", report["budget"]["estimate"])
     lines += _budget_md("Budget", report["budget"]["linked"])
     lines += _split_md(report["budget"]["linked"] or report["budget"]["estimate"])

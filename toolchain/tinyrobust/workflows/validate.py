@@ -299,7 +299,7 @@ def _export_for_validation(model: Path, out: Path | None, stack: ExitStack, *, b
     deployed = convert_file(model, calibration=calibration, input_range=input_range, packing=packing,
                             fidelity=fidelity)
     directory = out or Path(stack.enter_context(tempfile.TemporaryDirectory())) / "export"
-    export_program(deployed.program, board, directory, model_path=model)
+    export_program(deployed.program, board, directory, model_path=model, int8_program=deployed.int8_program)
     return load_export(directory), deployed
 
 
