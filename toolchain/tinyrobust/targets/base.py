@@ -114,7 +114,7 @@ class Target(abc.ABC):
 
     @abc.abstractmethod
     def layer_output(self, x: np.ndarray | bytes, layer: int) -> bytes:
-        """Raw int8 output tensor of ``layer`` for one sample."""
+        """Raw output tensor bytes of ``layer`` for one sample (an int16 tensor's little-endian)."""
 
     @abc.abstractmethod
     def close(self) -> None: ...

@@ -121,7 +121,9 @@ def _saturation(program: Program, data: Dataset) -> tuple[Any, list[str]]:
 def first_divergent_layer(export: LoadedExport, target, sample: np.ndarray) -> dict[str, Any] | None:
     """Re-run one sample layer by layer on both sides; the first op whose output bytes differ."""
     reference_layers = Reference(export.program).run_layers(sample)
-    for i, (op, expected) in enumerate(zip(export.program.ops, reference_layers, strict=True)):
+    for i, (op, values) in enumerate(zip(export.program.ops, reference_layers, strict=True)):
+        # compared as bytes: an int16 tensor's are little-endian on the target as here
+        expected = np.frombuffer(values.astype(values.dtype.newbyteorder("<")).tobytes(), dtype=np.int8)
         got = np.frombuffer(target.layer_output(sample, i), dtype=np.int8)
         if got.shape != expected.shape or not np.array_equal(got, expected):
             mismatched = int(np.sum(got != expected)) if got.shape == expected.shape else -1
