@@ -113,6 +113,11 @@ class IoTensor:
     zero_point: int
     qmin: int
     qmax: int
+    bits: int = 8  # an output may be int16 (--fidelity exact / balanced)
+
+    @property
+    def elements(self) -> int:
+        return self.bytes * 8 // self.bits
 
 
 def _io_tensors(program: Program) -> tuple[list[IoTensor], list[IoTensor]]:
@@ -124,7 +129,9 @@ def _io_tensors(program: Program) -> tuple[list[IoTensor], list[IoTensor]]:
            for k, (t, off, q) in enumerate(zip(program.inputs, program.input_offsets(), program.input_quantizations,
                                                strict=True))]
     outs = [IoTensor(k, c_string(t), off, placement.tensor_offsets[program.storage_of(t)], program.tensor(t).nbytes,
-                     repr(program.tensor(t).scale), program.tensor(t).zero_point, -128, 127)
+                     repr(program.tensor(t).scale), program.tensor(t).zero_point,
+                     -(1 << (program.tensor(t).bits - 1)), (1 << (program.tensor(t).bits - 1)) - 1,
+                     program.tensor(t).bits)
             for k, (t, off) in enumerate(zip(program.outputs, program.output_offsets(), strict=True))]
     return ins, outs
 
