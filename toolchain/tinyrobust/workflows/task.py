@@ -65,7 +65,7 @@ def choose_task(requested: str, program: Program, y: np.ndarray | None) -> TaskC
     # only a one-input, one-output model can be an autoencoder.
     in_shape = tuple(program.tensor(program.inputs[0]).shape)
     out_shape = tuple(program.tensor(program.outputs[0]).shape)
-    outputs = program.tensor(program.outputs[0]).nbytes
+    outputs = program.tensor(program.outputs[0]).elements
     autoencoder = len(program.inputs) == len(program.outputs) == 1 and in_shape == out_shape
     if requested == "classification":
         return TaskChoice("classification", requested, f"argmax of the {outputs} outputs")

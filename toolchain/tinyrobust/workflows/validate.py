@@ -380,7 +380,7 @@ def validate_command(*, model: Path, data: Path, target: str, json_path: Path | 
         data_inputs(export.program, dataset)  # checked before Keras sees it
         chosen = choose_task(task, export.program, dataset.y)
         if chosen.kind == "classification":
-            dataset.check_labels(export.program.tensor(export.program.outputs[0]).nbytes, "--data")
+            dataset.check_labels(export.program.tensor(export.program.outputs[0]).elements, "--data")
         keras_outputs = None
         if deployed is not None:
             keras_outputs = (deployed.keras_predict(dataset.x) if len(dataset.inputs) == 1
