@@ -7,8 +7,9 @@
  *  - plain C: tr_weight_of per tap, over the K real taps;
  *  - DSP: SMLAD on int16 pairs over the whole padded row (the zero-filled tail cancels whatever the
  *    padding codes decode to): t2 two rows per column pass (tr_dot2_t2_dsp, 11 instructions per 8
- *    MACs), trit5 tr_dot_t5_asm (20 per 10), s8 tr_dot_s8_dsp on a column stored in SXTB16 order
- *    (each group of four as x0, x2, x1, x3).
+ *    MACs), trit5 tr_dot_t5_asm (20 per 10), s8 two rows per pass (tr_conv_s16_dot2_s8) on a column
+ *    stored in SXTB16 order (each group of four as x0, x2, x1, x3); an odd last channel takes the
+ *    one-row helpers (tr_dot_t2_dsp, tr_dot_s8_dsp).
  * then tr_output_stage_s16(acc * 2^bias_shift + bias[o]). `fmt` is a compile-time constant at each
  * call site, so every variant gets its own specialised copy. Arguments were validated by the caller;
  * `col` is the 8-byte aligned scratch, 2 * Kp bytes.
@@ -21,6 +22,33 @@
 #define TR_CONVOLVE_S16_H
 
 #include "tr_nn_support.h"
+
+#if TR_NN_USE_DSP
+/* Two s8 rows (row and row + row_bytes, nwords >= 1 words each) against one int16 column in SXTB16
+ * order: the four activations of a word are loaded once (LDRD) for both rows; per word and row one LDR,
+ * two SXTB16 and two SMLAD (about 13 instructions per 8 MACs with the loop). */
+static inline void tr_conv_s16_dot2_s8(const int16_t *col, const uint8_t *row, int32_t row_bytes, int32_t nwords,
+                                       int32_t *acc_a, int32_t *acc_b)
+{
+    const int16_t *x = (const int16_t *)__builtin_assume_aligned(col, 8);
+    const uint8_t *row_b = row + row_bytes;
+    int32_t a = *acc_a;
+    int32_t b = *acc_b;
+    for (int32_t w = 0; w < nwords; ++w) {
+        const uint64_t xx = tr_load_u64(x + 4 * w);
+        const int32_t x02 = (int32_t)(uint32_t)xx;
+        const int32_t x13 = (int32_t)(uint32_t)(xx >> 32);
+        const uint32_t wa = tr_load_u32(row + 4 * w);
+        const uint32_t wb = tr_load_u32(row_b + 4 * w);
+        a = __smlad(x02, __sxtb16(wa), a);
+        a = __smlad(x13, (int32_t)tr_sxtb16_ror8(wa), a);
+        b = __smlad(x02, __sxtb16(wb), b);
+        b = __smlad(x13, (int32_t)tr_sxtb16_ror8(wb), b);
+    }
+    *acc_a = a;
+    *acc_b = b;
+}
+#endif
 
 /* Weights per padded row (Kp): whole 32-bit words of codes. */
 static inline int32_t tr_conv_s16_k_pad(int32_t fmt, int32_t k)
@@ -80,22 +108,27 @@ tr_convolve_s16_body(int32_t fmt, const tr_nn_conv_params *p, const tr_nn_per_ch
         int16_t *out = output + pix * out_c;
 #if TR_NN_USE_DSP
         int32_t o = 0;
-        if (fmt == TR_FMT_T2) {
-            for (; o + 2 <= out_c; o += 2) {
-                int32_t acc[2] = {0, 0};
-                tr_dot2_t2_dsp(col, filter + o * row_bytes, row_bytes, k_pad / 16, &acc[0], &acc[1]);
-                for (int32_t j = 0; j < 2; ++j) {
-                    out[o + j] = tr_output_stage_s16(tr_add_bias(acc[j], bias_scale, bias, o + j), mult[o + j],
-                                                     shift[o + j], p->output_offset, &p->activation);
-                }
-            }
-        } else if (fmt == TR_FMT_S8) {
+        if (fmt == TR_FMT_S8) {
             /* SXTB16 order: (x0, x1, x2, x3) -> (x0, x2, x1, x3), one group of four per weight word */
             for (int32_t i = 0; i < k_pad; i += 4) {
                 const uint32_t x01 = tr_load_u32(col + i);
                 const uint32_t x23 = tr_load_u32(col + i + 2);
                 tr_store_u32(col + i, tr_pack_lo(x01, x23));
                 tr_store_u32(col + i + 2, (x01 >> 16) | (x23 & 0xFFFF0000u));
+            }
+        }
+        if (fmt != TR_FMT_T5) { /* two rows per pass over the column */
+            for (; o + 2 <= out_c; o += 2) {
+                int32_t acc[2] = {0, 0};
+                if (fmt == TR_FMT_T2) {
+                    tr_dot2_t2_dsp(col, filter + o * row_bytes, row_bytes, k_pad / 16, &acc[0], &acc[1]);
+                } else {
+                    tr_conv_s16_dot2_s8(col, filter + o * row_bytes, row_bytes, k_pad / 4, &acc[0], &acc[1]);
+                }
+                for (int32_t j = 0; j < 2; ++j) {
+                    out[o + j] = tr_output_stage_s16(tr_add_bias(acc[j], bias_scale, bias, o + j), mult[o + j],
+                                                     shift[o + j], p->output_offset, &p->activation);
+                }
             }
         }
         for (; o < out_c; ++o) {
