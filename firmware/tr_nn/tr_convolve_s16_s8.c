@@ -10,16 +10,17 @@
  * Ranges: |x| <= 32768, so |sum(w * x)| <= 32768 * sum|w| per channel; the caller guarantees that
  * bound * 2^bias_shift + |bias| < 2^31 (then no partial sum overflows int32 either).
  *
- * Scratch: 2 * Kp bytes, Kp = K rounded up to 4 (the packed row length); an 8-byte aligned buffer is
- * required. It holds one int16 im2col column, zero-filled past K; both paths use it (tr_convolve_s16.h:
- * plain C tr_weight_of per tap, DSP SMLAD on int16 pairs).
+ * Scratch: 10 * Kp bytes, Kp = K rounded up to 4 (the packed row length); an 8-byte aligned buffer is
+ * required (the same on every build). Both paths gather int16 im2col columns zero-filled past K
+ * (tr_convolve_s16.h): plain C one column (2 * Kp) and tr_weight_of per tap; DSP four pixels'
+ * columns interleaved (8 * Kp) plus a staging column (2 * Kp), one weight decode feeding four SMLAD chains.
  */
 #include "tr_convolve_s16.h"
 
 int32_t tr_convolve_s16_s8_get_buffer_size(const tr_nn_dims *input_dims, const tr_nn_dims *filter_dims)
 {
     const int32_t k = filter_dims->h * filter_dims->w * input_dims->c;
-    return 2 * (((k + 4 - 1) / 4) * 4);
+    return 10 * (((k + 4 - 1) / 4) * 4);
 }
 
 tr_nn_status tr_convolve_s16_s8(const tr_nn_context *ctx, const tr_nn_conv_params *conv_params,
@@ -42,6 +43,6 @@ tr_nn_status tr_convolve_s16_s8(const tr_nn_context *ctx, const tr_nn_conv_param
         return TR_NN_ARG_ERROR;
     }
     tr_convolve_s16_body(TR_FMT_S8, conv_params, quant_params, input_dims, input_data, filter_dims, filter_data, bias_data,
-                         output_dims, output_data, (int16_t *)ctx->buf);
+                         output_dims, output_data, ctx->buf);
     return TR_NN_SUCCESS;
 }

@@ -73,9 +73,10 @@ def scratch_bytes(p: ConvParams, fmt: str) -> int:
 
 
 def scratch_bytes_s16(p: ConvParams, fmt: str) -> int:
-    """tr_convolve_s16_<fmt>_get_buffer_size: one int16 im2col column, zero-filled to the packed row
-    length (2 bytes per padded weight; a multiple of 8 bytes for every format)."""
-    return 2 * packing.padded_length(p.kernel.h * p.kernel.w * p.input.c, fmt)
+    """tr_convolve_s16_<fmt>_get_buffer_size, 8-byte aligned: int16 im2col columns zero-filled to the
+    packed row length, four interleaved (the DSP path's pixel block) and one staging column (10 bytes
+    per padded weight), the same on every build."""
+    return 10 * packing.padded_length(p.kernel.h * p.kernel.w * p.input.c, fmt)
 
 
 def _rows(codes: np.ndarray) -> np.ndarray:
