@@ -48,6 +48,28 @@ tr_nn_status tr_convolve_s8_s8(const tr_nn_context *ctx, const tr_nn_conv_params
                                const tr_nn_dims *filter_dims, const uint8_t *filter_data,
                                const tr_nn_dims *bias_dims, const int32_t *bias_data,
                                const tr_nn_dims *output_dims, int8_t *output_data);
+/* int16 activations in and out (zero point 0, CMSIS-NN s16), the same packed rows */
+int32_t tr_convolve_s16_t2_get_buffer_size(const tr_nn_dims *input_dims, const tr_nn_dims *filter_dims);
+tr_nn_status tr_convolve_s16_t2(const tr_nn_context *ctx, const tr_nn_conv_params *conv_params,
+                                const tr_nn_per_channel_quant_params *quant_params,
+                                const tr_nn_dims *input_dims, const int16_t *input_data,
+                                const tr_nn_dims *filter_dims, const uint8_t *filter_data,
+                                const tr_nn_dims *bias_dims, const int32_t *bias_data,
+                                const tr_nn_dims *output_dims, int16_t *output_data);
+int32_t tr_convolve_s16_t5_get_buffer_size(const tr_nn_dims *input_dims, const tr_nn_dims *filter_dims);
+tr_nn_status tr_convolve_s16_t5(const tr_nn_context *ctx, const tr_nn_conv_params *conv_params,
+                                const tr_nn_per_channel_quant_params *quant_params,
+                                const tr_nn_dims *input_dims, const int16_t *input_data,
+                                const tr_nn_dims *filter_dims, const uint8_t *filter_data,
+                                const tr_nn_dims *bias_dims, const int32_t *bias_data,
+                                const tr_nn_dims *output_dims, int16_t *output_data);
+int32_t tr_convolve_s16_s8_get_buffer_size(const tr_nn_dims *input_dims, const tr_nn_dims *filter_dims);
+tr_nn_status tr_convolve_s16_s8(const tr_nn_context *ctx, const tr_nn_conv_params *conv_params,
+                                const tr_nn_per_channel_quant_params *quant_params,
+                                const tr_nn_dims *input_dims, const int16_t *input_data,
+                                const tr_nn_dims *filter_dims, const uint8_t *filter_data,
+                                const tr_nn_dims *bias_dims, const int32_t *bias_data,
+                                const tr_nn_dims *output_dims, int16_t *output_data);
 
 /* ---- depthwise convolution: input [1, H, W, C_in], filter dims {1, KH, KW, C_out}
  *      with C_out = C_in * ch_mult, filter rows per tap (KH*KW rows) each holding C_out

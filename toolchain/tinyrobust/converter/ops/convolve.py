@@ -1,7 +1,9 @@
-"""2-D convolution: tr_convolve_s8_{t2,t5,s8} (firmware/tr_nn/tr_convolve_s8_*.c).
+"""2-D convolution: tr_convolve_s8_{t2,t5,s8} (firmware/tr_nn/tr_convolve_s8_*.c) and their int16
+twins tr_convolve_s16_t2, tr_convolve_s16_t5, tr_convolve_s16_s8 (tr_convolve_s16_*.c).
 
-Input [N, H, W, C_in] int8 (N samples), filter rows per output channel in order [KH][KW][C_in],
-bias [C_out], output [N, OH, OW, C_out]; padded taps read pad_value (the input zero point).
+Input [N, H, W, C_in] int8 or int16 (N samples), filter rows per output channel in order [KH][KW][C_in],
+bias [C_out], output [N, OH, OW, C_out] of the input's width; padded taps read pad_value (the input
+zero point, 0 on int16 tensors).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 from .. import packing
 from ..ir import ConvNode, Graph
 from .arith import ChannelStage, ExactMatrix, patches, weight_sum_bound
-from .base import HWC, Clamp, Op, OpFamily, OpFn, Tile
+from .base import HWC, NUMPY_TYPES, Clamp, Op, OpFamily, OpFn, Tile
 from .lowering import Lowered, LowerOptions
 from .weighted import WEIGHTED_ARRAYS, lower_weighted, unpacked_rows
 
@@ -34,23 +36,27 @@ class ConvParams:
 
 
 def convolve(x: np.ndarray, weights: np.ndarray, bias: np.ndarray, multiplier: np.ndarray, shift: np.ndarray,
-             p: ConvParams) -> np.ndarray:
-    """The kernels' arithmetic: x [N, H, W, C_in], weights [C_out, KH, KW, C_in] -> [N, OH, OW, C_out]."""
-    stage = ChannelStage(bias, p.bias_shift, multiplier, shift, p.output_offset, p.activation.min, p.activation.max)
-    return stage(convolve_sums(x, weights, p))
+             p: ConvParams, bits: int = 8) -> np.ndarray:
+    """The kernels' arithmetic: x [N, H, W, C_in], weights [C_out, KH, KW, C_in] -> [N, OH, OW, C_out];
+    `bits`: the activations' width, in and out (8 or 16)."""
+    stage = ChannelStage(bias, p.bias_shift, multiplier, shift, p.output_offset, p.activation.min, p.activation.max,
+                         out_bits=bits)
+    return stage(convolve_sums(x, weights, p, bits=bits))
 
 
-def convolve_sums(x: np.ndarray, weights: np.ndarray, p: ConvParams, matrix: ExactMatrix | None = None) -> np.ndarray:
+def convolve_sums(x: np.ndarray, weights: np.ndarray, p: ConvParams, matrix: ExactMatrix | None = None,
+                  bits: int = 8) -> np.ndarray:
     """Σ w·x of every output, int64 [N, OH, OW, C_out]: im2col, then one exact matrix product for
-    the whole batch (`matrix`: the weights already prepared by ExactMatrix.of)."""
+    the whole batch (`matrix`: the weights already prepared by ExactMatrix.of with the same `bits`,
+    the activations' width)."""
     cout, kh, kw, cin = weights.shape
-    x = np.asarray(x, dtype=np.int8)
+    x = np.asarray(x, dtype=NUMPY_TYPES[bits])
     if x.ndim != 4 or x.shape[3] != cin:
         raise ValueError(f"input {x.shape} is not [N, H, W, {cin}] (the filter's channels)")
     n, out_hw = len(x), (p.output.h, p.output.w)
     win = patches(x, kh, kw, (p.stride.h, p.stride.w), (p.padding.h, p.padding.w), out_hw, p.pad_value)
     cols = win.reshape(n * out_hw[0] * out_hw[1], kh * kw * cin)
-    matrix = matrix or ExactMatrix.of(weights.reshape(cout, -1).T)
+    matrix = matrix or ExactMatrix.of(weights.reshape(cout, -1).T, bits)
     return matrix.dot(cols).reshape(n, out_hw[0], out_hw[1], cout)
 
 
@@ -64,6 +70,13 @@ def scratch_bytes(p: ConvParams, fmt: str) -> int:
     """
     per_weight = 11 if fmt == packing.S8 else 17
     return per_weight * packing.padded_length(p.kernel.h * p.kernel.w * p.input.c, fmt)
+
+
+def scratch_bytes_s16(p: ConvParams, fmt: str) -> int:
+    """tr_convolve_s16_<fmt>_get_buffer_size, 8-byte aligned: int16 im2col columns zero-filled to the
+    packed row length, four interleaved (the DSP path's pixel block) and one staging column (10 bytes
+    per padded weight), the same on every build."""
+    return 10 * packing.padded_length(p.kernel.h * p.kernel.w * p.input.c, fmt)
 
 
 def _rows(codes: np.ndarray) -> np.ndarray:
@@ -95,11 +108,13 @@ def _reference(op: Op) -> OpFn:
     k = p.kernel.h * p.kernel.w * p.input.c
     w = unpacked_rows(op, p.output.c, k).reshape(p.output.c, p.kernel.h, p.kernel.w, p.input.c)
     a = op.arrays
-    stage = ChannelStage.build(weight_sum_bound(w.reshape(p.output.c, -1)), a["bias"], p.bias_shift, a["multiplier"],
-                               a["shift"], p.output_offset, p.activation.min, p.activation.max)
+    bits = FAMILY.bits_of(op.kernel)[0]  # in and out alike
+    stage = ChannelStage.build(weight_sum_bound(w.reshape(p.output.c, -1), bits), a["bias"], p.bias_shift,
+                               a["multiplier"], a["shift"], p.output_offset, p.activation.min, p.activation.max,
+                               out_bits=bits)
     shape = (p.input.h, p.input.w, p.input.c)
-    matrix = ExactMatrix.of(w.reshape(p.output.c, -1).T)
-    return lambda xs: stage(convolve_sums(xs[0].reshape(-1, *shape), w, p, matrix))
+    matrix = ExactMatrix.of(w.reshape(p.output.c, -1).T, bits)
+    return lambda xs: stage(convolve_sums(xs[0].reshape(-1, *shape), w, p, matrix, bits))
 
 
 def _macs(p: ConvParams) -> int:
@@ -110,10 +125,13 @@ FAMILY = OpFamily(
     name="convolve",
     params_type=ConvParams,
     kernels={packing.T2: "tr_convolve_s8_t2", packing.TRIT5: "tr_convolve_s8_t5", packing.S8: "tr_convolve_s8_s8"},
+    wide_kernels={packing.T2: "tr_convolve_s16_t2", packing.TRIT5: "tr_convolve_s16_t5",
+                  packing.S8: "tr_convolve_s16_s8"},
     arrays=WEIGHTED_ARRAYS,
     weight_rows=lambda p: (p.output.c, p.kernel.h * p.kernel.w * p.input.c),
     inputs_per_call=1,
     reference=_reference,
     macs=_macs,
-    scratch_bytes=lambda op: scratch_bytes(op.params, op.weight_format),
+    scratch_bytes=lambda op: (scratch_bytes_s16 if FAMILY.bits_of(op.kernel)[0] == 16 else scratch_bytes)(
+        op.params, op.weight_format),
 )
