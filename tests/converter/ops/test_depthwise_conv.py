@@ -96,7 +96,8 @@ def random_cases(rounds: int, seed: int, edges: bool = False, small: bool = Fals
 def random_wide_case(rng: np.random.Generator, fmt: str) -> RunnerCase:
     """A tr_depthwise_conv_s16_* case, outputs spread over int16: channel counts around the DSP path's
     groups of 4 and blocks of 16 (C_out % 4 left to the plain loop), up to 8 x 8 taps (more than 49 take
-    the plain loop), ch_mult 1 mostly (2 or 3 the plain loop), strides 1..3, any padding and pad value."""
+    the plain loop), ch_mult 1 mostly (2 or 3 the plain loop), strides 1..3, any padding and pad value,
+    each output stage of the DSP path (full range, relu, any clamp; right shifts or none)."""
     while True:
         h, w = (int(v) for v in rng.integers(1, 12, size=2))
         cin = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 12, 15, 16, 17, 20, 31, 32, 33, 36]))
@@ -114,8 +115,11 @@ def random_wide_case(rng: np.random.Generator, fmt: str) -> RunnerCase:
         bias, shift = kc.spread(rng, cout, kh * kw, w_scale, bias, bias_shift, bits=16)
         pad_value = 0 if rng.random() < 0.5 else int(rng.integers(-32768, 32768))
         out_off = int(rng.integers(-300, 301))
-        clamp = Clamp(-32768, 32767)
-        if rng.random() < 0.3:
+        if rng.random() < 0.15:  # the same scales as multipliers alone (shift 0: the DSP path's general stage)
+            mult, shift = (mult >> -np.minimum(shift, 0)).astype(np.int32), np.maximum(shift, 0)
+        # the DSP path's output stages: the whole int16 range (SSAT), a relu (USAT), any other range
+        clamp = (Clamp(-32768, 32767), Clamp(0, 32767), None)[int(rng.choice(3, p=[0.5, 0.25, 0.25]))]
+        if clamp is None:
             lo, hi = sorted(int(v) for v in rng.integers(-32768, 32768, size=2))
             clamp = Clamp(lo, hi)
         params = DepthwiseParams(HWC(h, w, cin), HWC(oh, ow, cout), Tile(kh, kw), ch_mult, Tile(sh, sw),
