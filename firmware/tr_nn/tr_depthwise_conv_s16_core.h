@@ -12,7 +12,8 @@
 
 #if TR_NN_USE_DSP
 /* Channels whose weights one block decodes (on the stack, 4 bytes per channel pair and tap), and the
- * most taps the block path takes (7 x 7): 16 * 49 * 2 bytes = 1.5 KB of stack. */
+ * most taps the block path takes (7 x 7): 16 * 49 * 2 bytes = 1.5 KB of weights, 3 KB with the tap
+ * tables and output stages (tr_dw16_frame), as much as the s8 kernels' plane path. */
 #define TR_DW16_BLOCK 16
 #define TR_DW16_MAX_TAPS 49
 
@@ -123,9 +124,9 @@ tr_dw16_pixels(int32_t mode, tr_dw16_frame *f, const tr_nn_dw_conv_params *p, co
  * adjacent channels, (w[c], w[c + 1]) per tap; an output pixel then reads, per tap and group of four
  * channels, two words of activations (the four channels are adjacent in NHWC) and the two weight
  * words, and does four single MACs (SMLABB / SMLATT: bottom and top halves) into four accumulators:
- * about 9 instructions per 4 MACs with the tap's offset load. The accumulators hold sum(w * x) alone;
+ * about 10 instructions per 4 MACs with the tap's offset load. The accumulators hold sum(w * x) alone;
  * bias and 2^bias_shift are applied once per output (no bound on bias_shift, unlike the s8 weight pairs).
- * Not inlined: its 1.7 KB frame is only on the stack while it runs. */
+ * Not inlined: its 3 KB frame is only on the stack while it runs. */
 __attribute__((noinline)) static void
 tr_dw16_block(int32_t fmt, const tr_nn_dw_conv_params *p, const tr_nn_per_channel_quant_params *q,
               const tr_nn_dims *input_dims, const int16_t *input, const tr_nn_dims *filter_dims, const uint8_t *filter,

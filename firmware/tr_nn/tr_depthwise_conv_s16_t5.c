@@ -11,9 +11,11 @@
  * Overflow bound: |sum(w * x)| <= KH * KW * 32768 * max|w| (2^15 per tap for ternary weights, 2^22 for
  * int8 ones); the caller guarantees that acc fits int32 (the lowering's sum bound). No scratch.
  * DSP path: ch_mult == 1 and at most 49 taps: blocks of up to 16 channels have their weights decoded
- * once into int16 pairs of adjacent channels; per output pixel, tap and group of four channels two
- * word loads of activations, one LDRD of weights and four SMLABB / SMLATT (tr_dw16_block,
- * tr_depthwise_conv_s16_core.h). Other shapes and the last C_out % 4 channels: the plain-C loop.
+ * once into int16 pairs of adjacent channels (3 KB of stack); per output pixel, tap and group of four
+ * channels two word loads of activations, one LDRD of weights and four SMLABB / SMLATT (3 x 3
+ * unrolled), then per output SSAT (whole int16 range) or USAT (relu) after a rounding right shift, or
+ * the general output stage (tr_dw16_block, tr_depthwise_conv_s16_core.h). Other shapes and the last
+ * C_out % 4 channels: the plain-C loop.
  */
 #include "tr_depthwise_conv_s16_core.h"
 
