@@ -96,6 +96,29 @@ tr_nn_status tr_depthwise_conv_s8_s8(const tr_nn_context *ctx, const tr_nn_dw_co
                                      const tr_nn_dims *bias_dims, const int32_t *bias_data,
                                      const tr_nn_dims *output_dims, int8_t *output_data);
 
+/* The same with int16 activations in and out (zero point 0, the CMSIS-NN s16 convention). */
+int32_t tr_depthwise_conv_s16_t2_get_buffer_size(const tr_nn_dims *input_dims, const tr_nn_dims *filter_dims);
+tr_nn_status tr_depthwise_conv_s16_t2(const tr_nn_context *ctx, const tr_nn_dw_conv_params *dw_conv_params,
+                                      const tr_nn_per_channel_quant_params *quant_params,
+                                      const tr_nn_dims *input_dims, const int16_t *input_data,
+                                      const tr_nn_dims *filter_dims, const uint8_t *filter_data,
+                                      const tr_nn_dims *bias_dims, const int32_t *bias_data,
+                                      const tr_nn_dims *output_dims, int16_t *output_data);
+int32_t tr_depthwise_conv_s16_t5_get_buffer_size(const tr_nn_dims *input_dims, const tr_nn_dims *filter_dims);
+tr_nn_status tr_depthwise_conv_s16_t5(const tr_nn_context *ctx, const tr_nn_dw_conv_params *dw_conv_params,
+                                      const tr_nn_per_channel_quant_params *quant_params,
+                                      const tr_nn_dims *input_dims, const int16_t *input_data,
+                                      const tr_nn_dims *filter_dims, const uint8_t *filter_data,
+                                      const tr_nn_dims *bias_dims, const int32_t *bias_data,
+                                      const tr_nn_dims *output_dims, int16_t *output_data);
+int32_t tr_depthwise_conv_s16_s8_get_buffer_size(const tr_nn_dims *input_dims, const tr_nn_dims *filter_dims);
+tr_nn_status tr_depthwise_conv_s16_s8(const tr_nn_context *ctx, const tr_nn_dw_conv_params *dw_conv_params,
+                                      const tr_nn_per_channel_quant_params *quant_params,
+                                      const tr_nn_dims *input_dims, const int16_t *input_data,
+                                      const tr_nn_dims *filter_dims, const uint8_t *filter_data,
+                                      const tr_nn_dims *bias_dims, const int32_t *bias_data,
+                                      const tr_nn_dims *output_dims, int16_t *output_data);
+
 /* ---- fully connected: input {1, 1, 1, C_in}, filter dims {C_out, 1, 1, C_in}, one row per
  *      output channel, bias [C_out], output {1, 1, 1, C_out}. ---- */
 int32_t tr_fully_connected_s8_t2_get_buffer_size(const tr_nn_dims *filter_dims);
