@@ -8,8 +8,9 @@
  *  - DSP: four pixels at a time, their columns interleaved (tr_interleave_column) so that one weight
  *    decode feeds four SMLAD chains over the whole padded row (the zero-filled tail cancels whatever
  *    the padding codes decode to): t2 a table lookup per code byte (tr_conv_s16_dot4_t2, Thumb-2:
- *    ~0.97 instructions per MAC), trit5 per byte pair (tr_conv_s16_dot4_t5, ~1.15), s8 SXTB16 per word on columns stored in SXTB16 order (each group
- *    of four as x0, x2, x1, x3; tr_dot4_s8_dsp); the requantisation constants of a channel are
+ *    ~0.97 instructions per MAC), trit5 per byte pair (tr_conv_s16_dot4_t5, ~1.15), s8 SXTB16 per
+ *    word (tr_conv_s16_dot4_s8, ~0.97) on columns stored in SXTB16 order (each group of four as x0,
+ *    x2, x1, x3); the requantisation constants of a channel are
  *    prepared once per four pixels (tr_rq_prepare, exactly tr_requantize's result).
  * then the output stage of tr_output_stage_s16(acc * 2^bias_shift + bias[o]). `fmt` is a compile-time
  * constant at each call site, so every variant gets its own specialised copy. Arguments were validated
@@ -29,7 +30,7 @@
 #if TR_NN_USE_DSP
 /* Four pixels share every weight decode: their columns are interleaved in blocks of B values
  * (tr_interleave_column: block i = [pixel 0: B values][pixel 1][pixel 2][pixel 3]), B = the weights one
- * decode yields (t2: 4 per code byte, trit5: 10 per byte pair, s8: 4 per word, tr_dot4_s8_dsp). */
+ * decode yields (t2: 4 per code byte, trit5: 10 per byte pair, s8: 4 per word). */
 
 /* acc[j] += pixel j's column . one t2 row (nbytes >= 4 code bytes, whole words). Per code byte
  * (4 weights x 4 pixels = 16 MACs): LDRB + ADD + LDRD decode the two int16 weight pairs
@@ -115,6 +116,41 @@ static inline void tr_conv_s16_dot4_t5(const int16_t *blk, const uint8_t *row, i
     acc[3] = a3;
 }
 #undef TR_S16_T5_PIXEL
+
+/* acc[j] += pixel j's column (SXTB16 order) . one s8 row (nwords >= 1 words). Per word (4 weights x
+ * 4 pixels = 16 MACs): LDR and two SXTB16 give (w0, w2), (w1, w3), then per pixel one LDRD and two
+ * SMLAD: 15 instructions, plus 2 of loop control. */
+#define TR_S16_S8_PIXEL(acc, off)                      \
+    "ldrd   %[x0], %[x1], [%[blk], #" #off "]\n\t"     \
+    "smlad  %[" #acc "], %[x0], %[w02], %[" #acc "]\n\t" \
+    "smlad  %[" #acc "], %[x1], %[w13], %[" #acc "]\n\t"
+static inline void tr_conv_s16_dot4_s8(const int16_t *blk, const uint8_t *row, int32_t nwords, int32_t acc[4])
+{
+    const uint8_t *const row_end = row + 4 * nwords;
+    int32_t a0 = acc[0];
+    int32_t a1 = acc[1];
+    int32_t a2 = acc[2];
+    int32_t a3 = acc[3];
+    uint32_t w02, w13, x0, x1;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldr    %[w13], [%[row]], #4\n\t"
+        "sxtb16 %[w02], %[w13]\n\t"
+        "sxtb16 %[w13], %[w13], ror #8\n\t"
+        TR_S16_S8_PIXEL(a0, 0) TR_S16_S8_PIXEL(a1, 8) TR_S16_S8_PIXEL(a2, 16) TR_S16_S8_PIXEL(a3, 24)
+        "adds   %[blk], %[blk], #32\n\t"
+        "cmp    %[row], %[row_end]\n\t"
+        "bne    1b\n\t"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [blk] "+r"(blk), [row] "+r"(row),
+          [w02] "=&r"(w02), [w13] "=&r"(w13), [x0] "=&r"(x0), [x1] "=&r"(x1)
+        : [row_end] "r"(row_end)
+        : "cc", "memory");
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+#undef TR_S16_S8_PIXEL
 
 /* s8 columns in SXTB16 order: (x0, x1, x2, x3) -> (x0, x2, x1, x3), one group of four per weight word. */
 static inline void tr_conv_s16_sxtb16_order(int16_t *col, int32_t k_pad)
@@ -211,7 +247,7 @@ tr_convolve_s16_body(int32_t fmt, const tr_nn_conv_params *p, const tr_nn_per_ch
             } else if (fmt == TR_FMT_T5) {
                 tr_conv_s16_dot4_t5(blocks, row, row_bytes / 2, acc);
             } else {
-                tr_dot4_s8_dsp(blocks, row, k_pad / 4, acc);
+                tr_conv_s16_dot4_s8(blocks, row, k_pad / 4, acc);
             }
             const tr_rq rq = tr_rq_prepare(mult[o], shift[o], bias, o); /* once for the four pixels */
             for (int32_t j = 0; j < count; ++j) {

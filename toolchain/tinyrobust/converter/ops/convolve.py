@@ -109,9 +109,14 @@ def _reference(op: Op) -> OpFn:
     w = unpacked_rows(op, p.output.c, k).reshape(p.output.c, p.kernel.h, p.kernel.w, p.input.c)
     a = op.arrays
     bits = FAMILY.bits_of(op.kernel)[0]  # in and out alike
-    stage = ChannelStage.build(weight_sum_bound(w.reshape(p.output.c, -1), bits), a["bias"], p.bias_shift,
-                               a["multiplier"], a["shift"], p.output_offset, p.activation.min, p.activation.max,
-                               out_bits=bits)
+    if bits == 8:
+        stage = ChannelStage.build(weight_sum_bound(w.reshape(p.output.c, -1)), a["bias"], p.bias_shift,
+                                   a["multiplier"], a["shift"], p.output_offset, p.activation.min, p.activation.max)
+    else:
+        # int16 sums span ±32768·Σ|w|: a table would hold >= 65537 entries per channel, costlier to build than
+        # the direct stage is per batch (which is measured as fast per element as the lookup)
+        stage = ChannelStage(np.asarray(a["bias"]), p.bias_shift, np.asarray(a["multiplier"]), np.asarray(a["shift"]),
+                             p.output_offset, p.activation.min, p.activation.max, out_bits=bits)
     shape = (p.input.h, p.input.w, p.input.c)
     matrix = ExactMatrix.of(w.reshape(p.output.c, -1).T, bits)
     return lambda xs: stage(convolve_sums(xs[0].reshape(-1, *shape), w, p, matrix, bits))
