@@ -10,6 +10,9 @@
 
 #include "tr_nn_support.h"
 
+/* The plain-C loop decodes a channel's weights once when it has at most this many taps (256 bytes of stack). */
+#define TR_DW16_CACHED_TAPS 64
+
 #if TR_NN_USE_DSP
 /* Channels whose weights one block decodes (on the stack, 4 bytes per channel pair and tap), and the
  * most taps the block path takes (7 x 7): 16 * 49 * 2 bytes = 1.5 KB of weights, 3 KB with the tap
@@ -214,26 +217,48 @@ tr_depthwise_conv_s16_core(int32_t fmt, const tr_nn_context *ctx, const tr_nn_dw
     }
 #endif
 
-    for (int32_t oy = 0; oy < out_h; ++oy) {
-        const int32_t y0 = oy * stride_h - pad_top;
-        for (int32_t ox = 0; ox < out_w; ++ox) {
-            const int32_t x0 = ox * stride_w - pad_left;
-            int16_t *out = output_data + (oy * out_w + ox) * out_c;
-            for (int32_t o = o_begin; o < out_c; ++o) {
-                const int32_t ci = o / ch_mult;
+    /* Channel by channel: its weights decoded once (when at most TR_DW16_CACHED_TAPS taps), then every
+     * output pixel, windows inside the input without per-tap bounds checks. */
+    int32_t w_cache[TR_DW16_CACHED_TAPS];
+    const int32_t cached = k_h * k_w <= TR_DW16_CACHED_TAPS;
+    for (int32_t o = o_begin; o < out_c; ++o) {
+        const int32_t ci = o / ch_mult;
+        const tr_rq rq = tr_rq_prepare(mult[o], shift[o], bias_data, o); /* the channel's output stage, once */
+        if (cached) {
+            for (int32_t t = 0; t < k_h * k_w; ++t) {
+                w_cache[t] = tr_weight_of(fmt, filter_data + t * row_bytes, o);
+            }
+        }
+        for (int32_t oy = 0; oy < out_h; ++oy) {
+            const int32_t y0 = oy * stride_h - pad_top;
+            for (int32_t ox = 0; ox < out_w; ++ox) {
+                const int32_t x0 = ox * stride_w - pad_left;
                 int32_t acc = 0;
-                for (int32_t ky = 0; ky < k_h; ++ky) {
-                    const int32_t iy = y0 + ky;
-                    for (int32_t kx = 0; kx < k_w; ++kx) {
-                        const int32_t ix = x0 + kx;
-                        const int32_t x = (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w)
-                                              ? input_data[(iy * in_w + ix) * in_c + ci]
-                                              : pad_value;
-                        acc += tr_weight_of(fmt, filter_data + (ky * k_w + kx) * row_bytes, o) * x;
+                if (cached && y0 >= 0 && y0 + k_h <= in_h && x0 >= 0 && x0 + k_w <= in_w) {
+                    const int16_t *win = input_data + (y0 * in_w + x0) * in_c + ci;
+                    const int32_t *wt = w_cache;
+                    for (int32_t ky = 0; ky < k_h; ++ky) {
+                        for (int32_t kx = 0; kx < k_w; ++kx) {
+                            acc += *wt++ * win[kx * in_c];
+                        }
+                        win += in_w * in_c;
+                    }
+                } else {
+                    for (int32_t ky = 0; ky < k_h; ++ky) {
+                        const int32_t iy = y0 + ky;
+                        for (int32_t kx = 0; kx < k_w; ++kx) {
+                            const int32_t ix = x0 + kx;
+                            const int32_t x = (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w)
+                                                  ? input_data[(iy * in_w + ix) * in_c + ci]
+                                                  : pad_value;
+                            const int32_t t = ky * k_w + kx;
+                            acc += (cached ? w_cache[t] : tr_weight_of(fmt, filter_data + t * row_bytes, o)) * x;
+                        }
                     }
                 }
-                out[o] = tr_output_stage_s16(tr_add_bias(acc, bias_scale, bias_data, o), mult[o], shift[o],
-                                             dw_conv_params->output_offset, &dw_conv_params->activation);
+                output_data[(oy * out_w + ox) * out_c + o] =
+                    (int16_t)tr_clamp(tr_rq_requantize(&rq, acc * bias_scale + rq.bias) + dw_conv_params->output_offset,
+                                      dw_conv_params->activation.min, dw_conv_params->activation.max);
             }
         }
     }

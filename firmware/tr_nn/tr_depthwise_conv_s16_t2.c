@@ -15,7 +15,7 @@
  * channels two word loads of activations, one LDRD of weights and four SMLABB / SMLATT (3 x 3
  * unrolled), then per output SSAT (whole int16 range) or USAT (relu) after a rounding right shift, or
  * the general output stage (tr_dw16_block, tr_depthwise_conv_s16_core.h). Other shapes and the last
- * C_out % 4 channels: the plain-C loop.
+ * C_out % 4 channels: the plain-C loop (channel by channel, its weights decoded once up to 64 taps).
  */
 #include "tr_depthwise_conv_s16_core.h"
 

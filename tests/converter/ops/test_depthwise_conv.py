@@ -95,14 +95,17 @@ def random_cases(rounds: int, seed: int, edges: bool = False, small: bool = Fals
 
 def random_wide_case(rng: np.random.Generator, fmt: str) -> RunnerCase:
     """A tr_depthwise_conv_s16_* case, outputs spread over int16: channel counts around the DSP path's
-    groups of 4 and blocks of 16 (C_out % 4 left to the plain loop), up to 8 x 8 taps (more than 49 take
-    the plain loop), ch_mult 1 mostly (2 or 3 the plain loop), strides 1..3, any padding and pad value,
-    each output stage of the DSP path (full range, relu, any clamp; right shifts or none)."""
+    groups of 4 and blocks of 16 (C_out % 4 left to the plain loop), up to 9 x 9 taps (more than 49 take
+    the plain loop, more than 64 without its decoded weights), ch_mult 1 mostly (2 or 3 the plain loop),
+    strides 1..3, any padding and pad value, each output stage of the DSP path (full range, relu, any
+    clamp; right shifts or none)."""
     while True:
         h, w = (int(v) for v in rng.integers(1, 12, size=2))
         cin = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 12, 15, 16, 17, 20, 31, 32, 33, 36]))
         ch_mult = 1 if rng.random() < 0.8 else int(rng.integers(2, 4))
         kh, kw = (3, 3) if rng.random() < 0.5 else tuple(int(v) for v in rng.integers(1, 9, size=2))
+        if rng.random() < 0.08:  # more than 64 taps: the plain loop decodes each weight where it reads it
+            kh, kw = 9, int(rng.integers(8, 10))
         sh, sw = (1, 1) if rng.random() < 0.5 else tuple(int(v) for v in rng.integers(1, 4, size=2))
         cout = cin * ch_mult
         pt, pl = int(rng.integers(0, kh)), int(rng.integers(0, kw))
