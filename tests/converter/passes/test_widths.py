@@ -75,7 +75,7 @@ def test_exact_widens_every_calibrated_tensor_and_converts_the_input() -> None:
     # the int16 grid spans the calibration samples' extremes, zero point 0 (CMSIS-NN s16)
     a = out.tensors["a"].grid
     assert a is not None and (a.zero_point, a.qmin, a.qmax) == (0, -32768, 32767)
-    assert a.scale == pytest.approx(2 * 6.0 / 32767)  # twice the extremes: headroom for other inputs
+    assert a.scale == pytest.approx(6.0 / 32767)
     assert counterpart("x:int16") == "x" and counterpart("a") == "a"
     # the input's int8 levels sit exactly on its int16 copy's grid
     x, x16 = graph.tensors["x"].grid, out.tensors["x:int16"].grid
