@@ -58,6 +58,10 @@ def _stated(deployed, tensor: str) -> bool:
     return deployed.graph.tensors[tensor].grid.origin.startswith(("quantizer", "input quantizer"))
 
 
+def _code_range(bits: int) -> tuple[int, int]:
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
 def _quantized_layers_within_one_step(deployed, x) -> int:
     """Feed every op whose inputs and output sit on model-stated grids with Keras's values for its
     inputs (exact on those grids) and compare its output with Keras's: ≤ 1 output step."""
@@ -76,7 +80,7 @@ def _quantized_layers_within_one_step(deployed, x) -> int:
         ins = []
         for t in tensors[:-1]:
             v = by_source[t.source] if t.source in by_source else x
-            ins.append(np.clip(np.round(v / t.scale) + t.zero_point, -128, 127).astype(np.int8))
+            ins.append(np.clip(np.round(v / t.scale) + t.zero_point, *_code_range(t.bits)).astype(t.dtype))
         out_t = tensors[-1]
         ours = np.stack([
             deployed.reference.run_op(index, [i[k].reshape(program.tensor(n).shape) for i, n in zip(ins, op.inputs,
