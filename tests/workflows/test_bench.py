@@ -107,7 +107,7 @@ def test_wrong_output_fails_the_bench(quick_run: tuple[dict, Path], tmp_path: Pa
     shape = next(s for s in bench.QUICK_SHAPES if s.name == "fc")
     case = bench.make_case(shape, packing.TRIT5)
     bad = replace(case, expected=bytes([case.expected[0] ^ 1]) + case.expected[1:])
-    with pytest.raises(bench.BenchError, match="bytes differ"):
+    with pytest.raises(bench.BenchError, match="elements differ"):
         bench.run_cases(_dsp_runner(work), [bad], tmp_path)
 
 

@@ -45,7 +45,8 @@ def _check_anomaly_report(r: dict, samples: int) -> None:
     assert r["agreement"]["target_reference_exact"] == samples  # bit-exact
     (err,) = r["output_error"]
     assert err["tensor"] == "reconstruction" and err["values"] == samples * 640
-    assert err["snr_db"] is not None and err["snr_db"] > 20 and err["mean_steps"] < 1.0
+    # within an int8 step on average (an int16 output's steps are 256 times finer)
+    assert err["snr_db"] is not None and err["snr_db"] > 20 and err["mean_steps"] < (1.0 if err["bits"] == 8 else 256.0)
     an = r["anomaly"]
     assert an["samples"] == samples and 0 < an["anomalous"] < samples
     auc = an["auc"]

@@ -29,7 +29,8 @@ class OutputError:
     max_steps: float  # max |deployed − Keras| in steps of the output grid
     mean_steps: float
     snr_db: float | None  # None: the deployed output equals Keras's exactly
-    clipped: float  # fraction of Keras values outside the int8 grid's range by more than half a step
+    clipped: float  # fraction of Keras values outside the grid's range by more than half a step
+    bits: int = 8  # the output's width: its steps are 256 times finer at 16
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,7 +64,7 @@ def output_error(tensor: str, keras: np.ndarray, q: np.ndarray, scale: float, ze
         tensor=tensor, scale=float(scale), zero_point=int(zero_point), values=int(k.size),
         max_steps=float(steps.max(initial=0.0)), mean_steps=float(steps.mean()) if steps.size else 0.0,
         snr_db=snr_db(k, d),
-        clipped=float(np.mean((k < lo - scale / 2) | (k > hi + scale / 2))) if k.size else 0.0,
+        clipped=float(np.mean((k < lo - scale / 2) | (k > hi + scale / 2))) if k.size else 0.0, bits=bits,
     )
 
 
