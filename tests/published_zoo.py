@@ -32,7 +32,6 @@ class Task:
     x: np.ndarray  # every sample, float32, the model's input shape
     y: np.ndarray  # class labels, or anomaly labels (1 = anomalous) for the autoencoder
     train: np.ndarray  # indices trained on
-    regression: bool = False
 
     @property
     def test(self) -> np.ndarray:
@@ -75,7 +74,7 @@ def autoencoder_task(dim: int = 640) -> Task:
     x = _image(images, (32, dim // 32), 1).reshape(len(images), dim)
     anomalous = (labels >= 2).astype(np.int64)
     train = np.flatnonzero(anomalous[:TRAIN] == 0)
-    return Task(x, anomalous, train, regression=True)
+    return Task(x, anomalous, train)
 
 
 @dataclass(frozen=True)
@@ -125,7 +124,7 @@ def train(name: str, out_dir: Path, seed: int = 3) -> tuple[Path, Task]:
         if isinstance(layer, tf.keras.layers.BatchNormalization):
             layer.momentum = BATCHNORM_MOMENTUM
     xt = task.x[task.train]
-    if task.regression:
+    if entry.regression:
         model.compile(optimizer=tf.keras.optimizers.Adam(entry.learning_rate), loss="mse")
         model.fit(xt, xt, epochs=entry.epochs, batch_size=32, verbose=0)
     else:

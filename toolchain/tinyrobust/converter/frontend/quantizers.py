@@ -60,15 +60,12 @@ def _probe_levels(fn: Any, lo: float, hi: float, where: str) -> np.ndarray:
 
 
 def activation_grid(quantizer: Any, where: str) -> Grid:
-    """The int8 grid of a quantized_relu / quantized_bits activation quantizer."""
+    """The int8 grid of a quantized_relu / quantized_bits activation quantizer that is a plain
+    requantisation (classify_activation sends every other case to a table: alpha, negative_slope, …)."""
     if type(quantizer) not in (q.quantized_relu, q.quantized_bits):
         raise UnsupportedModelError(
             f"{where}: activation quantizer {quantizer} is not supported; use quantized_relu or quantized_bits"
         )
-    if type(quantizer) is q.quantized_bits and quantizer.alpha not in (None, 1, 1.0):
-        raise UnsupportedModelError(f"{where}: quantized_bits activations need alpha=None or 1")
-    if type(quantizer) is q.quantized_relu and getattr(quantizer, "negative_slope", 0.0):
-        raise UnsupportedModelError(f"{where}: quantized_relu with negative_slope is not supported")
     if getattr(quantizer, "use_stochastic_rounding", False):
         raise UnsupportedModelError(f"{where}: stochastic rounding activations are not deterministic")
     top = float(max(abs(float(quantizer.max())), abs(float(quantizer.min())), 1e-3))
