@@ -17,8 +17,9 @@ Widths must agree where the kernels need it: a weighted op, add, pool and pad re
 width; tables and Mul are int8 only; requantize (relu, quantizer activations) converts any width to
 any. Where a tensor's width differs from what a consumer needs, a conversion (an ActivationNode of
 kind "quantized" onto the other width's grid, lowered to tr_requantize_s8_s16 / _s16_s8) is
-inserted once and shared. Model inputs and outputs stay int8 (the wire protocol moves int8): a wide
-producer of an output writes `<output>:int16`, then a conversion writes the output itself.
+inserted once and shared. Model inputs stay int8 (the host quantises them); a wide model output stays
+int16 when asked (exact, balanced: finer logits keep near-tied classes in order), else its wide producer
+writes `<output>:int16` and a conversion writes the output itself on its int8 grid.
 """
 
 from __future__ import annotations
@@ -138,7 +139,6 @@ def widen(graph: Graph, wide_nodes: frozenset[str] | set[str], int16_outputs: bo
     # 2. conversions where a consumer needs the other width; wide outputs converted back to int8
     nodes: list[Node] = []
     converted: dict[tuple[str, int], str] = {}
-    outputs = list(graph.outputs)
     for node in graph.nodes:
         out_grid = tensors[node.output].grid
         assert out_grid is not None
@@ -166,4 +166,4 @@ def widen(graph: Graph, wide_nodes: frozenset[str] | set[str], int16_outputs: bo
             nodes.append(ActivationNode(f"{node.output}_to_int8", (wide_name,), node.output, act))
             continue
         nodes.append(node)
-    return replace(graph, nodes=tuple(nodes), tensors=tensors, outputs=tuple(outputs))
+    return replace(graph, nodes=tuple(nodes), tensors=tensors)
