@@ -80,7 +80,6 @@ def test_int16_activations_lift_the_logits_snr_over_int8(published_model) -> Non
     calibration = Dataset(task.x[task.train][:pz.CALIBRATION], None)
     fast = layer_fidelity(convert(path, calibration=calibration, fidelity="fast"), x)
     exact = layer_fidelity(_deploy("resnet8", published_model), x)
-    assert all(r.kernel.startswith("tr_") for r in exact[1:])
     assert {op.kernel for op in _deploy("resnet8", published_model).program.ops} >= {"tr_convolve_s16_t2",
                                                                                       "tr_add_s16"}
     logits_fast, logits_exact = fast[-1], exact[-1]

@@ -198,3 +198,18 @@ def test_several_inputs_serialise_as_v3_and_one_as_v2(tmp_path: Path) -> None:
 def test_a_program_needs_a_grid_per_input() -> None:
     with pytest.raises(ValueError, match="2 inputs, 2 outputs, 1 grids"):
         replace(_two_by_two(), input_quantizations=(InputQuantization(1.0, 0, -128, 127, "t"),))
+
+
+def test_an_int16_input_is_refused_and_an_int16_output_is_decoded() -> None:
+    """Inputs are quantised on the host as int8: an int16 one is refused. An int16 output is read from its
+    little-endian bytes."""
+    from tinyrobust.converter.program import InputQuantization, Program, TensorSpec
+
+    grid = InputQuantization(1.0, 0, -128, 127, "test")
+    ins = {"x": TensorSpec("x", (2,), 1.0, 0, "x"), "y": TensorSpec("y", (2,), 1.0, 0, "y", bits=16)}
+    with pytest.raises(ValueError, match="model inputs are int8; y is int16"):
+        Program(ins, (), ("y",), ("x",), (grid,), "t2r16-v1", "m")
+    program = Program(ins, (), ("x",), ("y",), (grid,), "t2r16-v1", "m")
+    assert program.output_bytes == 4
+    packed = np.array([[0x01, 0x02, 0xFF, 0xFF]], dtype=np.uint8).view(np.int8)
+    np.testing.assert_array_equal(program.output_values(packed), [[0x0201, -1]])

@@ -133,3 +133,17 @@ def test_write_reports(report: dict, tmp_path: Path) -> None:
     write_reports(report, tmp_path)
     assert json.loads((tmp_path / "report.json").read_text()) == json.loads(json.dumps(report))
     assert (tmp_path / "report.md").read_text() == render_markdown(report)
+
+
+def test_precision_counts_int16_tensors_and_says_int8_everywhere_otherwise() -> None:
+    from tinyrobust.converter.program import InputQuantization, Program, TensorSpec
+    from tinyrobust.workflows.report import precision, precision_line
+
+    grid = InputQuantization(1.0, 0, -128, 127, "test")
+    narrow = {"x": TensorSpec("x", (2,), 1.0, 0, "x"), "y": TensorSpec("y", (2,), 1.0, 0, "y")}
+    wide = {**narrow, "y": TensorSpec("y", (2,), 1.0, 0, "y", bits=16)}
+    p8 = precision(Program(narrow, (), ("x",), ("y",), (grid,), "t2r16-v1", "m"), [], None)
+    assert precision_line(p8, 64) == "activations: int8 everywhere"
+    p16 = precision(Program(wide, (), ("x",), ("y",), (grid,), "t2r16-v1", "m"), [], 32)
+    assert (p16["int16_tensors"], p16["tensors"], p16["int8_arena_bytes"]) == (1, 2, 32)
+    assert precision_line(p16, 64).endswith("arena 64 B (int8 everywhere: 32 B)")
