@@ -3,10 +3,12 @@
  * tr_add_s8 with the same params and arithmetic (tr_nn_add_params, tr_nn_types.h):
  *   a = requantize((q1 + input_1_offset) << left_shift, input_1_mult, input_1_shift)   (same for b)
  *   out = clamp(requantize(a + b, output_mult, output_shift) + output_offset, min, max)
- * with int16 codes (the lowering gives zero points 0, so offsets 0) and an int16 activation range.
+ * with int16 codes (offsets 0 on symmetric grids, 32768 / -32768 on non-negative ones) and an int16
+ * activation range.
  * Overflow bound: the caller keeps |q + offset| << left_shift and |a + b| within int32. The lowering
- * uses left_shift 15 (|q| <= 32768, so |q << 15| <= 2^30; 16 would reach 2^31) and input
- * multipliers <= 1/2 (|a|, |b| <= 2^29), as CMSIS-NN's arm_elementwise_add_s16 does.
+ * uses left_shift 15 (|q| <= 32768, so |q << 15| <= 2^30; 16 would reach 2^31), 14 when an input is on
+ * a non-negative grid (|q + 32768| <= 65535), and input multipliers <= 1/2 (|a|, |b| <= 2^29), as
+ * CMSIS-NN's arm_elementwise_add_s16 does.
  *
  * An int16 input takes 65536 values, too many for tr_add_s8's per-input tables: every element is
  * requantised three times. DSP path, for the lowering's case (activation the whole int16 range, input

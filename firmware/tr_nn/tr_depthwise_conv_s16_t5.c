@@ -1,6 +1,7 @@
 /*
- * tr_depthwise_conv_s16_t5.c - depthwise convolution: int16 activations in and out (zero point 0 by
- * convention, the CMSIS-NN s16 one), "trit5r20-v1" 5-trits-per-byte ternary weights.
+ * tr_depthwise_conv_s16_t5.c - depthwise convolution: int16 activations in and out (any zero point: 0 on a
+ * symmetric grid as CMSIS-NN s16, -32768 on a non-negative one), "trit5r20-v1" 5-trits-per-byte ternary
+ * weights.
  *
  * Layouts (tr_nn.h): input [1, H, W, C_in] int16, filter dims {1, KH, KW, C_out} with
  * C_out = C_in * ch_mult, packed as KH * KW rows (one per tap, order [KH][KW]) of C_out weights (as the

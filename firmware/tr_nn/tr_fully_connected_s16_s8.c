@@ -1,6 +1,6 @@
 /*
- * tr_fully_connected_s16_s8.c - fully connected: int16 activations (zero point 0, the CMSIS-NN s16
- * convention), "s8r4-v1" int8 weights.
+ * tr_fully_connected_s16_s8.c - fully connected: int16 activations (any zero point: 0 on a symmetric grid
+ * as CMSIS-NN s16, -32768 on a non-negative one), "s8r4-v1" int8 weights.
  *
  * Layouts (tr_nn.h): input {N, 1, 1, C_in} int16 (N rows processed one after another; normally 1),
  * filter dims {C_out, 1, 1, C_in}, one row of C_in weights per output channel, bias [C_out]

@@ -48,7 +48,7 @@ tr_nn_status tr_convolve_s8_s8(const tr_nn_context *ctx, const tr_nn_conv_params
                                const tr_nn_dims *filter_dims, const uint8_t *filter_data,
                                const tr_nn_dims *bias_dims, const int32_t *bias_data,
                                const tr_nn_dims *output_dims, int8_t *output_data);
-/* int16 activations in and out (zero point 0, CMSIS-NN s16), the same packed rows */
+/* int16 activations in and out (any zero point), the same packed rows */
 int32_t tr_convolve_s16_t2_get_buffer_size(const tr_nn_dims *input_dims, const tr_nn_dims *filter_dims);
 tr_nn_status tr_convolve_s16_t2(const tr_nn_context *ctx, const tr_nn_conv_params *conv_params,
                                 const tr_nn_per_channel_quant_params *quant_params,
@@ -96,7 +96,7 @@ tr_nn_status tr_depthwise_conv_s8_s8(const tr_nn_context *ctx, const tr_nn_dw_co
                                      const tr_nn_dims *bias_dims, const int32_t *bias_data,
                                      const tr_nn_dims *output_dims, int8_t *output_data);
 
-/* The same with int16 activations in and out (zero point 0, the CMSIS-NN s16 convention). */
+/* The same with int16 activations in and out (any zero point). */
 int32_t tr_depthwise_conv_s16_t2_get_buffer_size(const tr_nn_dims *input_dims, const tr_nn_dims *filter_dims);
 tr_nn_status tr_depthwise_conv_s16_t2(const tr_nn_context *ctx, const tr_nn_dw_conv_params *dw_conv_params,
                                       const tr_nn_per_channel_quant_params *quant_params,
@@ -142,7 +142,7 @@ tr_nn_status tr_fully_connected_s8_s8(const tr_nn_context *ctx, const tr_nn_fc_p
                                       const tr_nn_dims *filter_dims, const uint8_t *filter_data,
                                       const tr_nn_dims *bias_dims, const int32_t *bias_data,
                                       const tr_nn_dims *output_dims, int8_t *output_data);
-/* The same with int16 activations in and out (zero point 0; weights packed as above). */
+/* The same with int16 activations in and out (any zero point; weights packed as above). */
 int32_t tr_fully_connected_s16_t2_get_buffer_size(const tr_nn_dims *filter_dims);
 tr_nn_status tr_fully_connected_s16_t2(const tr_nn_context *ctx, const tr_nn_fc_params *fc_params,
                                        const tr_nn_per_channel_quant_params *quant_params,

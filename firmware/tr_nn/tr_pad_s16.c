@@ -1,7 +1,7 @@
 /*
  * tr_pad_s16.c - explicit spatial padding on int16 activations (the s16 twin of tr_pad_s8):
- * output [1, OH, OW, C] int16 is filled with pad_value (an int16 code; 0 for the symmetric int16
- * grids the lowering gives) and input [1, H, W, C] int16 is copied in at row `top`, column `left`
+ * output [1, OH, OW, C] int16 is filled with pad_value (an int16 code: the zero point, 0 on a symmetric
+ * int16 grid, -32768 on a non-negative one) and input [1, H, W, C] int16 is copied in at row `top`, column `left`
  * (top + H <= OH, left + W <= OW). Pure data movement, nothing can overflow.
  * The fill writes the pad value as a halfword pattern twice per 32-bit store (then memcpy per input
  * row), which is the fast path on every build, so there is no separate DSP path.

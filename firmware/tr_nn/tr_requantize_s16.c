@@ -4,8 +4,8 @@
  * input and output int16, both contiguous; they may be the same buffer (each element is read before
  * it is written), but must not overlap otherwise.
  *   out = clamp(requantize(q + input_offset, mult, shift) + output_offset, min, max)
- * Ranges: q + input_offset fits int32 (the lowering passes -z_in = 0 for an int16 grid: the CMSIS-NN s16
- * convention), and (q + input_offset) << max(shift, 0) fits int32 (the lowering checks this headroom);
+ * Ranges: q + input_offset fits int32 (the lowering passes -z_in = 0 for a symmetric int16 grid, 32768 for a
+ * non-negative one), and (q + input_offset) << max(shift, 0) fits int32 (the lowering checks this headroom);
  * output_offset within int32 without overflowing the sum, activation within int16 (min <= max).
  * DSP path: two int16 lanes per word load and store, the requantisation constants prepared once and its
  * rounding variant chosen outside the loop (5 instructions per element instead of ~20).

@@ -3,8 +3,8 @@
  * (narrowing: where an int16 tensor feeds an int8-only op or a model output). dims: any shape,
  * n * h * w * c elements, input int16, output int8, both contiguous; they must not overlap.
  *   out = clamp(requantize(q + input_offset, mult, shift) + output_offset, min, max)
- * Ranges: q + input_offset fits int32 (the lowering passes -z_in = 0 for an int16 grid: the CMSIS-NN s16
- * convention), and (q + input_offset) << max(shift, 0) fits int32 (the lowering checks this headroom);
+ * Ranges: q + input_offset fits int32 (the lowering passes -z_in = 0 for a symmetric int16 grid, 32768 for a
+ * non-negative one), and (q + input_offset) << max(shift, 0) fits int32 (the lowering checks this headroom);
  * output_offset within int32 without overflowing the sum, activation within int8 (min <= max).
  * DSP path: two int16 inputs per word load, four per step stored as one word of int8, the requantisation
  * constants prepared once and its rounding variant chosen outside the loop.

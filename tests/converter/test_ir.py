@@ -19,6 +19,22 @@ from tinyrobust.converter.ir import (
 )
 from tinyrobust.errors import UnsupportedModelError
 
+# ---------------------------------------------------------------- Grid.wide
+
+
+@pytest.mark.parametrize(("lo", "hi", "zero_point", "real_min", "real_max"), [
+    (-1.5, 3.0, 0, -3.0 * 32768 / 32767, 3.0),  # negative values: symmetric, CMSIS-NN's s16
+    (0.0, 3.0, -32768, 0.0, 3.0),  # a ReLU's output: every code on [0, hi]
+    (0.5, 3.0, -32768, 0.0, 3.0),  # zero joins the range
+])
+def test_wide_grid_spends_every_code_on_the_range(lo: float, hi: float, zero_point: int, real_min: float,
+                                                   real_max: float) -> None:
+    g = Grid.wide(lo, hi, "test")
+    assert (g.zero_point, g.qmin, g.qmax, g.bits) == (zero_point, -32768, 32767, 16)
+    assert (g.real_min, g.real_max) == (pytest.approx(real_min), pytest.approx(real_max))
+    assert g.scale == pytest.approx(3.0 / (65535 if zero_point else 32767))
+
+
 # ---------------------------------------------------------------- Grid.from_levels
 
 

@@ -40,9 +40,13 @@ def random_cases(rounds: int, seed: int) -> list[RunnerCase]:
 def random_case_s16(rng: np.random.Generator) -> RunnerCase:
     # odd and even counts around the DSP path's pairs; input multipliers <= 1/2 as the lowering's (shift 0
     # with a mantissa <= 2^30, or shift <= -1: the DSP path specialises on both kinds of rounding), offsets
-    # mostly 0 (int16 grids) and otherwise small enough that (q + offset) << 15 fits int32
+    # mostly 0 (symmetric int16 grids) and otherwise small enough that (q + offset) << 15 fits int32; a
+    # third of the cases are the lowering's non-negative grids (zero point −32768, left shift 14)
     n = int(rng.integers(1, 9)) if rng.random() < 0.3 else int(rng.integers(9, 600))
+    non_negative = rng.random() < 0.33
     def offset() -> int:
+        if non_negative:
+            return 32768
         return 0 if rng.random() < 0.7 else int(rng.integers(-1000, 1001))
     def mult_for(shift: int) -> int:
         return int(rng.integers(1 << 29, 1 << 30, endpoint=True)) if shift == 0 else _mult(rng)
@@ -53,8 +57,9 @@ def random_case_s16(rng: np.random.Generator) -> RunnerCase:
     if rng.random() < 0.3:
         lo, hi = sorted(int(v) for v in rng.integers(-32768, 32768, size=2))
         act = Clamp(lo, hi)
-    params = AddParams(n, offset(), mult_for(s1), s1, offset(), mult_for(s2), s2, add.LEFT_SHIFT[16],
-                       offset(), _mult(rng), so, act)
+    left_shift = add.LEFT_SHIFT_WIDE_ASYMMETRIC if non_negative else add.LEFT_SHIFT[16]
+    params = AddParams(n, offset(), mult_for(s1), s1, offset(), mult_for(s2), s2, left_shift,
+                       -offset(), _mult(rng), so, act)
     op = Op(add.FAMILY.kernel(None, 16), "add", ("a", "b"), "y", params)
     return RunnerCase.of(op, [kc.i16(rng, n), kc.i16(rng, n)], f"add_s16 {params}")
 
@@ -111,19 +116,25 @@ def test_lowered_add_is_within_one_step_of_the_real_sum() -> None:
     assert np.abs(got - real).max() <= go.scale * 1.0
 
 
-def test_lowered_s16_add_picks_tr_add_s16_and_is_within_one_step_of_the_real_sum() -> None:
-    g1, g2, go = Grid.wide(-3.0, 2.5, "a"), Grid.wide(-0.4, 0.7, "b"), Grid.wide(-3.5, 3.5, "y")
+@pytest.mark.parametrize(("low", "left_shift"), [(-0.4, 15), (0.0, 14)], ids=["symmetric", "relu_inputs"])
+def test_lowered_s16_add_picks_tr_add_s16_and_is_within_one_step_of_the_real_sum(low: float,
+                                                                                   left_shift: int) -> None:
+    """A residual add of two ReLU outputs has non-negative int16 grids (zero point −32768, |q − z| up to
+    65535): one bit less of left shift keeps it within int32."""
+    g1, g2 = Grid.wide(min(low, 0.0) * 7.5, 2.5, "a"), Grid.wide(low, 0.7, "b")
+    go = Grid.wide(min(low, 0.0) * 8.75, 3.5, "y")
     nodes = (InputNode("a", "a"), InputNode("b", "b"), AddNode("add", ("a", "b"), "y", Activation("linear")))
     tensors = {t: TensorInfo(t, (300,), t, g) for t, g in (("a", g1), ("b", g2), ("y", go))}
     graph = Graph(nodes, tensors, ("a",), ("y",), "g")
     (op,) = add.lower(nodes[2], graph, LowerOptions()).ops
-    assert op.kernel == "tr_add_s16" and op.params.left_shift == 15
+    assert op.kernel == "tr_add_s16" and op.params.left_shift == left_shift
     q1, q2 = np.meshgrid(np.arange(-32768, 32768, 517), np.arange(-32768, 32768, 331))
     q1, q2 = q1.reshape(-1).astype(np.int16), q2.reshape(-1).astype(np.int16)
     out = add.add(q1, q2, op.params, 16)
     assert out.dtype == np.int16
-    got = go.scale * out.astype(np.float64)
-    real = np.clip(g1.scale * q1.astype(np.float64) + g2.scale * q2.astype(np.float64), go.real_min, go.real_max)
+    got = go.scale * (out.astype(np.float64) - go.zero_point)
+    real = np.clip(g1.scale * (q1 - float(g1.zero_point)) + g2.scale * (q2 - float(g2.zero_point)),
+                   go.real_min, go.real_max)
     assert np.abs(got - real).max() <= go.scale * 1.0
 
 

@@ -229,20 +229,22 @@ def _wide_output(op: Op, x: np.ndarray) -> np.ndarray:
     return np.asarray(depthwise_conv.FAMILY.reference(op)([x[None]]))[0]
 
 
-def test_int16_depthwise_lowers_to_the_s16_kernel_and_matches_real_arithmetic() -> None:
+@pytest.mark.parametrize("input_low", [-3.0, 0.0], ids=["symmetric_input", "relu_input"])
+def test_int16_depthwise_lowers_to_the_s16_kernel_and_matches_real_arithmetic(input_low: float) -> None:
     """A 3×3, ch_mult 2, padded depthwise with a relu on int16 grids (Grid.wide) picks
     tr_depthwise_conv_s16_* (the s8 weights of int8 codes, ternary ones of ternary codes) and its output is
-    within half a step of the real convolution; an int8 output grid is refused naming the layer."""
+    within half a step of the real convolution; an int8 output grid is refused naming the layer. The relu
+    output's grid, and a non-negative input's, have zero point −32768 (padded taps read it)."""
     rng = np.random.default_rng(7)
     h, w, cin, mult = 5, 6, 3, 2
-    x_real = rng.uniform(-3.0, 3.0, (h, w, cin))
-    gi = Grid.wide(-3.0, 3.0, "in")
-    x = np.round(x_real / gi.scale).astype(np.int16)
+    x_real = rng.uniform(input_low, 3.0, (h, w, cin))
+    gi = Grid.wide(input_low, 3.0, "in")
+    x = np.clip(np.round(x_real / gi.scale) + gi.zero_point, -32768, 32767).astype(np.int16)
     for codes, fmt in ((rng.integers(-1, 2, (3, 3, cin, mult)), packing.T2),
                        (rng.integers(-128, 128, (3, 3, cin, mult)), packing.S8)):
         alpha = rng.uniform(0.01, 0.1, cin * mult)
         bias = rng.uniform(-0.5, 0.5, cin * mult)
-        xq = gi.scale * np.pad(x.astype(np.float64), ((1, 1), (1, 1), (0, 0)))
+        xq = gi.scale * np.pad(x.astype(np.float64) - gi.zero_point, ((1, 1), (1, 1), (0, 0)))
         real = np.zeros((h, w, cin * mult))
         for i in range(3):
             for j in range(3):
@@ -260,8 +262,8 @@ def test_int16_depthwise_lowers_to_the_s16_kernel_and_matches_real_arithmetic() 
         (op,) = depthwise_conv.lower(node, g, LowerOptions()).ops
         assert op.kernel == depthwise_conv.FAMILY.kernel(op.weight_format, 16)
         assert op.kernel.startswith("tr_depthwise_conv_s16_")
-        assert op.params.pad_value == 0
-        got = go.scale * _wide_output(op, x).astype(np.float64)
+        assert go.zero_point == -32768 and op.params.pad_value == gi.zero_point == (0 if input_low < 0 else -32768)
+        got = go.scale * (_wide_output(op, x).astype(np.float64) - go.zero_point)
         assert np.abs(got - real).max() <= go.scale * 0.51  # rounding onto the output grid alone
         narrow = _graph([InputNode("x", "x"), node], shapes, {"x": gi, "y": Grid.from_range(0.0, 1.0, "out")})
         with pytest.raises(AssertionError, match="dw_wide"):

@@ -20,10 +20,12 @@ from .lowering import ABS_MAX, Lowered, LowerOptions, grids, multiplier, output_
 
 # int8 inputs << 20 keep 11 bits of headroom in int32 (TFLite's choice).
 ADD_LEFT_SHIFT = 20
-# By activation bits. int16 inputs (zero point 0, |q| <= 32768) << 15 reach 2^30; << 16 would reach 2^31,
-# past INT32_MAX, so 15 is the largest shift whose bound fits (CMSIS-NN's s16 add uses 15 too). With input
-# multipliers <= 1/2 (see lower()), |a| and |b| stay <= 2^29 and their sum within int32.
+# By activation bits. Symmetric int16 inputs (zero point 0, |q| <= 32768) << 15 reach 2^30; << 16 would reach
+# 2^31, past INT32_MAX, so 15 is the largest shift whose bound fits (CMSIS-NN's s16 add uses 15 too). With
+# input multipliers <= 1/2 (see lower()), |a| and |b| stay <= 2^29 and their sum within int32. An input on
+# a non-negative int16 grid (zero point −32768: |q − z| <= 65535) takes one bit less: LEFT_SHIFT_WIDE_ASYMMETRIC.
 LEFT_SHIFT = {8: ADD_LEFT_SHIFT, 16: 15}
+LEFT_SHIFT_WIDE_ASYMMETRIC = 14
 
 
 @dataclass(frozen=True)
@@ -67,16 +69,16 @@ def lower(node: AddNode, graph: Graph, opts: LowerOptions) -> Lowered:
     if g1.bits != bits or g2.bits != bits:
         raise AssertionError(f"{where(node)}: add of {g1.bits}- and {g2.bits}-bit inputs onto a {bits}-bit "
                              "output; the add kernels need one width throughout")
-    left_shift = LEFT_SHIFT[bits]
-    # the C shifts q − z left in int32 (int8: |q − z| <= 255; int16 grids have z = 0: |q| <= 32768)
+    # the C shifts q − z left in int32 (int8: |q − z| <= 255; int16: <= 32768, or 65535 on a grid for [0, hi])
     shifted = max(max(abs(g.qmin - g.zero_point), abs(g.qmax - g.zero_point)) for g in (g1, g2))
+    left_shift = LEFT_SHIFT_WIDE_ASYMMETRIC if bits == 16 and shifted > ABS_MAX[16] else LEFT_SHIFT[bits]
     try:
         check_left_shift_headroom(shifted, left_shift)
     except OverflowError as exc:
         raise UnsupportedModelError(f"{where(node)}: {exc}") from exc
-    # the input multipliers are <= 1/2, the larger exactly 1/2: |a + b| <= (2 · ABS_MAX) << left_shift
+    # the input multipliers are <= 1/2, the larger exactly 1/2: |a + b| <= max(2 · ABS_MAX, shifted) << left_shift
     twice_max = 2.0 * max(g1.scale, g2.scale)
-    bound = (2 * ABS_MAX[bits]) << left_shift
+    bound = max(2 * ABS_MAX[bits], shifted) << left_shift
     m1, s1 = multiplier(g1.scale / twice_max, bound, where(node))
     m2, s2 = multiplier(g2.scale / twice_max, bound, where(node))
     mo, so = multiplier(twice_max / ((1 << left_shift) * go.scale), bound, where(node))

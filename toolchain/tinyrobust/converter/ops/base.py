@@ -99,8 +99,9 @@ class ArraySpec:
 
 OpFn = Callable[[list[np.ndarray]], np.ndarray]
 
-# Activation element widths: int8 (the default) and int16 (the CMSIS-NN s16 convention: zero point 0,
-# symmetric range), which the lowering chooses per tensor where int8 rounding loses fidelity.
+# Activation element widths: int8 (the default) and int16 (Grid.wide: symmetric as CMSIS-NN s16, or
+# zero point −32768 for a non-negative tensor), which the lowering chooses per tensor where int8 rounding
+# loses fidelity.
 ACTIVATION_BITS = (8, 16)
 C_TYPES = {8: "int8_t", 16: "int16_t"}
 NUMPY_TYPES: Mapping[int, type] = {8: np.int8, 16: np.int16}

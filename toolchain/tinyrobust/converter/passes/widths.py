@@ -1,8 +1,8 @@
 """Choose int8 or int16 activations per tensor, and insert the conversions between the two.
 
 int8 rounding noise compounds layer by layer: on a ResNet-8 the tensors after the last block are at
-~33 dB SNR against Keras, and near-tied logits change class. int16 codes (the CMSIS-NN s16
-convention: zero point 0, a symmetric grid) make each rounding 256 times finer. They matter only
+~33 dB SNR against Keras, and near-tied logits change class. int16 codes make each rounding
+256 times finer (512 on a ReLU's output: Grid.wide puts its zero point at −32768). They matter only
 where the model states no grid itself: a quantizer's levels already fit int8 exactly, so only
 tensors whose grid came from calibration are widened.
 
