@@ -1,9 +1,9 @@
 """The published architectures as users bring them (tests/published_zoo.py: MLPerf Tiny, hls4ml and the
 QKeras examples, each trained briefly on bundled data): deployed with their calibration data and the
 default settings (--fidelity exact: int16 activations on the calibrated tensors), every classifier must
-agree with Keras top-1 on ≥ 99.5 % of the held-out samples (on the reference, every sample; KNOWN_GAPS
-names the one that does not on every training run, with its floor) and run
-bit-exact on the emulated Cortex-M7 (QEMU, a sample). int8 everywhere (--fidelity fast) left ResNet-8 at
+agree with Keras top-1 on ≥ 99.5 % of the held-out samples (on the reference, every sample) and run
+bit-exact on the emulated Cortex-M7 (QEMU, a sample). The models are trained with TensorFlow's
+deterministic ops, so a machine gives the same figures on every run. int8 everywhere (--fidelity fast) left ResNet-8 at
 99.0 %, DS-CNN at 99.5 % and MobileNetV1 at 84 %: the int8 rounding noise compounds layer by layer, which
 the last test measures."""
 
@@ -24,11 +24,12 @@ from tinyrobust.workflows.fidelity import layer_fidelity
 
 pytestmark = pytest.mark.slow
 
+# MobileNetV1 (int16 throughout, 13 depthwise-separable blocks) is the closest to it: this briefly trained
+# model amplifies any perturbation by ~2 dB per layer and its disagreements are Keras near-ties. With
+# CMSIS-NN's symmetric s16 grids it agreed on 99.16 % (592/597); with the ReLU outputs' int16 grids on
+# [0, max] (Grid.wide), on 99.83 % (596/597). Trained with seeds 4 to 7 instead: 1, 0, 1 and 3
+# disagreements, the 3 on a model at 56 % accuracy on two classes.
 AGREEMENT_GOAL = 0.995
-# MobileNetV1 (int16 throughout) measured 99.16 % (592/597, a clean CI run) to 99.66 % (595/597) on different
-# training runs of this briefly trained model: it amplifies any perturbation by ~2 dB per layer and its
-# disagreements are Keras near-ties. Below the goal on some runs, so held to a floor until that is closed.
-KNOWN_GAPS = {"mobilenet_v1": 0.985}
 QEMU_SAMPLES = 4
 
 _deployed: dict[str, DeployedModel] = {}
@@ -52,7 +53,7 @@ def test_agrees_with_keras_on_every_held_out_sample(name: str, published_model) 
     assert np.mean(keras_top1 == y) > chance + 0.1, f"{name} trained to {np.mean(keras_top1 == y):.3f}"
     agreement = float(np.mean(deployed.predict(x).argmax(1) == keras_top1))
     print(f"{name}: Keras accuracy {np.mean(keras_top1 == y):.4f}, top-1 agreement {agreement:.4f} ({len(x)} samples)")
-    assert agreement >= KNOWN_GAPS.get(name, AGREEMENT_GOAL), f"{name}: {agreement:.4f} of {len(x)} samples"
+    assert agreement >= AGREEMENT_GOAL, f"{name}: {agreement:.4f} of {len(x)} samples"
 
 
 @pytest.mark.qemu
