@@ -3,9 +3,9 @@ QKeras examples, each trained briefly on bundled data): deployed with their cali
 default settings (--fidelity exact: int16 activations on the calibrated tensors), every classifier must
 agree with Keras top-1 on ≥ 99.5 % of the held-out samples (on the reference, every sample) and run
 bit-exact on the emulated Cortex-M7 (QEMU, a sample). The models are trained with TensorFlow's
-deterministic ops, so a machine gives the same figures on every run. int8 everywhere (--fidelity fast) left ResNet-8 at
-99.0 %, DS-CNN at 99.5 % and MobileNetV1 at 84 %: the int8 rounding noise compounds layer by layer, which
-the last test measures."""
+deterministic ops, so a machine gives the same figures on every run. int8 everywhere (--fidelity fast)
+left ResNet-8 at 99.0 %, DS-CNN at 99.5 % and MobileNetV1 at 84 % (an earlier training run): the int8
+rounding noise compounds layer by layer, which the last test measures."""
 
 from __future__ import annotations
 
